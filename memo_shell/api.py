@@ -1,0 +1,295 @@
+"""The library API: ``memo_shell.open()`` and the ``Memories`` handle it returns.
+
+This is the one front door used by the CLI, the TUI and scripts alike, so the invariants live
+here: a memory is acknowledged (its id returned) only once its file is durable; the index is
+told afterwards and can always be rebuilt from the files; forgetting removes the file first.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from memo_shell import records
+from memo_shell.config import Settings, default_data_dir
+from memo_shell.disk import Disk
+from memo_shell.errors import NotFound
+from memo_shell.index import Index
+from memo_shell.records import CorruptRecord, Memory, Provenance, UnsupportedVersion
+from memo_shell.store import Store
+
+#: Import writes this many records per durable batch (two syncs each).
+BATCH_SIZE = 2000
+_CACHE_SIZE = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One recalled memory, its fused score, and the reasons it was recalled."""
+
+    memory: Memory
+    score: float
+    why: list[str]
+
+
+class Memories:
+    """A handle on one data directory. Use as a context manager, or call ``close()``."""
+
+    def __init__(
+        self,
+        data_dir: Path | str | None = None,
+        *,
+        settings: Settings | None = None,
+        disk: Disk | None = None,
+        embedder: Any | None = None,
+        preload: bool = True,
+    ) -> None:
+        root = Path(data_dir).expanduser() if data_dir is not None else None
+        if root is None:
+            root = settings.data_dir if settings is not None else default_data_dir()
+        self.settings = settings
+        self.store = Store(root, disk)
+        self.index = Index(self.store, root / "index", embedder=embedder)
+        self._cache: OrderedDict[str, Memory] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._index_started = False
+        self._start_lock = threading.Lock()
+        if preload:
+            self._ensure_index()
+
+    def _ensure_index(self) -> Index:
+        """Start loading the index (once). Short-lived CLI commands never pay for it."""
+        if not self._index_started:
+            with self._start_lock:
+                if not self._index_started:
+                    self.index.start()
+                    self._index_started = True
+        return self.index
+
+    # ------------------------------------------------------------------ context manager
+
+    def __enter__(self) -> Memories:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Persist the index if it changed and stop its background work."""
+        self.index.close()
+
+    @property
+    def data_dir(self) -> Path:
+        return self.store.root
+
+    # ------------------------------------------------------------------ cache
+
+    def _remember(self, memory: Memory) -> None:
+        with self._cache_lock:
+            self._cache[memory.id] = memory
+            self._cache.move_to_end(memory.id)
+            while len(self._cache) > _CACHE_SIZE:
+                self._cache.popitem(last=False)
+
+    def _evict(self, memory_id: str) -> None:
+        with self._cache_lock:
+            self._cache.pop(memory_id, None)
+
+    # ------------------------------------------------------------------ writing
+
+    def add(
+        self,
+        user: str,
+        assistant: str = "",
+        session: str = "default",
+        at: datetime | None = None,
+        meta: dict[str, str] | None = None,
+        *,
+        model: str = "",
+        backend: str = "",
+        provenance: Provenance | str = Provenance.TYPED,
+        tags: Sequence[str] = (),
+        pinned: bool = False,
+    ) -> str:
+        """Store one interaction; returns its id only after the file is durable on disk."""
+        memory = records.make_memory(
+            user=user,
+            assistant=assistant,
+            session=session,
+            at=at,
+            meta=meta,
+            model=model,
+            backend=backend,
+            provenance=provenance,
+            tags=tuple(tags),
+            pinned=pinned,
+        )
+        self.store.write(memory)
+        self._remember(memory)
+        self.index.add(memory)
+        return memory.id
+
+    def add_many(
+        self,
+        memories: Iterable[Memory],
+        *,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[str]:
+        """Store prepared records in durable batches; ids are returned once all are durable.
+
+        Each batch is acknowledged (and indexed) as a whole, so an interrupted import keeps every
+        batch that completed and nothing of the one in flight.
+        """
+        ids: list[str] = []
+        batch: list[Memory] = []
+
+        def flush() -> None:
+            self.store.write_batch(batch)
+            self.index.add_many(batch)
+            ids.extend(m.id for m in batch)
+            if progress is not None:
+                progress(len(batch))
+            batch.clear()
+
+        for memory in memories:
+            batch.append(memory)
+            if len(batch) >= BATCH_SIZE:
+                flush()
+        if batch:
+            flush()
+        return ids
+
+    def _rewrite(self, memory: Memory) -> Memory:
+        self.store.write(memory)
+        self._remember(memory)
+        self.index.update(memory)
+        return memory
+
+    def pin(self, memory_id: str, pinned: bool = True) -> Memory:
+        """Pinned memories are always eligible for recall and never pruned by filters."""
+        memory = self.get(memory_id)
+        if memory.pinned == pinned:
+            return memory
+        return self._rewrite(memory.with_changes(pinned=pinned))
+
+    def unpin(self, memory_id: str) -> Memory:
+        return self.pin(memory_id, False)
+
+    def set_tags(self, memory_id: str, tags: Sequence[str]) -> Memory:
+        memory = self.get(memory_id)
+        cleaned = tuple(dict.fromkeys(t.strip() for t in tags if t.strip()))
+        if cleaned == memory.tags:
+            return memory
+        return self._rewrite(memory.with_changes(tags=cleaned))
+
+    def forget(self, memory_id: str) -> None:
+        """Delete the file (durably) first, then every derived trace of it."""
+        self.store.delete(memory_id)
+        self._evict(memory_id)
+        self.index.remove(memory_id)
+
+    def forget_many(self, memory_ids: Iterable[str]) -> list[str]:
+        """Forget each id; returns those actually forgotten (unknown ids are skipped)."""
+        done = []
+        for memory_id in memory_ids:
+            try:
+                self.forget(memory_id)
+            except NotFound:
+                continue
+            done.append(memory_id)
+        return done
+
+    # ------------------------------------------------------------------ reading
+
+    def get(self, memory_id: str) -> Memory:
+        """Read one memory (from a small LRU cache when recently seen)."""
+        memory_id = memory_id.strip().upper()
+        with self._cache_lock:
+            cached = self._cache.get(memory_id)
+        if cached is not None:
+            return cached
+        memory = self.store.read(memory_id)
+        self._remember(memory)
+        return memory
+
+    def _get_or_none(self, memory_id: str) -> Memory | None:
+        try:
+            return self.get(memory_id)
+        except (NotFound, CorruptRecord, UnsupportedVersion):
+            return None
+
+    def recall(self, query: str, k: int = 10, *, session: str | None = None) -> list[Hit]:
+        """The ``k`` memories most relevant to ``query``, best first, each with its reasons."""
+        if k <= 0:
+            return []
+        hits: list[Hit] = []
+        for found in self._ensure_index().search(query, k=k, session=session):
+            memory = self._get_or_none(found.id)
+            if memory is None:  # forgotten or damaged behind our back: drop the stale entry
+                self.index.remove(found.id)
+                continue
+            hits.append(Hit(memory, found.score, list(found.why)))
+        return hits
+
+    def iter_memories(
+        self, *, newest_first: bool = True, session: str | None = None
+    ) -> Iterator[Memory]:
+        """Every readable memory in time order; damaged files are quarantined and skipped."""
+        for memory_id in self.store.iter_ids(newest_first=newest_first):
+            memory = self._get_or_none(memory_id)
+            if memory is not None and (session is None or memory.session == session):
+                yield memory
+
+    def ids(self, *, newest_first: bool = False) -> list[str]:
+        return list(self.store.iter_ids(newest_first=newest_first))
+
+    def count(self) -> int:
+        return sum(1 for _ in self.store.iter_ids())
+
+    # ------------------------------------------------------------------ maintenance
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Block until the index has loaded and caught up with the files."""
+        return self._ensure_index().wait_ready(timeout)
+
+    def reindex(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Rebuild every derived structure from the record files; returns records indexed."""
+        return self.index.rebuild(progress)
+
+    def stats(self) -> dict[str, Any]:
+        """Counts and sizes for ``mem stats`` and the UI footer (waits for the index)."""
+        index = self._ensure_index()
+        index.wait_ready()
+        index_stats = index.stats()
+        ids = self.ids()
+        return {
+            "data_dir": str(self.data_dir),
+            "memories": len(ids),
+            "sessions": index_stats.get("sessions", 0),
+            "pinned": index_stats.get("pinned", 0),
+            "oldest": records.id_datetime(ids[0]).isoformat() if ids else None,
+            "newest": records.id_datetime(ids[-1]).isoformat() if ids else None,
+            "disk_bytes": self.store.disk_usage(),
+            "quarantined": len(self.store.quarantined),
+            "index": index_stats,
+        }
+
+
+def open(  # mirrors builtins.open on purpose: `memo_shell.open(path)`
+    data_dir: Path | str | None = None,
+    *,
+    settings: Settings | None = None,
+    embedder: Any | None = None,
+    preload: bool = True,
+) -> Memories:
+    """Open (creating if needed) the memory store in ``data_dir``; returns at once.
+
+    The index loads in the background; ``add`` works immediately and ``recall`` waits for the
+    index only if it has not finished loading.
+    """
+    return Memories(data_dir, settings=settings, embedder=embedder, preload=preload)

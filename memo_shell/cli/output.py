@@ -1,0 +1,109 @@
+"""How commands speak: exactly one JSON document with ``--json``, rich tables on a terminal,
+plain tab-separated text when piped (so ``cut`` and ``grep`` work on it).
+
+Diagnostics (warnings, notices, progress) go to stderr so stdout stays a clean data channel.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print exactly one JSON document on stdout."
+)
+
+
+class Output:
+    """One per command invocation; knows whether we are talking to a person or a program."""
+
+    def __init__(self, as_json: bool = False) -> None:
+        self.as_json = as_json
+        self.console = Console(highlight=False, soft_wrap=True)
+        self.errors = Console(stderr=True, highlight=False, soft_wrap=True)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.console.is_terminal
+
+    def document(self, obj: Any) -> None:
+        """The JSON result of the command (call once)."""
+        sys.stdout.write(json.dumps(obj, ensure_ascii=False, indent=None) + "\n")
+        sys.stdout.flush()
+
+    def line(self, text: str, style: str | None = None) -> None:
+        """A human line on stdout (suppressed in JSON mode)."""
+        if self.as_json:
+            return
+        if self.is_terminal:
+            self.console.print(text, style=style, markup=False)
+        else:
+            sys.stdout.write(text + "\n")
+
+    def note(self, text: str, style: str = "yellow") -> None:
+        """A notice for the person at the keyboard: always stderr, never mixed into data."""
+        self.errors.print(text, style=style, markup=False)
+
+    def table(
+        self,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[str]],
+        *,
+        title: str | None = None,
+        styles: Sequence[str | None] | None = None,
+    ) -> None:
+        if self.as_json:
+            return
+        if not self.is_terminal:
+            for row in rows:
+                sys.stdout.write("\t".join(cell.replace("\t", " ") for cell in row) + "\n")
+            return
+        table = Table(title=title, header_style="bold", show_edge=False, pad_edge=False)
+        for i, column in enumerate(columns):
+            style = styles[i] if styles else None
+            table.add_column(
+                column, style=style, overflow="fold" if i == len(columns) - 1 else "ellipsis"
+            )
+        for row in rows:
+            table.add_row(*row)
+        self.console.print(table)
+
+
+def preview(text: str, width: int = 60) -> str:
+    """One line of a memory for tables: newlines folded, long text cut with an ellipsis."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def progress_bar(
+    out: Output, total: int | None, description: str
+) -> tuple[Any, Callable[[int], None]]:
+    """A rich progress bar on stderr when a person is watching; a no-op otherwise."""
+    from contextlib import nullcontext
+
+    if out.as_json or not out.errors.is_terminal:
+        return nullcontext(), lambda _n: None
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn() if total else TextColumn("{task.completed}"),
+        TimeRemainingColumn(),
+        console=out.errors,
+        transient=True,
+    )
+    task = progress.add_task(description, total=total)
+    return progress, lambda n: progress.advance(task, n)

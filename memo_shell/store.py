@@ -1,0 +1,368 @@
+"""The durable store: one record file per memory, written atomically, kept as the source of truth.
+
+Layout under the data directory::
+
+    memories/YYYY/MM/DD/<ULID>.memo     one record (UTC date of the id's time part)
+    quarantine/                         files that failed to decode, plus log.jsonl saying why
+
+The date shards keep every directory small, make "the newest N" a walk of the last few
+directories, and let backup and sync tools see one new file per interaction. A record's path is a
+pure function of its id, so ``read(id)`` needs no index.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import stat
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from memo_shell import records
+from memo_shell.disk import Disk, FileTooLarge
+from memo_shell.errors import NotFound, StoreError, describe_os_error
+from memo_shell.records import CorruptRecord, Memory
+
+RECORD_SUFFIX = ".memo"
+TEMP_SUFFIX = ".tmp"
+#: A temp file whose writer is gone (or that is older than this) is debris from a crash.
+STALE_TEMP_SECONDS = 3600.0
+
+_counter = itertools.count()
+
+
+@dataclass
+class ScanResult:
+    """One walk of the memories tree: what is a record, what is debris, what is foreign."""
+
+    ids: list[str] = field(default_factory=list)
+    temps: list[Path] = field(default_factory=list)
+    foreign: list[Path] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """A file moved out of the way because it could not be decoded."""
+
+    original: Path
+    moved_to: Path
+    reason: str
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Store:
+    """Atomic, durable record files. Thread-safe for distinct ids; process-safe by design.
+
+    Two processes never write the same file (ids are unique), and every visible file is complete
+    (written under a temp name, fsynced, then renamed), so no locking is needed here.
+    """
+
+    def __init__(self, root: Path, disk: Disk | None = None) -> None:
+        self.root = Path(root).expanduser()
+        self.disk = disk or Disk()
+        self.memories_dir = self.root / "memories"
+        self.quarantine_dir = self.root / "quarantine"
+        self._known_dirs: set[Path] = set()
+        self.quarantined: list[Quarantined] = []
+        self._ensure_dir(self.memories_dir)
+
+    # ----------------------------------------------------------------- paths and directories
+
+    def path_for(self, memory_id: str) -> Path:
+        """Where the record with this id lives (or would live). Rejects anything not an id."""
+        when = records.id_datetime(memory_id)
+        return (
+            self.memories_dir
+            / f"{when.year:04d}"
+            / f"{when.month:02d}"
+            / f"{when.day:02d}"
+            / f"{memory_id}{RECORD_SUFFIX}"
+        )
+
+    def _ensure_dir(self, path: Path) -> None:
+        """Create ``path`` and missing parents (0700), fsyncing each parent that gained an entry."""
+        if path in self._known_dirs:
+            return
+        missing: list[Path] = []
+        probe = path
+        while not probe.is_dir():
+            missing.append(probe)
+            if probe.parent == probe:
+                break
+            probe = probe.parent
+        try:
+            for directory in reversed(missing):
+                try:
+                    self.disk.mkdir(directory)
+                except FileExistsError:
+                    continue  # another process made it first: fine
+                self.disk.fsync_dir(directory.parent)
+        except OSError as exc:
+            raise StoreError(describe_os_error(exc, f"creating {directory}")) from exc
+        self._known_dirs.add(path)
+
+    def permission_problem(self) -> str | None:
+        """A warning if other users can read the data directory, else None."""
+        try:
+            mode = self.root.stat().st_mode
+        except OSError:
+            return None
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            return (
+                f"{self.root} is readable by other users (mode {stat.filemode(mode)}); "
+                f"run: chmod 700 {self.root}"
+            )
+        return None
+
+    # ----------------------------------------------------------------- writing
+
+    def _temp_path(self, final: Path) -> Path:
+        return final.with_name(f".{final.stem}.{os.getpid()}.{next(_counter)}{TEMP_SUFFIX}")
+
+    def _write_temp(self, final: Path, data: bytes, *, sync: bool) -> Path:
+        self._ensure_dir(final.parent)
+        temp = self._temp_path(final)
+        fd = self.disk.open_new(temp)
+        try:
+            try:
+                self.disk.write_all(fd, data)
+                if sync:
+                    self.disk.fsync(fd)
+            finally:
+                self.disk.close(fd)
+        except BaseException:
+            self._discard(temp)
+            raise
+        return temp
+
+    def _discard(self, path: Path) -> None:
+        with contextlib.suppress(OSError):
+            self.disk.unlink(path)
+
+    def write(self, memory: Memory) -> None:
+        """Write (or replace) one record durably; returns only once it would survive power loss.
+
+        temp file in the same directory -> write all -> fsync -> rename -> fsync directory.
+        On any failure the final name is left as it was before the call and the error says why.
+        """
+        data = records.encode(memory)
+        final = self.path_for(memory.id)
+        existed = final.exists()
+        try:
+            temp = self._write_temp(final, data, sync=True)
+            try:
+                self.disk.rename(temp, final)
+            except BaseException:
+                self._discard(temp)
+                raise
+            try:
+                self.disk.fsync_dir(final.parent)
+            except BaseException:
+                # The rename may or may not be durable; it was not acknowledged, so a new record
+                # must not linger and resurface later. A replaced one stays as renamed.
+                if not existed:
+                    self._discard(final)
+                raise
+        except OSError as exc:
+            raise StoreError(describe_os_error(exc, "saving the memory")) from exc
+
+    def write_batch(self, memories: Iterable[Memory]) -> int:
+        """Write many new records with two file-system syncs in all (used by import).
+
+        All temp files are written, the file system is synced (data durable), all are renamed,
+        and it is synced again (names durable). Nothing is acknowledged before the end; on
+        failure every temp file of the batch is removed and already-renamed ones are deleted.
+        """
+        staged: list[tuple[Path, Path]] = []
+        renamed: list[Path] = []
+        try:
+            for memory in memories:
+                final = self.path_for(memory.id)
+                staged.append((self._write_temp(final, records.encode(memory), sync=False), final))
+            if not staged:
+                return 0
+            self.disk.sync_filesystem(self.memories_dir)
+            for temp, final in staged:
+                self.disk.rename(temp, final)
+                renamed.append(final)
+            self.disk.sync_filesystem(self.memories_dir)
+        except OSError as exc:
+            for temp, _final in staged:
+                self._discard(temp)
+            for final in renamed:
+                self._discard(final)
+            raise StoreError(describe_os_error(exc, "saving the imported memories")) from exc
+        return len(staged)
+
+    def delete(self, memory_id: str) -> None:
+        """Remove a record: unlink, then fsync the directory so it cannot come back."""
+        path = self.path_for(memory_id)
+        try:
+            self.disk.unlink(path)
+        except FileNotFoundError as exc:
+            raise NotFound(f"no memory with id {memory_id}") from exc
+        except OSError as exc:
+            raise StoreError(describe_os_error(exc, f"forgetting {memory_id}")) from exc
+        try:
+            self.disk.fsync_dir(path.parent)
+        except OSError as exc:
+            raise StoreError(describe_os_error(exc, f"forgetting {memory_id}")) from exc
+
+    # ----------------------------------------------------------------- reading
+
+    def exists(self, memory_id: str) -> bool:
+        return records.is_valid_id(memory_id) and self.path_for(memory_id).exists()
+
+    def read(self, memory_id: str) -> Memory:
+        """Read and verify one record. A corrupt file is quarantined and CorruptRecord raised."""
+        if not records.is_valid_id(memory_id):
+            raise NotFound(f"{memory_id!r} is not a memory id (ids look like 01JD3M8Q...)")
+        path = self.path_for(memory_id)
+        try:
+            data = self.disk.read(path, records.MAX_FILE_BYTES)
+        except FileNotFoundError as exc:
+            raise NotFound(f"no memory with id {memory_id}") from exc
+        except FileTooLarge as exc:
+            self.quarantine(path, str(exc))
+            raise CorruptRecord(str(exc)) from exc
+        except OSError as exc:
+            raise StoreError(describe_os_error(exc, f"reading {memory_id}")) from exc
+        try:
+            memory = records.decode(data)
+            if memory.id != memory_id:
+                raise CorruptRecord(f"file holds record {memory.id}, not {memory_id}")
+        except CorruptRecord as exc:
+            self.quarantine(path, str(exc))
+            raise
+        return memory
+
+    def quarantine(self, path: Path, reason: str) -> Quarantined | None:
+        """Move a bad file into ``quarantine/`` and log why; everything else keeps loading."""
+        self._ensure_dir(self.quarantine_dir)
+        target = self.quarantine_dir / path.name
+        n = 1
+        while target.exists():
+            target = self.quarantine_dir / f"{path.name}.{n}"
+            n += 1
+        try:
+            self.disk.rename(path, target)
+            self.disk.fsync_dir(self.quarantine_dir)
+            self.disk.fsync_dir(path.parent)
+        except FileNotFoundError:
+            return None  # someone else moved or deleted it first
+        except OSError:
+            return None  # read-only store: report but leave the file where it is
+        entry = Quarantined(path, target, reason)
+        self.quarantined.append(entry)
+        line = json.dumps(
+            {"file": str(path), "moved_to": str(target), "reason": reason, "at": time.time()}
+        )
+        try:
+            with open(self.quarantine_dir / "log.jsonl", "a", encoding="utf-8") as log:
+                log.write(line + "\n")
+        except OSError:
+            pass
+        return entry
+
+    # ----------------------------------------------------------------- listing
+
+    def _walk(self, newest_first: bool) -> Iterator[tuple[Path, os.DirEntry[str]]]:
+        """Yield (directory, entry) for every file in the shards, in id (time) order."""
+
+        def sorted_dirs(path: Path) -> list[Path]:
+            try:
+                with os.scandir(path) as it:
+                    names = [e.name for e in it if e.is_dir(follow_symlinks=False)]
+            except FileNotFoundError:
+                return []
+            return [path / n for n in sorted(names, reverse=newest_first) if n.isdigit()]
+
+        for year in sorted_dirs(self.memories_dir):
+            for month in sorted_dirs(year):
+                for day in sorted_dirs(month):
+                    try:
+                        with os.scandir(day) as it:
+                            entries = [e for e in it if e.is_file(follow_symlinks=False)]
+                    except FileNotFoundError:
+                        continue
+                    entries.sort(key=lambda e: e.name, reverse=newest_first)
+                    for entry in entries:
+                        yield day, entry
+
+    def iter_ids(self, *, newest_first: bool = False) -> Iterator[str]:
+        """Ids of every record file, in time order, from directory listings alone (no reads)."""
+        for _directory, entry in self._walk(newest_first):
+            name = entry.name
+            if name.endswith(RECORD_SUFFIX):
+                memory_id = name[: -len(RECORD_SUFFIX)]
+                if records.is_valid_id(memory_id):
+                    yield memory_id
+
+    def scan(self) -> ScanResult:
+        """Walk everything once, sorting record files from crash debris and foreign files."""
+        result = ScanResult()
+        for directory, entry in self._walk(newest_first=False):
+            name = entry.name
+            if name.endswith(RECORD_SUFFIX) and records.is_valid_id(name[: -len(RECORD_SUFFIX)]):
+                result.ids.append(name[: -len(RECORD_SUFFIX)])
+            elif name.startswith(".") and name.endswith(TEMP_SUFFIX):
+                result.temps.append(directory / name)
+            else:
+                result.foreign.append(directory / name)
+        return result
+
+    def sweep_temps(self, temps: Iterable[Path] | None = None) -> int:
+        """Delete temp files left by crashed writers; a live writer's temp file is left alone."""
+        if temps is None:
+            temps = self.scan().temps
+        swept = 0
+        now = time.time()
+        for path in temps:
+            parts = path.name.split(".")
+            try:
+                pid = int(parts[2])
+            except (IndexError, ValueError):
+                pid = -1
+            try:
+                age = now - path.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            if pid == os.getpid() and age < STALE_TEMP_SECONDS:
+                continue  # one of ours, still being written
+            if pid > 0 and pid != os.getpid() and _pid_alive(pid) and age < STALE_TEMP_SECONDS:
+                continue
+            self._discard(path)
+            swept += 1
+        return swept
+
+    def quarantine_foreign(self, paths: Iterable[Path]) -> list[Quarantined]:
+        """Move files that are not records (nor our temp files) out of the shards."""
+        moved = []
+        for path in paths:
+            entry = self.quarantine(path, "not a memo-shell record file")
+            if entry is not None:
+                moved.append(entry)
+        return moved
+
+    def disk_usage(self) -> int:
+        """Bytes used by record files (directory listing plus one stat each)."""
+        total = 0
+        for _directory, entry in self._walk(newest_first=False):
+            try:
+                total += entry.stat(follow_symlinks=False).st_size
+            except FileNotFoundError:
+                continue
+        return total
