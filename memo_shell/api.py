@@ -58,6 +58,7 @@ class Memories:
         self._cache: OrderedDict[str, Memory] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._index_started = False
+        self._closed = False
         self._start_lock = threading.Lock()
         if preload:
             self._ensure_index()
@@ -80,7 +81,10 @@ class Memories:
         self.close()
 
     def close(self) -> None:
-        """Persist the index if it changed and stop its background work."""
+        """Persist the index if it changed and stop its background work (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
         self.index.close()
 
     @property

@@ -212,3 +212,26 @@ def test_console_script_and_module_entry_points(tmp_path: Path) -> None:
     )
     memory_id = json.loads(created.stdout)["id"]
     assert Store(tmp_path / "d").read(memory_id).user == "via env"
+
+
+def test_a_corrupt_file_is_reported_by_path_and_the_rest_still_lists(
+    run_cli, data_dir: Path
+) -> None:  # type: ignore[no-untyped-def]
+    good = add(run_cli, "intact memory")
+    bad = add(run_cli, "this one gets torn")
+    path = Store(data_dir).path_for(bad)
+    path.write_bytes(path.read_bytes()[:25])
+    result = run_cli("mem", "list", "--json")
+    assert result.exit_code == 0
+    assert [m["id"] for m in json.loads(result.stdout)] == [good]
+    assert str(path) in result.stderr and "quarantine" in result.stderr
+    assert (data_dir / "quarantine" / path.name).exists()
+
+
+def test_unwritable_data_dir_is_one_clear_message(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    result = run_cli("mem", "add", "--user", "x", data=blocker / "data")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: creating") and "Not a directory" in result.stderr
+    assert "Traceback" not in result.stderr

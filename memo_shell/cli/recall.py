@@ -28,8 +28,6 @@ def recall(ctx: CliContext, query: str, k: int, session: str | None, as_json: bo
     out = Output(as_json)
     with ctx.open_memories() as memories:
         hits = memories.recall(query, k=k, session=session)
-        for notice in memories.index.notices:
-            out.note(notice)
     if as_json:
         out.document(
             [
@@ -86,8 +84,6 @@ def reindex(ctx: CliContext, as_json: bool) -> None:
 
         with bar:
             count = memories.reindex(progress)
-        for notice in memories.index.notices:
-            out.note(notice)
     elapsed = time.perf_counter() - started
     if as_json:
         out.document({"indexed": count, "seconds": round(elapsed, 3)})
