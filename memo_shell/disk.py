@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import stat
 import sys
 from pathlib import Path
 
@@ -87,10 +88,17 @@ class Disk:
             os.close(fd)
 
     def read(self, path: Path, limit: int) -> bytes:
-        """Read a whole file, refusing (by fstat, before reading) anything over ``limit`` bytes."""
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        """Read a whole file, refusing (by fstat, before reading) anything over ``limit`` bytes.
+
+        O_NONBLOCK so a named pipe at a record's path cannot block open() forever; anything
+        but a regular file (pipe, directory, device) is refused before reading.
+        """
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
         try:
-            size = os.fstat(fd).st_size
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise NotARegularFile(path, st.st_mode)
+            size = st.st_size
             if size > limit:
                 raise FileTooLarge(path, size, limit)
             chunks = []
@@ -116,3 +124,11 @@ class FileTooLarge(OSError):
         super().__init__(f"{path} is {size} bytes, over the {limit}-byte record limit")
         self.path = path
         self.size = size
+
+
+class NotARegularFile(OSError):
+    """A pipe, directory or device where a record file should be: refused, never read."""
+
+    def __init__(self, path: Path, mode: int) -> None:
+        super().__init__(f"{path} is not a regular file ({stat.filemode(mode)})")
+        self.path = path

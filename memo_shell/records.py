@@ -45,7 +45,10 @@ MAX_TAGS = 64
 MAX_META_ITEMS = 256
 MAX_SHORT_FIELD = 512  # session, model, backend, tags, meta keys
 
-_ULID_RE = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$")
+_ULID_RE = re.compile(r"[0-7][0-9A-HJKMNP-TV-Z]{25}")  # used with fullmatch: `$` allows "\n"
+#: Time part of 9999-12-31T23:59:59.999Z, the last instant a ``memories/YYYY/`` shard can name.
+#: The Crockford alphabet is in ASCII order, so comparing the strings compares the times.
+_MAX_TIME_PREFIX = "76EZ91ZPZZ"
 
 
 class Provenance(StrEnum):
@@ -99,8 +102,15 @@ class Memory:
 
 
 def is_valid_id(value: str) -> bool:
-    """True for a canonical ULID string (26 Crockford base32 characters, upper case)."""
-    return isinstance(value, str) and bool(_ULID_RE.match(value))
+    """True for a canonical ULID string (26 Crockford base32 characters, upper case).
+
+    Its time must fall within year 9999, or the record could not be placed in a date shard.
+    """
+    return (
+        isinstance(value, str)
+        and _ULID_RE.fullmatch(value) is not None
+        and value[:10] <= _MAX_TIME_PREFIX
+    )
 
 
 def new_id(at: datetime | None = None) -> str:
@@ -110,11 +120,26 @@ def new_id(at: datetime | None = None) -> str:
     return str(ULID.from_timestamp(at.timestamp()))
 
 
-def id_datetime(memory_id: str) -> datetime:
-    """The UTC instant encoded in a ULID (used to place its file without any lookup)."""
+_CROCKFORD_VALUE = {c: i for i, c in enumerate("0123456789ABCDEFGHJKMNPQRSTVWXYZ")}
+
+
+def id_milliseconds(memory_id: str) -> int:
+    """Milliseconds since the epoch in a ULID's first 10 characters.
+
+    Decoded by hand because it sits on the path of every file lookup, and a full ULID parse
+    costs ~25 µs against ~1 µs here.
+    """
     if not is_valid_id(memory_id):
         raise InvalidRecord(f"not a memory id: {memory_id!r}")
-    return ULID.from_str(memory_id).datetime
+    value = 0
+    for char in memory_id[:10]:
+        value = value * 32 + _CROCKFORD_VALUE[char]
+    return value
+
+
+def id_datetime(memory_id: str) -> datetime:
+    """The UTC instant encoded in a ULID (used to place its file without any lookup)."""
+    return datetime.fromtimestamp(id_milliseconds(memory_id) / 1000, UTC)
 
 
 def aware(dt: datetime) -> datetime:
@@ -255,7 +280,8 @@ def _unpack_payload(payload: bytes) -> object:
     except CorruptRecord:
         raise
     except (ValueError, TypeError, msgpack.StackError, msgpack.ExtraData) as exc:
-        raise CorruptRecord(f"payload is not valid msgpack: {exc or type(exc).__name__}") from exc
+        why = str(exc) or type(exc).__name__  # StackError has no message of its own
+        raise CorruptRecord(f"payload is not valid msgpack: {why}") from exc
     if unpacker.tell() != len(payload):
         raise CorruptRecord("payload has trailing bytes")
     return obj
