@@ -32,7 +32,42 @@ sys.path.insert(0, str(REPO))
 
 from memo_shell import records  # noqa: E402
 
-WORDS = ["alpha", "bravo", "coffee", "garden", "hiking", "Paris", "Melanie", "Caroline", "dinner", "pottery", "guitar", "painting", "birthday", "school", "camping", "beach", "museum", "concert", "recipe", "marathon", "adoption", "puppy", "violin", "workshop", "library", "festival", "sunset", "novel", "bakery", "tennis", "sister", "brother", "mother", "friend"]
+WORDS = [
+    "alpha",
+    "bravo",
+    "coffee",
+    "garden",
+    "hiking",
+    "Paris",
+    "Melanie",
+    "Caroline",
+    "dinner",
+    "pottery",
+    "guitar",
+    "painting",
+    "birthday",
+    "school",
+    "camping",
+    "beach",
+    "museum",
+    "concert",
+    "recipe",
+    "marathon",
+    "adoption",
+    "puppy",
+    "violin",
+    "workshop",
+    "library",
+    "festival",
+    "sunset",
+    "novel",
+    "bakery",
+    "tennis",
+    "sister",
+    "brother",
+    "mother",
+    "friend",
+]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -96,12 +131,17 @@ def make_jsonl(path: Path, count: int) -> None:
     with open(path, "w", encoding="utf-8") as out:
         for i in range(count):
             at = start + timedelta(seconds=i * 365 * 86400 // count)
-            out.write(json.dumps({
-                "user": sentence(rng, rng.randint(5, 20)),
-                "assistant": sentence(rng, rng.randint(5, 40)),
-                "session": f"s{i // 20}",
-                "at": at.isoformat(),
-            }) + "\n")
+            out.write(
+                json.dumps(
+                    {
+                        "user": sentence(rng, rng.randint(5, 20)),
+                        "assistant": sentence(rng, rng.randint(5, 40)),
+                        "session": f"s{i // 20}",
+                        "at": at.isoformat(),
+                    }
+                )
+                + "\n"
+            )
 
 
 def run(args: list[str], env: dict[str, str]) -> float:
@@ -136,7 +176,10 @@ def bench_size(root: Path, count: int) -> dict[str, float]:
         started = time.perf_counter()
         out = subprocess.run(
             [sys.executable, "-c", OPEN_PROBE, env["MEMO_SHELL_DATA_DIR"]],
-            check=True, capture_output=True, text=True, env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+            env=env,
         )
         whole.append(time.perf_counter() - started)
         opens.append(float(out.stdout.split()[1]))
@@ -175,8 +218,10 @@ def main() -> None:
         print(f"{s['records']:>7} records:")
         print(f"  import (whole process)      {s['import_s']:7.1f} s  ({s['import_per_s']:,.0f}/s)")
         print(f"  open → durable add          {s['open_to_add_s']:7.3f} s  in-process")
-        print(f"  open → durable add          {s['open_to_add_whole_process_s']:7.3f} s  "
-              f"whole process (python start alone {s['python_startup_s']:.3f} s)")
+        print(
+            f"  open → durable add          {s['open_to_add_whole_process_s']:7.3f} s  "
+            f"whole process (python start alone {s['python_startup_s']:.3f} s)"
+        )
         print(f"  mem list --limit 20         {s['list20_whole_process_s']:7.3f} s  whole process")
 
 

@@ -7,6 +7,7 @@ told afterwards and can always be rebuilt from the files; forgetting removes the
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -26,6 +27,19 @@ from memo_shell.store import Store
 #: Import writes this many records per durable batch (two syncs each).
 BATCH_SIZE = 2000
 _CACHE_SIZE = 1024
+
+#: What a record file looked like when it was read: (inode, mtime ns, size). Every rewrite is a
+#: new file renamed into place, so another process's pin, tag or forget changes it.
+_Signature = tuple[int, int, int]
+
+
+def _signature(path: Path) -> _Signature | None:
+    """The file's signature, or None if it is gone."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +69,8 @@ class Memories:
         self.settings = settings
         self.store = Store(root, disk)
         self.index = Index(self.store, root / "index", embedder=embedder)
-        self._cache: OrderedDict[str, Memory] = OrderedDict()
+        # id -> (memory, signature of the file it was read from)
+        self._cache: OrderedDict[str, tuple[Memory, _Signature]] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._index_started = False
         self._closed = False
@@ -93,9 +108,9 @@ class Memories:
 
     # ------------------------------------------------------------------ cache
 
-    def _remember(self, memory: Memory) -> None:
+    def _remember(self, memory: Memory, signature: _Signature) -> None:
         with self._cache_lock:
-            self._cache[memory.id] = memory
+            self._cache[memory.id] = (memory, signature)
             self._cache.move_to_end(memory.id)
             while len(self._cache) > _CACHE_SIZE:
                 self._cache.popitem(last=False)
@@ -134,7 +149,6 @@ class Memories:
             pinned=pinned,
         )
         self.store.write(memory)
-        self._remember(memory)
         self.index.add(memory)
         return memory.id
 
@@ -169,8 +183,9 @@ class Memories:
         return ids
 
     def _rewrite(self, memory: Memory) -> Memory:
-        self.store.write(memory)
-        self._remember(memory)
+        """Replace a record's file; NotFound if another process forgot it meanwhile."""
+        self._evict(memory.id)
+        self.store.replace(memory)
         self.index.update(memory)
         return memory
 
@@ -211,14 +226,25 @@ class Memories:
     # ------------------------------------------------------------------ reading
 
     def get(self, memory_id: str) -> Memory:
-        """Read one memory (from a small LRU cache when recently seen)."""
+        """Read one memory (from a small LRU cache when recently seen).
+
+        A cached copy is used only while its file is unchanged (one ``stat``): another process
+        may have pinned, re-tagged or forgotten the memory since, or a sync tool replaced it.
+        The stat comes before the read, so a change racing the read is seen next time.
+        """
         memory_id = memory_id.strip().upper()
+        if not records.is_valid_id(memory_id):
+            return self.store.read(memory_id)  # raises NotFound with the reason
+        signature = _signature(self.store.path_for(memory_id))
+        if signature is None:
+            self._evict(memory_id)
+            raise NotFound(f"no memory with id {memory_id}")
         with self._cache_lock:
             cached = self._cache.get(memory_id)
-        if cached is not None:
-            return cached
+        if cached is not None and cached[1] == signature:
+            return cached[0]
         memory = self.store.read(memory_id)
-        self._remember(memory)
+        self._remember(memory, signature)
         return memory
 
     def _get_or_none(self, memory_id: str) -> Memory | None:

@@ -16,21 +16,31 @@ import contextlib
 import itertools
 import json
 import os
+import re
 import stat
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from memo_shell import records
+from memo_shell import locks, records
 from memo_shell.disk import Disk, FileTooLarge, NotARegularFile
 from memo_shell.errors import NotFound, StoreError, describe_os_error
 from memo_shell.records import CorruptRecord, Memory
 
 RECORD_SUFFIX = ".memo"
 TEMP_SUFFIX = ".tmp"
+#: Lock file (in the data dir) serialising rewrites and deletes across processes.
+LOCK_NAME = ".lock"
 #: A temp file whose writer is gone (or that is older than this) is debris from a crash.
 STALE_TEMP_SECONDS = 3600.0
+#: Our temp files, exactly: ``.<ULID>.<pid>.<counter>.tmp`` (see ``Store._temp_path``).
+_OUR_TEMP = re.compile(r"\.[0-9A-HJKMNP-TV-Z]{26}\.(\d+)\.\d+\.tmp")
+#: Another tool's copy of a record in flight: a hidden or marked file that embeds a record's
+#: name, e.g. Syncthing's ``.syncthing.<id>.memo.tmp`` / ``~syncthing~<id>.memo.tmp`` and
+#: rsync's ``.<id>.memo.XXXXXX``. Moving or deleting one breaks that tool's transfer (its final
+#: rename fails), so it is left alone until it is older than STALE_TEMP_SECONDS.
+_IN_FLIGHT = re.compile(r"[.~].*[0-9A-HJKMNP-TV-Z]{26}\.memo.+")
 
 _counter = itertools.count()
 
@@ -42,6 +52,8 @@ class ScanResult:
     ids: list[str] = field(default_factory=list)
     temps: list[Path] = field(default_factory=list)
     foreign: list[Path] = field(default_factory=list)
+    #: other tools' files still being written (see _IN_FLIGHT): neither ours nor foreign yet
+    in_flight: list[Path] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -51,6 +63,13 @@ class Quarantined:
     original: Path
     moved_to: Path
     reason: str
+
+
+def _stale(entry: os.DirEntry[str], now: float) -> bool:
+    try:
+        return now - entry.stat(follow_symlinks=False).st_mtime > STALE_TEMP_SECONDS
+    except OSError:
+        return False
 
 
 def _pid_alive(pid: int) -> bool:
@@ -66,8 +85,11 @@ def _pid_alive(pid: int) -> bool:
 class Store:
     """Atomic, durable record files. Thread-safe for distinct ids; process-safe by design.
 
-    Two processes never write the same file (ids are unique), and every visible file is complete
-    (written under a temp name, fsynced, then renamed), so no locking is needed here.
+    Two processes never create the same file (ids are unique), and every visible file is
+    complete (written under a temp name, fsynced, then renamed), so adds take no lock. Rewrites
+    (pin, tags) and deletes do take one (``<data dir>/.lock``): a rewrite is a read, then a
+    rename over the file, and without the lock a forget by another process landing in between
+    would be undone by the rename, bringing a forgotten memory back.
     """
 
     def __init__(self, root: Path, disk: Disk | None = None) -> None:
@@ -226,19 +248,40 @@ class Store:
             raise
         return len(staged)
 
+    @contextlib.contextmanager
+    def _changing(self, doing: str) -> Iterator[None]:
+        """Hold the store's lock for a rewrite or a delete (waits, saying so after a second,
+        while another process does one). A store we cannot create the lock in is read-only,
+        and the operation itself then fails with the clear error it would have anyway."""
+        with contextlib.ExitStack() as stack:
+            with contextlib.suppress(OSError):
+                stack.enter_context(locks.hold(self.root / LOCK_NAME, doing))
+            yield
+
+    def replace(self, memory: Memory) -> None:
+        """Rewrite an existing record (pin, tags), durably; NotFound if it is gone.
+
+        Checked under the lock, so a memory another process forgot meanwhile stays forgotten.
+        """
+        with self._changing("changing a memory"):
+            if not self.path_for(memory.id).exists():
+                raise NotFound(f"no memory with id {memory.id}")
+            self.write(memory)
+
     def delete(self, memory_id: str) -> None:
         """Remove a record: unlink, then fsync the directory so it cannot come back."""
         path = self.path_for(memory_id)
-        try:
-            self.disk.unlink(path)
-        except FileNotFoundError as exc:
-            raise NotFound(f"no memory with id {memory_id}") from exc
-        except OSError as exc:
-            raise StoreError(describe_os_error(exc, f"forgetting {memory_id}")) from exc
-        try:
-            self.disk.fsync_dir(path.parent)
-        except OSError as exc:
-            raise StoreError(describe_os_error(exc, f"forgetting {memory_id}")) from exc
+        with self._changing("changing a memory"):
+            try:
+                self.disk.unlink(path)
+            except FileNotFoundError as exc:
+                raise NotFound(f"no memory with id {memory_id}") from exc
+            except OSError as exc:
+                raise StoreError(describe_os_error(exc, f"forgetting {memory_id}")) from exc
+            try:
+                self.disk.fsync_dir(path.parent)
+            except OSError as exc:
+                raise StoreError(describe_os_error(exc, f"forgetting {memory_id}")) from exc
 
     # ----------------------------------------------------------------- reading
 
@@ -293,7 +336,13 @@ class Store:
             {"file": str(path), "moved_to": str(target), "reason": reason, "at": time.time()}
         )
         try:
-            with open(self.quarantine_dir / "log.jsonl", "a", encoding="utf-8") as log:
+            # private like everything else here: the log names files and says what is wrong
+            fd = os.open(
+                self.quarantine_dir / "log.jsonl",
+                os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                0o600,
+            )
+            with os.fdopen(fd, "a", encoding="utf-8") as log:
                 log.write(line + "\n")
         except OSError:
             pass
@@ -336,12 +385,15 @@ class Store:
     def scan(self) -> ScanResult:
         """Walk everything once, sorting record files from crash debris and foreign files."""
         result = ScanResult()
+        now = time.time()
         for directory, entry in self._walk(newest_first=False):
             name = entry.name
             if name.endswith(RECORD_SUFFIX) and records.is_valid_id(name[: -len(RECORD_SUFFIX)]):
                 result.ids.append(name[: -len(RECORD_SUFFIX)])
-            elif name.startswith(".") and name.endswith(TEMP_SUFFIX):
+            elif _OUR_TEMP.fullmatch(name):
                 result.temps.append(directory / name)
+            elif _IN_FLIGHT.fullmatch(name) and not _stale(entry, now):
+                result.in_flight.append(directory / name)
             else:
                 result.foreign.append(directory / name)
         return result
@@ -353,11 +405,10 @@ class Store:
         swept = 0
         now = time.time()
         for path in temps:
-            parts = path.name.split(".")
-            try:
-                pid = int(parts[2])
-            except (IndexError, ValueError):
-                pid = -1
+            match = _OUR_TEMP.fullmatch(path.name)
+            if match is None:
+                continue  # not ours: never delete another program's file
+            pid = int(match.group(1))
             try:
                 age = now - path.stat().st_mtime
             except FileNotFoundError:

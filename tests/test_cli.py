@@ -151,7 +151,8 @@ def test_forget_all_wipes_files_index_and_quarantine(run_cli, data_dir: Path) ->
     result = json.loads(run_cli("mem", "forget", "--all", "--yes", "--json").stdout)
     assert len(result["forgotten"]) == 3
     leftovers = [p for p in data_dir.rglob("*") if p.is_file()]
-    assert leftovers == []
+    assert all(p.name in {".lock", "lock"} and p.stat().st_size == 0 for p in leftovers), leftovers
+    assert not (data_dir / "index").exists() and not list((data_dir / "memories").rglob("*.memo"))
 
 
 def test_recall_returns_the_documented_json_shape(run_cli) -> None:  # type: ignore[no-untyped-def]
@@ -159,7 +160,9 @@ def test_recall_returns_the_documented_json_shape(run_cli) -> None:  # type: ign
     add(run_cli, "The weather was rainy all week")
     hits = json.loads(run_cli("recall", "thai restaurant", "-k", "1", "--json").stdout)
     assert len(hits) == 1
-    assert set(hits[0]) == {"id", "score", "session", "at", "user", "assistant", "meta", "why"}
+    assert set(hits[0]) == {
+        "id", "score", "session", "at", "user", "assistant", "meta", "provenance", "why"
+    }
     assert hits[0]["id"] == thai and hits[0]["meta"] == {"k": "v"}
     assert any("thai" in reason.lower() for reason in hits[0]["why"])
 

@@ -113,6 +113,10 @@ def _register() -> None:
     cli.add_command(recall.recall)
     cli.add_command(recall.reindex)
     # -- model commands (backends) register below this line --
+    from memo_shell.cli import ask, doctor
+
+    cli.add_command(ask.ask)
+    cli.add_command(doctor.doctor)
 
 
 _register()

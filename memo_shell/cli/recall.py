@@ -39,6 +39,7 @@ def recall(ctx: CliContext, query: str, k: int, session: str | None, as_json: bo
                     "user": h.memory.user,
                     "assistant": h.memory.assistant,
                     "meta": h.memory.meta,
+                    "provenance": str(h.memory.provenance),
                     "why": h.why,
                 }
                 for h in hits
@@ -54,15 +55,16 @@ def recall(ctx: CliContext, query: str, k: int, session: str | None, as_json: bo
             h.memory.id,
             h.memory.created_at.astimezone().strftime("%Y-%m-%d"),
             h.memory.session,
+            str(h.memory.provenance),  # typed / imported / tool: how far to trust it
             preview(h.memory.user, 50),
             "; ".join(h.why),
         ]
         for h in hits
     ]
     out.table(
-        ["score", "id", "when", "session", "user", "why"],
+        ["score", "id", "when", "session", "from", "user", "why"],
         rows,
-        styles=["green", "dim", "cyan", "magenta", None, "yellow"],
+        styles=["green", "dim", "cyan", "magenta", "blue", None, "yellow"],
     )
 
 

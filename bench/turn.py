@@ -1,0 +1,186 @@
+"""One turn's latency: the embedded model's own speed, and what memo-shell adds before it.
+
+    .venv/bin/python bench/turn.py [--sizes 10000 100000] [--turns 20] [--keep DIR]
+
+Measured in one run, on the same questions:
+
+* **model**: the embedded Gemma 3 270M through ``LlamaCppBackend.stream``: time to first token
+  (from the ``stream()`` call to the first piece, thread hop included) for the bare question
+  (system prompt + question: the model's own floor), and for the exact prompt memo-shell built
+  (memories and history included: longer to evaluate); tokens/s of the rest of the reply
+  (up to 32 tokens).
+* **added**: ``Shell.plan()`` — the work memo-shell does before it can call the model: this
+  session's recent turns, recall over the whole store (query embedding included when an
+  embedder is configured; the default has none), and prompt building within the token budget
+  (exact token counts from the model's tokenizer). Also recall alone, for the breakdown.
+
+Stores of 10k and 100k synthetic memories (bench/recall.py's deterministic corpus) are kept in
+``--keep`` (default bench/out/turn) and reused by later runs. Target: p50 added ≤ 25% of the
+model's p50 time to first token on the bare question (the strict reading).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from recall import Corpus, percentile  # noqa: E402
+
+import memo_shell  # noqa: E402
+from memo_shell.backends import GenerationOptions, LlamaCppBackend, embedded  # noqa: E402
+from memo_shell.config import Settings  # noqa: E402
+from memo_shell.shell import Shell  # noqa: E402
+
+CONTEXT = 4096
+MAX_TOKENS = 32
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000, 2)
+
+
+def prepare_store(root: Path, size: int, corpus: Corpus) -> tuple[Path, list[str]]:
+    """A data dir holding ``size`` synthetic memories (built once, then reused), and queries."""
+    data_dir = root / f"data-{size}"
+    memories = corpus.memories(size)
+    queries = corpus.queries(memories, 400)
+    with memo_shell.open(data_dir) as mem:
+        if mem.count() != size:
+            print(f"  building a store of {size:,} memories in {data_dir} (once)...", flush=True)
+            mem.forget_many(mem.ids())
+            started = time.perf_counter()
+            mem.add_many(memories)
+            mem.wait_ready()
+            print(f"  built in {time.perf_counter() - started:.0f} s", flush=True)
+        else:
+            mem.wait_ready()
+    return data_dir, queries
+
+
+async def measure(
+    backend: LlamaCppBackend, data_dir: Path, questions: list[str]
+) -> dict[str, object]:
+    settings = Settings(
+        data_dir=data_dir,
+        context_size=CONTEXT,
+        max_tokens=MAX_TOKENS,
+        seed=1,
+        temperature=None,
+        top_p=None,  # type: ignore[arg-type]  # None: the model's defaults
+    )
+    options = GenerationOptions.from_settings(settings)
+    with memo_shell.open(data_dir, settings=settings) as memories:
+        started = time.perf_counter()
+        memories.wait_ready()
+        load_s = time.perf_counter() - started
+        # An ongoing conversation: a session of the store with earlier turns.
+        session = memories.index.ids(newest_first=True)[:1]
+        session_name = memories.get(session[0]).session if session else "bench"
+        shell = Shell(memories, backend, settings, session=session_name)
+
+        started = time.perf_counter()
+        await shell.plan(questions[0])  # first turn: index warm-up and this session's turns
+        first_plan_s = time.perf_counter() - started
+
+        added, recall_only, ttft, bare, rates, included, sizes = [], [], [], [], [], [], []
+        for question in questions[1:]:
+            bare.append(await first_token(backend, question, shell.system_prompt(), options))
+            t0 = time.perf_counter()
+            _hits, plan = await shell.plan(question)
+            t1 = time.perf_counter()
+            pieces: list[str] = []
+            first = None
+            async for piece in backend.stream(plan.messages, options):
+                if first is None:
+                    first = time.perf_counter()
+                pieces.append(piece)
+            t2 = time.perf_counter()
+            added.append(t1 - t0)
+            included.append(len(plan.included))
+            sizes.append(plan.tokens)
+            if first is not None:
+                ttft.append(first - t1)
+                rest = backend.count_tokens("".join(pieces)) - 1
+                if rest > 0 and t2 > first:
+                    rates.append(rest / (t2 - first))
+        for question in questions[1:]:
+            t0 = time.perf_counter()
+            memories.recall(question, k=settings.recall_k, session=session_name)
+            recall_only.append(time.perf_counter() - t0)
+
+    p50_added, p50_ttft, p50_bare = (statistics.median(v) for v in (added, ttft, bare))
+    return {
+        "memories": memories_count(data_dir),
+        "index_load_s": round(load_s, 2),
+        "first_turn_added_ms": ms(first_plan_s),
+        "added_p50_ms": ms(p50_added),
+        "added_p95_ms": ms(percentile(added, 95)),
+        "recall_p50_ms": ms(statistics.median(recall_only)),
+        "model_ttft_bare_p50_ms": ms(p50_bare),
+        "model_ttft_p50_ms": ms(p50_ttft),
+        "model_ttft_p95_ms": ms(percentile(ttft, 95)),
+        "model_tokens_per_s_p50": round(statistics.median(rates), 1) if rates else None,
+        "memories_in_prompt_mean": round(statistics.mean(included), 1),
+        "prompt_tokens_p50": statistics.median(sizes),
+        "added_over_bare_ttft": round(p50_added / p50_bare, 3),
+        "added_over_ttft": round(p50_added / p50_ttft, 3),
+        "target_met": p50_added <= 0.25 * p50_bare,
+    }
+
+
+async def first_token(
+    backend: LlamaCppBackend, question: str, system: str, options: GenerationOptions
+) -> float:
+    """The model's own time to first token for the bare question (no memories, no history)."""
+    started = time.perf_counter()
+    stream = backend.stream(
+        [{"role": "system", "content": system}, {"role": "user", "content": question}], options
+    )
+    async for _piece in stream:
+        break
+    elapsed = time.perf_counter() - started
+    await stream.aclose()
+    return elapsed
+
+
+def memories_count(data_dir: Path) -> int:
+    with memo_shell.open(data_dir, preload=False) as mem:
+        return mem.count()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--turns", type=int, default=20)
+    parser.add_argument("--keep", type=Path, default=REPO / "bench" / "out" / "turn")
+    args = parser.parse_args()
+
+    started = time.perf_counter()
+    backend = LlamaCppBackend(
+        embedded.model_path(), model_name=embedded.MODEL_NAME, context_size=CONTEXT
+    )
+    asyncio.run(backend.load())
+    print(f"embedded model loaded in {time.perf_counter() - started:.2f} s")
+
+    results = []
+    for size in args.sizes:
+        print(f"{size:,} memories:", flush=True)
+        data_dir, queries = prepare_store(args.keep, size, Corpus())
+        result = asyncio.run(measure(backend, data_dir, queries[: args.turns + 1]))
+        results.append(result)
+        for key, value in result.items():
+            print(f"  {key:26} {value}")
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

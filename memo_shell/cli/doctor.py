@@ -1,0 +1,145 @@
+"""``memo-shell doctor``: can anything answer, with which models, and where does the data live?
+
+Every backend is checked at the same time with short timeouts, so the command is quick even
+when servers are down. The exit status is 1 when no backend can answer, so scripts and
+installers can use ``memo-shell doctor`` as a readiness check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+from typing import Any
+
+import click
+
+from memo_shell.cli.main import CliContext
+from memo_shell.cli.output import Output, json_option
+from memo_shell.config import Settings
+
+
+async def _backends(settings: Settings) -> tuple[list[dict[str, Any]], str]:
+    """Every source, as JSON-ready dicts, and what ``auto``/the configured backend would pick."""
+    from memo_shell.backends import choose_backend
+    from memo_shell.backends.discover import discover
+    from memo_shell.errors import BackendError
+
+    sources = await discover(settings)
+    entries = [
+        {
+            "backend": s.backend,
+            "where": s.where,
+            "ok": s.ok,
+            "detail": s.detail,
+            "models": [
+                {"name": m.name, "size_bytes": m.size_bytes, "details": m.details} for m in s.models
+            ],
+        }
+        for s in sources
+    ]
+    try:
+        choice = await choose_backend(settings)
+        chosen = choice.reason
+        await choice.backend.aclose()
+    except BackendError as exc:
+        chosen = f"no usable backend: {exc}"
+    return entries, chosen
+
+
+def _free_bytes(path: Path) -> int | None:
+    """Free space on the file system holding ``path`` (or its nearest existing parent)."""
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        return shutil.disk_usage(probe).free
+    except OSError:
+        return None
+
+
+def _store(ctx: CliContext) -> dict[str, Any]:
+    with ctx.open_memories(preload=True) as memories:
+        ready = memories.wait_ready(timeout=10.0)
+        stats = memories.index.stats()
+        return {
+            "memories": memories.count(),
+            "index_state": stats.get("state") if ready else "still loading",
+            "index_bytes": stats.get("bytes_on_disk"),
+            "quarantined": len(memories.store.quarantined),
+        }
+
+
+def _human_bytes(size: int | None) -> str:
+    if size is None:
+        return "?"
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size} B"
+
+
+@click.command()
+@json_option
+@click.pass_obj
+def doctor(ctx: CliContext, as_json: bool) -> None:
+    """Check which backends answer, which models exist, and where data and config live.
+
+    Exits with status 1 when no backend can answer.
+    """
+    out = Output(as_json)
+    settings = ctx.settings
+    entries, chosen = asyncio.run(_backends(settings))
+    store = _store(ctx)
+    report = {
+        "ok": any(e["ok"] for e in entries),
+        "backends": entries,
+        "chosen": chosen,
+        "data_dir": str(settings.data_dir),
+        "config_file": str(settings.config_file),
+        "config_exists": settings.config_file.exists(),
+        "free_bytes": _free_bytes(settings.data_dir),
+        **store,
+    }
+    if as_json:
+        out.document(report)
+    else:
+        _print(out, report)
+    if not report["ok"]:
+        raise click.exceptions.Exit(1)
+
+
+def _print(out: Output, report: dict[str, Any]) -> None:
+    rows = []
+    for entry in report["backends"]:
+        names = ", ".join(m["name"] for m in entry["models"][:6])
+        if len(entry["models"]) > 6:
+            names += f" (+{len(entry['models']) - 6})"
+        rows.append(
+            [
+                "ok" if entry["ok"] else "no",
+                entry["backend"],
+                entry["where"],
+                entry["detail"],
+                names,
+            ]
+        )
+    out.table(
+        ["", "backend", "where", "state", "models"],
+        rows,
+        styles=["bold", "cyan", "dim", None, "green"],
+    )
+    out.line(f"chosen:      {report['chosen']}")
+    config_state = "" if report["config_exists"] else " (not created; defaults apply)"
+    out.line(f"config:      {report['config_file']}{config_state}")
+    out.line(f"data:        {report['data_dir']}")
+    out.line(
+        f"memories:    {report['memories']:,}, index {report['index_state']}"
+        f" ({_human_bytes(report['index_bytes'])})"
+        + (f", {report['quarantined']} quarantined" if report["quarantined"] else "")
+    )
+    out.line(f"free disk:   {_human_bytes(report['free_bytes'])}")
+    if not report["ok"]:
+        out.note("No backend can answer: start Ollama, configure a server, or install the model.")

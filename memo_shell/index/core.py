@@ -1,0 +1,685 @@
+"""The ``Index``: lifecycle, locking and persistence around the in-memory ``IndexData``.
+
+Life of an index:
+
+1. ``Index(...)`` only remembers its arguments (``memo_shell.open()`` returns at once).
+2. ``start()`` spawns a daemon thread that loads ``index/snapshot`` (or builds from the record
+   files when there is none, or when it is corrupt, with a notice), replays the change log from
+   the offset the snapshot covers, then walks the files once (``store.scan``) to add memories it
+   lacks and drop those whose files are gone, sweeping crash debris on the way.
+3. ``add``/``update``/``remove`` never wait: before the data is installed they are queued (a
+   bounded queue: a process that never loads, like a CLI import, relies on the change log
+   instead) and replayed on the data at install time. Searches wait for the load.
+4. Every change this process makes is appended to the change log; every search tails the log
+   (one ``stat`` when nothing changed) to pick up other processes' changes.
+5. ``close()`` writes a snapshot if anything changed (under the lock file, atomically).
+
+Thread safety: one re-entrant lock guards the data; searches hold it for their few milliseconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable, Collection, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import networkx as nx
+
+from memo_shell import recall
+from memo_shell.errors import NotFound
+from memo_shell.index import graph
+from memo_shell.index.data import IndexData
+from memo_shell.index.embedding import Embedder, EmbeddingQueue
+from memo_shell.index.files import (
+    LOG_ROTATE_BYTES,
+    ChangeLog,
+    SnapshotError,
+    locked,
+    read_snapshot,
+    write_snapshot,
+)
+from memo_shell.index.schema import EntityInfo, IndexHit, MemoryMeta, SessionInfo
+from memo_shell.index.vectors import VectorSet, file_name
+from memo_shell.recall.options import RecallOptions
+from memo_shell.records import CorruptRecord, Memory, RecordError, UnsupportedVersion
+from memo_shell.store import ScanResult, Store
+
+__all__ = ["Embedder", "Index"]
+
+State = Literal["loading", "ready", "rebuilding"]
+#: Ops remembered while the index is not loaded; beyond this the change log and scan catch up.
+MAX_PENDING = 10_000
+
+#: While searches happen, the memory folders are re-walked in the background this often.
+RESCAN_SECONDS = 60.0
+#: close() rewrites the snapshot only past these many unsaved changes (fewer: the log suffices)
+SAVE_AFTER_CHANGES = 500
+
+Op = tuple[str, Any]  # ("+", Memory) | ("~", Memory) | ("-", memory id)
+
+
+class Index:
+    """Derived, disposable, lazily loaded recall index over one data directory's records."""
+
+    def __init__(self, store: Store, directory: Path, *, embedder: Embedder | None = None) -> None:
+        self.store = store
+        self.directory = Path(directory)
+        self.embedder = embedder
+        self.options = RecallOptions()
+        self.notices: list[str] = []
+        #: seconds the last search spent embedding its query (reported apart from ranking)
+        self.last_query_embed_seconds = 0.0
+        self._data: IndexData | None = None
+        self._lock = threading.RLock()
+        self._pending: list[Op] = []  # ops made before the data is installed
+        self._ready = threading.Event()
+        self._state: State = "loading"
+        self._thread: threading.Thread | None = None
+        self._closing = threading.Event()
+        self._origin = f"{os.getpid()}-{secrets.token_hex(3)}"
+        self._log = ChangeLog(self.directory / "changes", self.directory / "lock")
+        self._log_gen: str | None = None
+        self._log_offset = 0
+        self._log_seen = (0, 0)  # the log's (inode, size) when last tailed
+        self._dirty = 0
+        self._vectors_dirty = 0
+        self._reloading = False
+        self._corrupt: str | None = None
+        self._rescanning = False
+        self._last_scan = time.monotonic()
+        self._embedding: EmbeddingQueue | None = None
+        if embedder is not None:
+            self._embedding = EmbeddingQueue(
+                embedder,
+                read_text=self._read_text,
+                store_vectors=self._store_vectors,
+                notice=self._notice,
+            )
+
+    # ------------------------------------------------------------------ paths
+
+    @property
+    def snapshot_path(self) -> Path:
+        return self.directory / "snapshot"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.directory / "lock"
+
+    @property
+    def vectors_path(self) -> Path | None:
+        return self.directory / file_name(self.embedder.id) if self.embedder else None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Load (or build) in a daemon thread; returns at once."""
+        with self._lock:
+            if self._thread is not None:
+                return
+            self._thread = threading.Thread(
+                target=self._load_thread, name="memo-index", daemon=True
+            )
+        self._thread.start()
+
+    @property
+    def state(self) -> State:
+        return self._state
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        self.start()
+        return self._ready.wait(timeout)
+
+    def wait_embedded(self, timeout: float | None = None) -> bool:
+        """Block until queued memories have vectors (no-op without an embedder)."""
+        if self._embedding is None:
+            return True
+        self.wait_ready(timeout)
+        return self._embedding.wait_idle(timeout)
+
+    def close(self) -> None:
+        """Save a snapshot if this process changed anything; never waits for a load."""
+        self._closing.set()
+        if self._embedding is not None:
+            self._embedding.close()
+        # a few changes are already in the change log, which the next load replays (reading
+        # those files); only many are worth rewriting the snapshot. Vectors are not in the log
+        # (they cost model calls), so new ones are always saved, in their own file.
+        if self._ready.is_set() and (self._dirty >= SAVE_AFTER_CHANGES or self._vectors_dirty):
+            try:
+                self._save(snapshot=self._dirty >= SAVE_AFTER_CHANGES)
+            except OSError as exc:
+                self._notice(f"index could not be saved ({exc}); it will be rebuilt next time")
+
+    def _notice(self, message: str) -> None:
+        self.notices.append(message)
+
+    # ------------------------------------------------------------------ loading
+
+    def _load_thread(self) -> None:
+        try:
+            self._load()
+        except Exception as exc:  # never leave searches hanging on a dead thread
+            self._notice(f"index could not be loaded ({exc}); recall is empty until `reindex`")
+            with self._lock:
+                if self._data is None:
+                    self._install(IndexData(), None, 0)
+        finally:
+            with self._lock:
+                if self._data is None:  # closed before it finished: nothing to serve
+                    self._install(IndexData(), None, 0)
+                self._state = "ready"
+            self._ready.set()
+
+    def _read_snapshot(self) -> tuple[IndexData, str | None, int] | None:
+        """The persisted index, or None (``_corrupt`` says why if it existed but was unusable)."""
+        try:
+            header, arrays = read_snapshot(self.snapshot_path)
+            data = IndexData.from_parts(header["data"], arrays)
+            return data, header.get("log_gen"), int(header.get("log_offset", 0))
+        except FileNotFoundError:
+            return None
+        except (SnapshotError, ValueError, KeyError, TypeError, IndexError) as exc:
+            self._corrupt = str(exc)
+            return None
+
+    def _load(self) -> None:
+        try:
+            with locked(self.lock_path):
+                gen: str | None = self._log.ensure()[0]
+        except OSError as exc:  # read-only data dir: index in memory only
+            self._notice(f"index directory is not writable ({exc}); the index lives in memory")
+            gen = None
+        loaded = self._read_snapshot()
+        if loaded is not None:
+            data, snap_gen, offset = loaded
+            if snap_gen == gen:
+                _g, changes, offset = self._log.read_from(offset)
+                for change in changes:
+                    if self._closing.is_set():
+                        return
+                    self._apply_change(data, change.op, change.id)
+            else:  # the log was restarted since: the scan below catches up
+                offset = self._log.size()
+            self._attach_vectors(data)
+            with self._lock:
+                self._install(data, gen, offset)
+            self._catch_up()
+            return
+        offset = self._log.size()
+        data = IndexData()
+        count = self._build_into(data, None)
+        if count < 0:
+            return
+        self._attach_vectors(data)
+        with self._lock:
+            self._install(data, gen, offset)
+            self._dirty += 1
+        if self._corrupt:
+            self._notice(f"index was corrupt ({self._corrupt}); rebuilt from {count} memory files")
+            self._corrupt = None
+        elif count:
+            self._notice(f"index was missing; built it from {count} memory files")
+        self._catch_up()
+        try:
+            self._save()
+        except OSError as exc:
+            self._notice(f"index could not be saved ({exc}); it will be rebuilt next time")
+
+    def _install(self, data: IndexData, gen: str | None, offset: int) -> None:
+        """Adopt loaded data, replaying ops queued meanwhile. Caller holds the lock."""
+        for op, arg in self._pending:
+            self._apply_op(data, op, arg)
+        self._pending = []
+        self._data = data
+        self._log_gen = gen
+        self._log_offset = offset
+        if self._embedding is not None and data.vectors is not None:
+            missing = data.vectors.missing(data.catalog.alive.view)
+            self._embedding.put_many((data.catalog.ids[d] or "", None) for d in missing.tolist())
+
+    def _queue_op(self, op: str, arg: Any) -> None:
+        """Remember an op for data still being loaded.
+
+        Bounded by MAX_PENDING: past it (a big import into an index nobody loads) ops are not
+        kept in memory; the change log replay and the file walk that follow every install find
+        the added and removed files anyway.
+        """
+        if len(self._pending) < MAX_PENDING:
+            self._pending.append((op, arg))
+
+    def _build_into(self, data: IndexData, progress: Callable[[int, int], None] | None) -> int:
+        """Read every record file into ``data``; returns the count, or -1 if closing."""
+        scan = self.store.scan()
+        self._tidy(scan)
+        total = len(scan.ids)
+        for n, memory_id in enumerate(scan.ids, 1):
+            if self._closing.is_set() and self._state == "loading":
+                return -1
+            memory = self._read(memory_id)
+            if memory is not None:
+                data.add(memory)
+            if progress is not None and (n % 500 == 0 or n == total):
+                progress(n, total)
+        if progress is not None and total == 0:
+            progress(0, 0)
+        return data.n_docs
+
+    def _tidy(self, scan: ScanResult) -> None:
+        with contextlib.suppress(OSError):
+            self.store.sweep_temps(scan.temps)
+        for entry in self.store.quarantine_foreign(scan.foreign):
+            self._notice(f"moved a foreign file out of the memory folders: {entry.moved_to}")
+
+    def _read(self, memory_id: str) -> Memory | None:
+        try:
+            return self.store.read(memory_id)
+        except CorruptRecord as exc:
+            self._notice(f"memory {memory_id} is damaged and was quarantined ({exc})")
+        except UnsupportedVersion as exc:
+            self._notice(f"memory {memory_id} skipped: {exc}")
+        except (NotFound, RecordError, OSError):
+            pass
+        except Exception as exc:  # a StoreError (permissions, I/O): report, keep going
+            self._notice(f"memory {memory_id} could not be read ({exc})")
+        return None
+
+    def _catch_up(self) -> None:
+        """Walk the files once: index what is missing, drop what is gone."""
+        scan = self.store.scan()
+        self._tidy(scan)
+        on_disk = set(scan.ids)
+        with self._lock:
+            data = self._data
+            assert data is not None
+            known = set(data.catalog.doc_of)
+        missing = [mid for mid in scan.ids if mid not in known]
+        gone = [mid for mid in known if mid not in on_disk]
+        for memory_id in gone:
+            if not self.store.exists(memory_id):  # it may have been written since the walk
+                with self._lock:
+                    self._apply_op(data, "-", memory_id)
+                    self._dirty += 1
+        for memory_id in missing:
+            if self._closing.is_set():
+                return
+            memory = self._read(memory_id)
+            if memory is not None:
+                with self._lock:
+                    self._apply_op(data, "+", memory)
+                    self._dirty += 1
+
+    # ------------------------------------------------------------------ vectors
+
+    def _attach_vectors(self, data: IndexData) -> None:
+        """Give ``data`` this embedder's vectors (from its own file, matched by memory id)."""
+        if self.embedder is None:
+            return
+        path = self.vectors_path
+        assert path is not None
+        try:
+            header, arrays = read_snapshot(path)
+            if header.get("embedder") != self.embedder.id:
+                raise SnapshotError("vectors belong to another embedder")
+            data.vectors = VectorSet.from_parts(header, arrays, data.catalog.doc_of)
+        except FileNotFoundError:
+            data.vectors = VectorSet(self.embedder.id)
+        except (SnapshotError, ValueError, KeyError, TypeError) as exc:
+            self._notice(f"stored vectors were unreadable ({exc}); re-embedding")
+            data.vectors = VectorSet(self.embedder.id)
+
+    def _read_text(self, memory_id: str) -> str | None:
+        memory = self._read(memory_id)
+        return memory.text if memory is not None else None
+
+    def _store_vectors(self, ids: list[str], vectors: list[list[float]]) -> None:
+        with self._lock:
+            data = self._data
+            if data is None or data.vectors is None:
+                return
+            pairs = [(data.catalog.doc_of.get(i), v) for i, v in zip(ids, vectors, strict=True)]
+            pairs = [(d, v) for d, v in pairs if d is not None]
+            data.vectors.put([d for d, _ in pairs], [v for _, v in pairs])  # type: ignore[misc]
+            self._vectors_dirty += len(pairs)
+
+    # ------------------------------------------------------------------ applying changes
+
+    def _apply_op(self, data: IndexData, op: str, arg: Any) -> None:
+        if op == "+":
+            data.add(arg)
+            if self._embedding is not None and data is self._data:
+                self._embedding.put(arg.id, arg.text)
+        elif op == "~":
+            if data.update(arg) is None:
+                self._apply_op(data, "+", arg)
+        elif op == "-":
+            data.remove(arg)
+            if self._embedding is not None:
+                self._embedding.discard(arg)
+
+    def _apply_change(self, data: IndexData, op: str, memory_id: str) -> None:
+        """Apply one change-log line (from any process) by looking at the file itself."""
+        if op == "-":
+            if not self.store.exists(memory_id):
+                self._apply_op(data, "-", memory_id)
+            return
+        if op == "+" and memory_id in data.catalog.doc_of:
+            return
+        memory = self._read(memory_id)
+        if memory is None:
+            self._apply_op(data, "-", memory_id)
+        else:
+            self._apply_op(data, "~", memory)
+
+    def _record(self, ops: list[Op], ids: list[str], op: str) -> None:
+        with self._lock:
+            for kind, arg in ops:
+                if self._data is not None:
+                    self._apply_op(self._data, kind, arg)
+                if self._data is None or self._reloading or self._state == "rebuilding":
+                    self._queue_op(kind, arg)
+            self._dirty += len(ops)
+        with contextlib.suppress(OSError):
+            self._log.append(op, ids, self._origin)
+
+    def add(self, memory: Memory) -> None:
+        """Index a memory just written to disk (queued if the index is still loading)."""
+        self._record([("+", memory)], [memory.id], "+")
+
+    def add_many(self, memories: Sequence[Memory]) -> None:
+        self._record([("+", m) for m in memories], [m.id for m in memories], "+")
+
+    def update(self, memory: Memory) -> None:
+        """A memory's pin or tags changed."""
+        self._record([("~", memory)], [memory.id], "~")
+
+    def remove(self, memory_id: str) -> None:
+        self._record([("-", memory_id)], [memory_id], "-")
+
+    def _tail(self) -> None:
+        """Apply other processes' changes appended to the log since we last looked."""
+        if self._data is None or self._log.fingerprint() == self._log_seen:
+            return
+        with self._lock:
+            self._log_seen = self._log.fingerprint()
+            gen, changes, offset = self._log.read_from(self._log_offset)
+            if gen != self._log_gen:
+                self._reload_async()
+                return
+            for change in changes:
+                if change.origin != self._origin:
+                    self._apply_change(self._data, change.op, change.id)
+                    self._dirty += 1
+            self._log_offset = offset
+
+    def _reload_async(self) -> None:
+        """Another process rebuilt or compacted the index: load its snapshot in the background."""
+        with self._lock:
+            if self._reloading:
+                return
+            self._reloading = True
+
+        def run() -> None:
+            try:
+                with locked(self.lock_path):
+                    gen, _ = self._log.ensure()
+                    loaded = self._read_snapshot()
+                    offset = self._log.size()
+                if loaded is None or loaded[1] != gen:
+                    data = IndexData()
+                    self._build_into(data, None)
+                else:
+                    data = loaded[0]
+                    _g, changes, offset = self._log.read_from(loaded[2])
+                    for change in changes:
+                        self._apply_change(data, change.op, change.id)
+                self._attach_vectors(data)
+                with self._lock:
+                    self._install(data, gen, offset)
+            finally:
+                with self._lock:
+                    self._reloading = False
+
+        threading.Thread(target=run, name="memo-index-reload", daemon=True).start()
+
+    # ------------------------------------------------------------------ persistence
+
+    def _save(self, *, restart_log: bool = False, snapshot: bool = True) -> int:
+        """Write the snapshot and/or dirty vectors atomically under the lock; returns bytes."""
+        if self._data is None:
+            return 0
+        size = 0
+        with locked(self.lock_path):
+            self._tail()
+            with self._lock:
+                data = self._data
+                parts = data.to_parts() if snapshot else None
+                vectors = (
+                    data.vectors.to_parts(data.catalog.ids)
+                    if data.vectors is not None and self._vectors_dirty
+                    else None
+                )
+                dirty, vectors_dirty = self._dirty, self._vectors_dirty
+                gen, offset = self._log_gen, self._log_offset
+            if parts is not None:
+                if restart_log or self._log.size() > LOG_ROTATE_BYTES:
+                    gen = self._log.restart()
+                    offset = self._log.size()
+                    with self._lock:
+                        self._log_gen, self._log_offset = gen, offset
+                meta = {"data": parts[0], "log_gen": gen, "log_offset": offset,
+                        "saved_at": time.time()}
+                size += write_snapshot(self.snapshot_path, meta, parts[1])
+            if vectors is not None and self.vectors_path is not None:
+                size += write_snapshot(self.vectors_path, vectors[0], vectors[1])
+        with self._lock:
+            if parts is not None:
+                self._dirty -= dirty
+            self._vectors_dirty -= vectors_dirty
+        return size
+
+    def rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Rebuild everything from the record files (``memo-shell reindex``); returns the count.
+
+        Never loads the old snapshot first: if the index was not started, the rebuild *is* the
+        load. Other processes notice the new log generation and reload the new snapshot.
+        """
+        with self._lock:
+            fresh = self._thread is None
+            if fresh:
+                self._thread = threading.current_thread()
+            self._state = "rebuilding"
+        if not fresh:
+            self._ready.wait()
+            with self._lock:
+                self._state = "rebuilding"
+        try:
+            data = IndexData()
+            old = self._data
+            count = self._build_into(data, progress)
+            if old is not None and old.vectors is not None:  # keep vectors, matched by id
+                parts = old.vectors.to_parts(old.catalog.ids)
+                data.vectors = VectorSet.from_parts(parts[0], parts[1], data.catalog.doc_of)
+            else:
+                self._attach_vectors(data)
+            with self._lock:
+                self._install(data, self._log_gen, self._log_offset)
+                self._dirty += 1
+                self._vectors_dirty += 1 if data.vectors is not None else 0
+            self._save(restart_log=True)
+            return count
+        finally:
+            with self._lock:
+                self._state = "ready"
+            self._ready.set()
+
+    # ------------------------------------------------------------------ queries
+
+    def _ready_data(self) -> IndexData:
+        self.wait_ready()
+        self._tail()
+        self._maybe_rescan()
+        assert self._data is not None
+        return self._data
+
+    def _maybe_rescan(self) -> None:
+        """Files a sync tool drops in (or deletes) without a change-log line: a background walk
+        at most every ``RESCAN_SECONDS`` while the index is in use picks them up."""
+        now = time.monotonic()
+        with self._lock:
+            if self._rescanning or now - self._last_scan < RESCAN_SECONDS:
+                return
+            self._rescanning = True
+            self._last_scan = now
+
+        def run() -> None:
+            try:
+                self._catch_up()
+            except Exception as exc:  # a vanished directory, permissions: try again later
+                self._notice(f"could not check the memory folders for changes ({exc})")
+            finally:
+                self._rescanning = False
+
+        threading.Thread(target=run, name="memo-index-rescan", daemon=True).start()
+
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        session: str | None = None,
+        exclude: Collection[str] = (),
+    ) -> list[IndexHit]:
+        """The ``k`` most relevant memories, best first, each with its reasons."""
+        if not isinstance(query, str) or k <= 0:
+            return []
+        data = self._ready_data()
+        query_vector = self._embed_query(query)
+        for _attempt in range(3):
+            with self._lock:
+                hits = recall.search(
+                    data,
+                    query,
+                    k,
+                    session=session,
+                    exclude=exclude,
+                    options=self.options,
+                    vectors=data.vectors,
+                    query_vector=query_vector,
+                )
+            # a sync tool or a file manager may have deleted a record behind our back: one stat
+            # per hit finds it, and the stale entry is dropped before anyone sees it
+            gone = [h.id for h in hits if not self.store.exists(h.id)]
+            if not gone:
+                return hits
+            with self._lock:
+                for memory_id in gone:
+                    self._apply_op(data, "-", memory_id)
+                    self._dirty += 1
+        return [h for h in hits if h.id not in gone]
+
+    def _embed_query(self, query: str) -> list[float] | None:
+        """The query's vector (timed apart from ranking), or None without a working embedder."""
+        self.last_query_embed_seconds = 0.0
+        queue = self._embedding
+        if queue is None or queue.failed or not self.options.vectors or not query.strip():
+            return None
+        started = time.perf_counter()
+        try:
+            vector = list(queue.embedder.embed([query[:8000]])[0])
+        except Exception as exc:
+            self._notice(f"embedding model {queue.embedder.id} failed on a query ({exc})")
+            return None
+        finally:
+            self.last_query_embed_seconds = time.perf_counter() - started
+        return vector
+
+    def stats(self) -> dict[str, Any]:
+        """Counts for `memo-shell stats` and the TUI status bar (cheap, no file reads)."""
+        out: dict[str, Any] = {"state": self._state, "bytes_on_disk": self._bytes_on_disk()}
+        with self._lock:
+            data = self._data
+            if data is None:
+                out.update(memories=None, sessions=None, pinned=None, entities=None, edges=None)
+                return out
+            cat = data.catalog
+            alive = cat.alive.view
+            out.update(
+                memories=len(cat),
+                sessions=len(set(cat.session.view[alive].tolist())),
+                pinned=int((cat.pinned.view & alive).sum()),
+                entities=int((data.graph.df.view > 0).sum()),
+                edges=int(data.graph.df.view.sum()),
+                terms=int((data.lexical.df.view > 0).sum()),
+                embedder=self.embedder.id if self.embedder else None,
+                vectors=int(data.vectors.has.view.sum()) if data.vectors is not None else 0,
+                notices=list(self.notices),
+            )
+        return out
+
+    def _bytes_on_disk(self) -> int:
+        total = 0
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(self.directory):
+                with contextlib.suppress(OSError):
+                    total += entry.stat(follow_symlinks=False).st_size
+        return total
+
+    # ------------------------------------------------------------------ for the TUI
+
+    def sessions(self) -> list[SessionInfo]:
+        """Every session with its count and date range, most recently active first."""
+        data = self._ready_data()
+        with self._lock:
+            return data.catalog.sessions()
+
+    def ids(
+        self,
+        *,
+        session: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        pinned: bool | None = None,
+        newest_first: bool = True,
+    ) -> list[str]:
+        """Memory ids matching every given filter, in time order (metadata only)."""
+        data = self._ready_data()
+        with self._lock:
+            return data.catalog.select(
+                session=session, since=since, until=until, pinned=pinned, newest_first=newest_first
+            )
+
+    def meta(self, memory_id: str) -> MemoryMeta | None:
+        data = self._ready_data()
+        with self._lock:
+            return data.catalog.meta(memory_id)
+
+    def entities(self, limit: int | None = None) -> list[EntityInfo]:
+        """Entities by how many memories mention them, most first."""
+        data = self._ready_data()
+        with self._lock:
+            return graph.top_entities(data, limit)
+
+    def neighbours(self, entity: str, limit: int = 20) -> list[tuple[str, float]]:
+        """Entities that co-occur with ``entity``, with the number of memories they share."""
+        data = self._ready_data()
+        with self._lock:
+            return graph.neighbours(data, entity, limit)
+
+    def subgraph(self, entity: str, limit: int = 20) -> nx.Graph:
+        """An entity and its strongest neighbours as a weighted networkx graph (graph view)."""
+        data = self._ready_data()
+        with self._lock:
+            return graph.subgraph(data, entity, limit=limit)
+
+    def mentions(self, entity: str) -> list[str]:
+        """Ids of the memories that mention ``entity``, newest first."""
+        data = self._ready_data()
+        with self._lock:
+            return graph.mentions(data, entity)

@@ -1,0 +1,180 @@
+"""All derived structures of the index, in memory: catalog, lexical postings, entity graph.
+
+This module knows how to turn one ``Memory`` into rows, postings and graph edges, how to undo that,
+and how to save/load the lot as one snapshot. It has no threads and no files of its own: the
+``Index`` class wraps it with locking, persistence and catch-up.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from memo_shell.analyzer import stem, words
+from memo_shell.extract import Entity, extract, lowercase_words
+from memo_shell.index.catalog import Catalog
+from memo_shell.index.entities import EntityTable, code
+from memo_shell.index.postings import Growable, InvertedIndex
+from memo_shell.index.vectors import VectorSet
+from memo_shell.index.vocab import Vocab
+from memo_shell.records import Memory
+from memo_shell.stopwords import STOPWORDS
+
+
+class IndexData:
+    """The in-memory index: every structure keyed by doc number (a catalog row).
+
+    Adding memories in any order, forgetting some, and rebuilding from the survivors give the
+    same index up to doc numbering: analysis and extraction are pure functions of one memory,
+    and every corpus-wide figure (df, lengths, entity evidence) is a count over live memories.
+    """
+
+    def __init__(self) -> None:
+        self.catalog = Catalog()
+        self.terms = Vocab()
+        self.lexical = InvertedIndex()
+        self.doclen = Growable(np.float32)
+        self.total_len = 0.0
+        self.entities = EntityTable()
+        self.graph = InvertedIndex()
+        #: per doc: the entity number of its speaker ("Name: ..." transcripts), -1 if none
+        self.speaker = Growable(np.int32)
+        #: optional embedding vectors (one embedder's space), saved in their own file
+        self.vectors: VectorSet | None = None
+        #: per session: total length of its live memories (session-level BM25)
+        self.session_len = Growable(np.float64)
+
+    # ------------------------------------------------------------------ writing
+
+    def add(self, memory: Memory) -> int | None:
+        """Index one memory; returns its doc number, or None if it was already indexed."""
+        if memory.id in self.catalog.doc_of:
+            self.update(memory)
+            return None
+        doc = self.catalog.add(memory)
+        text = memory.text
+        if memory.tags:
+            text = f"{text}\n{' '.join(memory.tags)}"
+        plain = words(text)
+        counts = Counter([stem(w) for w in plain if w not in STOPWORDS])
+        add_term = self.terms.add
+        self.lexical.add(doc, {add_term(term): float(n) for term, n in counts.items()})
+        length = float(sum(counts.values()))
+        self.doclen.append(length)
+        self.total_len += length
+        number = int(self.catalog.session[doc])
+        self.session_len.ensure(number + 1)
+        self.session_len[number] += length
+        found = extract(text, lower_here=lowercase_words(text), words_here=plain)
+        found.extend(Entity(tag.casefold(), tag, "tag") for tag in memory.tags)
+        mentions: dict[int, float] = {}
+        speaker = -1
+        for entity in found:
+            number = self.entities.intern(entity)
+            if number not in mentions or mentions[number] % 1:  # confirmed beats guessed
+                mentions[number] = code(entity)
+            if entity.speaker:
+                speaker = number
+        self.speaker.append(speaker)
+        self.graph.add(doc, mentions)
+        self.entities.count(
+            np.fromiter(mentions.keys(), np.int64, len(mentions)),
+            np.fromiter(mentions.values(), np.float64, len(mentions)),
+            1,
+        )
+        return doc
+
+    def update(self, memory: Memory) -> int | None:
+        """Pin or tags changed. Tags are searchable, so new tags re-index the memory."""
+        doc = self.catalog.doc_of.get(memory.id)
+        if doc is None:
+            return None
+        if tuple(memory.tags) == self.catalog.tags.get(doc, ()):
+            return self.catalog.update(memory)
+        vector = None
+        if self.vectors is not None and doc < len(self.vectors.has) and self.vectors.has[doc]:
+            vector = self.vectors.row(doc)
+        self.remove(memory.id)
+        new = self.add(memory)
+        if vector is not None and new is not None and self.vectors is not None:
+            self.vectors.put([new], [vector])
+        return new
+
+    def remove(self, memory_id: str) -> int | None:
+        doc = self.catalog.remove(memory_id)
+        if doc is None:
+            return None
+        self.lexical.remove(doc)
+        numbers, codes = self.graph.forward(doc)
+        self.entities.count(numbers.astype(np.int64), codes.astype(np.float64), -1)
+        self.graph.remove(doc)
+        if self.vectors is not None:
+            self.vectors.drop(doc)
+        self.total_len -= float(self.doclen[doc])
+        self.session_len[int(self.catalog.session[doc])] -= float(self.doclen[doc])
+        self.doclen[doc] = 0.0
+        return doc
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def n_docs(self) -> int:
+        return len(self.catalog)
+
+    def session_lengths(self) -> np.ndarray:
+        """Total term count of each session's live memories, indexed by session number."""
+        self.session_len.ensure(len(self.catalog.session_names))
+        return self.session_len.view
+
+    @property
+    def avgdl(self) -> float:
+        return self.total_len / self.n_docs if self.n_docs else 1.0
+
+    # ------------------------------------------------------------------ snapshot
+
+    def compact(self) -> None:
+        rows = self.catalog.rows
+        alive = self.catalog.alive.view
+        self.lexical.compact(rows, len(self.terms), alive)
+        self.graph.compact(rows, len(self.entities), alive)
+
+    def to_parts(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """(header, arrays) for the snapshot; compacts first so only base segments are saved."""
+        self.compact()
+        strings, arrays = self.catalog.to_parts()
+        header: dict[str, Any] = {
+            "catalog": strings,
+            "terms": self.terms.to_parts(),
+            "entities": self.entities.to_parts(),
+            "total_len": self.total_len,
+        }
+        arrays = dict(arrays)
+        arrays["doclen"] = self.doclen.view.copy()
+        arrays["speaker"] = self.speaker.view.copy()
+        arrays["session_len"] = self.session_lengths().copy()
+        arrays.update(self.lexical.to_arrays("lex"))
+        arrays.update(self.graph.to_arrays("graph"))
+        return header, arrays
+
+    @classmethod
+    def from_parts(cls, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> IndexData:
+        data = cls()
+        data.catalog = Catalog.from_parts(header["catalog"], arrays)
+        data.terms = Vocab.from_parts(header["terms"])
+        data.lexical = InvertedIndex.from_arrays(arrays, "lex", len(data.terms))
+        n_entities = len(header["entities"]["keys"])
+        data.graph = InvertedIndex.from_arrays(arrays, "graph", n_entities)
+        data.entities = EntityTable.from_parts(
+            header["entities"],
+            np.asarray(arrays["graph.f_keys"], dtype=np.int64),
+            np.asarray(arrays["graph.f_w"], dtype=np.float64),
+        )
+        data.doclen = Growable(np.float32, arrays["doclen"])
+        data.speaker = Growable(np.int32, arrays["speaker"])
+        data.session_len = Growable(np.float64, arrays["session_len"])
+        data.total_len = float(header["total_len"])
+        if len(data.doclen) != data.catalog.rows:
+            raise ValueError("document lengths do not match the catalog")
+        return data

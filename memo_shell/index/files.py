@@ -1,0 +1,219 @@
+"""The index directory's files: one lock, one snapshot, one change log.
+
+``index/lock``      fcntl lock: exclusive while writing the snapshot or appending to the log
+``index/snapshot``  everything derived, one file, replaced atomically (temp + fsync + rename)
+``index/changes``   append-only log of adds/updates/removes by every process using the data dir
+
+Why a log as well as a snapshot: a CLI process that adds one memory must not load (or rewrite) a
+100k-memory index. It appends one line to the log; a TUI running at the same time tails the log on
+its next search (one ``stat``) and indexes the new file; the next process to load the snapshot
+replays the log from the offset the snapshot recorded. The log's first line carries a generation;
+when a snapshot is written and the log has grown, the log is restarted with a new generation,
+under the same lock, so the snapshot covers everything in the old log. A reader that sees the
+generation change reloads the snapshot.
+
+Snapshot format: ``MAGIC``, version, a 4-byte header length, CRC-32 of everything after the fixed
+part, then a msgpack header (strings and the dtype/shape/offset of each array) and the raw array
+bytes. Loading is one read, one CRC and ``numpy.frombuffer`` views: no per-term objects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import secrets
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import numpy as np
+
+SNAPSHOT_MAGIC = b"MEMOIDX\x00"
+SNAPSHOT_VERSION = 3
+_FIXED = struct.Struct(">8sHII")  # magic, version, header length, crc32 of the rest
+LOG_HEADER = "memo-shell-changes"
+#: Restart the change log after a snapshot once it is bigger than this.
+LOG_ROTATE_BYTES = 4 * 2**20
+
+
+class SnapshotError(Exception):
+    """The snapshot is missing, foreign, from another version, torn or inconsistent."""
+
+
+@contextlib.contextmanager
+def locked(lock_path: Path, *, exclusive: bool = True) -> Iterator[None]:
+    """Hold the index directory's fcntl lock (blocks until other processes release it)."""
+    lock_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _atomic_write(path: Path, chunks: list[bytes | memoryview]) -> None:
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        for chunk in chunks:
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    os.close(fd)
+    os.replace(temp, path)
+    dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def write_snapshot(path: Path, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> int:
+    """Write header + arrays atomically; returns the file size. Caller holds the lock."""
+    layout = {}
+    offset = 0
+    blobs: list[memoryview] = []
+    for name, array in arrays.items():
+        data = np.ascontiguousarray(array)
+        layout[name] = [data.dtype.str, list(data.shape), offset, data.nbytes]
+        blobs.append(memoryview(data).cast("B"))
+        offset += data.nbytes
+    head = msgpack.packb({"meta": header, "arrays": layout}, use_bin_type=True)
+    crc = zlib.crc32(head)
+    for blob in blobs:
+        crc = zlib.crc32(blob, crc)
+    fixed = _FIXED.pack(SNAPSHOT_MAGIC, SNAPSHOT_VERSION, len(head), crc)
+    _atomic_write(path, [fixed, head, *blobs])
+    return _FIXED.size + len(head) + offset
+
+
+def read_snapshot(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Read and verify a snapshot; raises FileNotFoundError or SnapshotError."""
+    data = path.read_bytes()
+    if len(data) < _FIXED.size:
+        raise SnapshotError("index snapshot is truncated")
+    magic, version, head_len, crc = _FIXED.unpack_from(data)
+    if magic != SNAPSHOT_MAGIC:
+        raise SnapshotError("index snapshot is not a memo-shell index")
+    if version != SNAPSHOT_VERSION:
+        raise SnapshotError(
+            f"index snapshot is format {version}, this memo-shell writes {SNAPSHOT_VERSION}"
+        )
+    body = memoryview(data)[_FIXED.size :]
+    if zlib.crc32(body) != crc:
+        raise SnapshotError("index snapshot checksum mismatch (torn or damaged file)")
+    try:
+        head = msgpack.unpackb(body[:head_len], raw=False, strict_map_key=False)
+        blob = body[head_len:]
+        arrays = {}
+        for name, (dtype, shape, offset, nbytes) in head["arrays"].items():
+            if offset + nbytes > len(blob):
+                raise SnapshotError(f"index snapshot array {name} runs past the end")
+            arrays[name] = np.frombuffer(blob[offset : offset + nbytes], dtype=np.dtype(dtype))
+            arrays[name] = arrays[name].reshape(shape)
+        return head["meta"], arrays
+    except SnapshotError:
+        raise
+    except (ValueError, TypeError, KeyError, msgpack.UnpackException) as exc:
+        raise SnapshotError(f"index snapshot is malformed: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One line of the change log."""
+
+    op: str  # "+" added, "~" updated (pin/tags), "-" removed
+    id: str
+    origin: str  # the writing Index instance's token, so it can skip its own lines
+
+
+class ChangeLog:
+    """The append-only change log shared by all processes using one data directory."""
+
+    def __init__(self, path: Path, lock_path: Path) -> None:
+        self.path = path
+        self.lock_path = lock_path
+
+    def generation(self) -> str | None:
+        """The log's generation (first line), or None if there is no log yet."""
+        try:
+            with open(self.path, "rb") as f:
+                first = f.readline(200).decode("ascii", "replace").split()
+        except FileNotFoundError:
+            return None
+        if len(first) == 2 and first[0] == LOG_HEADER:
+            return first[1]
+        return None
+
+    def ensure(self) -> tuple[str, int]:
+        """Make sure a log exists; returns (generation, current size). Caller holds the lock."""
+        gen = self.generation()
+        if gen is None:
+            return self.restart(), self.size()
+        return gen, self.size()
+
+    def restart(self) -> str:
+        """Start a new, empty log with a fresh generation. Caller holds the lock."""
+        gen = secrets.token_hex(8)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _atomic_write(self.path, [f"{LOG_HEADER} {gen}\n".encode()])
+        return gen
+
+    def size(self) -> int:
+        return self.fingerprint()[1]
+
+    def fingerprint(self) -> tuple[int, int]:
+        """(inode, size): changes whenever lines are appended or the log is restarted."""
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return (0, 0)
+        return (st.st_ino, st.st_size)
+
+    def append(self, op: str, memory_ids: list[str], origin: str) -> None:
+        """Append lines under the lock (no fsync: the catch-up scan repairs a lost tail)."""
+        if not memory_ids:
+            return
+        data = "".join(f"{op} {mid} {origin}\n" for mid in memory_ids).encode()
+        with locked(self.lock_path):
+            if self.generation() is None:
+                self.restart()
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+
+    def read_from(self, offset: int) -> tuple[str | None, list[Change], int]:
+        """(generation, whole lines after ``offset``, new offset). A torn last line is left."""
+        try:
+            with open(self.path, "rb") as f:
+                first = f.readline(200)
+                parts = first.decode("ascii", "replace").split()
+                gen = parts[1] if len(parts) == 2 and parts[0] == LOG_HEADER else None
+                offset = max(offset, len(first))
+                f.seek(offset)
+                data = f.read()
+        except FileNotFoundError:
+            return None, [], 0
+        end = data.rfind(b"\n") + 1
+        changes = []
+        for line in data[:end].decode("ascii", "replace").splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[0] in "+~-":
+                changes.append(Change(parts[0], parts[1], parts[2]))
+        return gen, changes, offset + end

@@ -1,0 +1,255 @@
+"""An incremental inverted index (key -> documents) with its forward twin (document -> keys).
+
+Used twice: for BM25 terms and for knowledge-graph entities (memory -[mentions]-> entity is just
+an inverted index whose keys are entities).
+
+Layout, and why: a compact *base* segment in CSR form (three flat numpy arrays), which is what the
+snapshot stores and loads without any per-key Python objects, plus a small *delta* of keys and
+documents added since the last compaction, held in growable ``array.array`` buffers so an add costs
+microseconds. Reads see base + delta; ``compact()`` folds the delta into a new base with one
+stable sort (done when persisting). Removal only touches document frequencies; stale postings of a
+removed document are masked by the caller's ``alive`` column and dropped at the next compaction.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+
+_EMPTY_I = np.zeros(0, dtype=np.int32)
+_EMPTY_F = np.zeros(0, dtype=np.float32)
+
+
+class Growable:
+    """A 1-D numpy column that grows by doubling, so appending is amortised O(1)."""
+
+    __slots__ = ("_data", "size")
+
+    def __init__(self, dtype: np.dtype | type, data: np.ndarray | None = None) -> None:
+        if data is None:
+            self._data = np.zeros(64, dtype=dtype)
+            self.size = 0
+        else:
+            self._data = np.array(data, dtype=dtype)
+            self.size = len(data)
+
+    def ensure(self, size: int) -> None:
+        if size > len(self._data):
+            new = np.zeros(max(size, 2 * len(self._data)), dtype=self._data.dtype)
+            new[: self.size] = self._data[: self.size]
+            self._data = new
+        if size > self.size:
+            self.size = size
+
+    def append(self, value: object) -> None:
+        self.ensure(self.size + 1)
+        self._data[self.size - 1] = value
+
+    @property
+    def view(self) -> np.ndarray:
+        """The live values (a view: valid until the next growth)."""
+        return self._data[: self.size]
+
+    def __getitem__(self, i: int) -> object:
+        return self._data[i]
+
+    def __setitem__(self, i: int, value: object) -> None:
+        self._data[i] = value
+
+    def __len__(self) -> int:
+        return self.size
+
+
+class InvertedIndex:
+    """Postings (key -> docs, weights) and forward lists (doc -> keys, weights), incremental."""
+
+    def __init__(self) -> None:
+        # base segment, CSR by key
+        self._b_ptr = np.zeros(1, dtype=np.int64)
+        self._b_docs = _EMPTY_I
+        self._b_w = _EMPTY_F
+        # base forward segment, CSR by doc
+        self._f_ptr = np.zeros(1, dtype=np.int64)
+        self._f_keys = _EMPTY_I
+        self._f_w = _EMPTY_F
+        # delta: postings appended to keys, forward lists of docs >= len(_f_ptr) - 1
+        self._d_post: dict[int, tuple[array, array]] = {}
+        self._d_fwd: dict[int, tuple[array, array]] = {}
+        self._d_count = 0
+        self.df = Growable(np.int32)
+        self._removed: set[int] = set()
+
+    # ------------------------------------------------------------------ writing
+
+    def add(self, doc: int, items: Mapping[int, float]) -> None:
+        """Index document ``doc`` (a new number, never reused) with ``{key: weight}``."""
+        keys = array("i", items.keys())
+        weights = array("f", items.values())
+        self._d_fwd[doc] = (keys, weights)
+        if not keys:
+            return
+        self.df.ensure(max(keys) + 1)
+        post = self._d_post
+        for key, weight in items.items():
+            entry = post.get(key)
+            if entry is None:
+                entry = post[key] = (array("i"), array("f"))
+            entry[0].append(doc)
+            entry[1].append(weight)
+        self.df.view[np.array(keys, dtype=np.int32)] += 1  # keys are distinct
+        self._d_count += len(keys)
+
+    def remove(self, doc: int) -> None:
+        """Forget a document's contribution to document frequencies (its postings are masked)."""
+        if doc in self._removed:
+            return
+        keys, _weights = self.forward(doc)
+        if len(keys):
+            np.subtract.at(self.df.view, keys, 1)
+        self._removed.add(doc)
+
+    # ------------------------------------------------------------------ reading
+
+    def postings(self, key: int) -> tuple[np.ndarray, np.ndarray]:
+        """(doc numbers, weights) of every document ever indexed under ``key``."""
+        docs: np.ndarray = _EMPTY_I
+        weights: np.ndarray = _EMPTY_F
+        if key + 1 < len(self._b_ptr):
+            lo, hi = self._b_ptr[key], self._b_ptr[key + 1]
+            docs, weights = self._b_docs[lo:hi], self._b_w[lo:hi]
+        delta = self._d_post.get(key)
+        if delta is not None:
+            d_docs = np.frombuffer(delta[0], dtype=np.int32).copy()
+            d_w = np.frombuffer(delta[1], dtype=np.float32).copy()
+            if len(docs):
+                return np.concatenate([docs, d_docs]), np.concatenate([weights, d_w])
+            return d_docs, d_w
+        return docs, weights
+
+    def count(self, key: int) -> int:
+        """Live document frequency of ``key``."""
+        return int(self.df.view[key]) if 0 <= key < len(self.df) else 0
+
+    def forward(self, doc: int) -> tuple[np.ndarray, np.ndarray]:
+        """(keys, weights) of one document."""
+        delta = self._d_fwd.get(doc)
+        if delta is not None:
+            return (
+                np.frombuffer(delta[0], dtype=np.int32).copy(),
+                np.frombuffer(delta[1], dtype=np.float32).copy(),
+            )
+        if doc + 1 < len(self._f_ptr):
+            lo, hi = self._f_ptr[doc], self._f_ptr[doc + 1]
+            return self._f_keys[lo:hi], self._f_w[lo:hi]
+        return _EMPTY_I, _EMPTY_F
+
+    def forward_many(self, docs: Iterable[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Concatenated forward lists of many docs: (doc of each entry, keys, weights)."""
+        owners, keys, weights = [], [], []
+        for doc in docs:
+            k, w = self.forward(int(doc))
+            if len(k):
+                owners.append(np.full(len(k), doc, dtype=np.int32))
+                keys.append(k)
+                weights.append(w)
+        if not keys:
+            return _EMPTY_I, _EMPTY_I, _EMPTY_F
+        return np.concatenate(owners), np.concatenate(keys), np.concatenate(weights)
+
+    @property
+    def entries(self) -> int:
+        return int(self._b_ptr[-1]) + self._d_count
+
+    # ------------------------------------------------------------------ compaction and snapshot
+
+    def compact(self, n_docs: int, n_keys: int, alive: np.ndarray) -> None:
+        """Fold the delta into the base and drop postings of removed documents."""
+        if not self._d_post and not self._removed and len(self._b_ptr) - 1 >= n_keys:
+            return
+        # forward: one CSR over all doc numbers
+        f_counts = np.zeros(n_docs, dtype=np.int64)
+        base_docs = len(self._f_ptr) - 1
+        f_counts[:base_docs] = np.diff(self._f_ptr)
+        for doc, (keys, _w) in self._d_fwd.items():
+            f_counts[doc] = len(keys)
+        dead = ~alive[:n_docs]
+        f_counts[dead] = 0
+        f_ptr = np.zeros(n_docs + 1, dtype=np.int64)
+        np.cumsum(f_counts, out=f_ptr[1:])
+        f_keys = np.empty(int(f_ptr[-1]), dtype=np.int32)
+        f_w = np.empty(int(f_ptr[-1]), dtype=np.float32)
+        live_base = np.flatnonzero(alive[:base_docs])
+        if len(live_base):
+            # copy each live base doc's slice (vectorised through a repeat of its offsets)
+            src_lo = self._f_ptr[live_base]
+            lens = np.diff(self._f_ptr)[live_base]
+            idx = _ranges(src_lo, lens)
+            dst = _ranges(f_ptr[live_base], lens)
+            f_keys[dst] = self._f_keys[idx]
+            f_w[dst] = self._f_w[idx]
+        for doc, (keys, weights) in self._d_fwd.items():
+            if alive[doc]:
+                lo = f_ptr[doc]
+                f_keys[lo : lo + len(keys)] = np.frombuffer(keys, dtype=np.int32)
+                f_w[lo : lo + len(keys)] = np.frombuffer(weights, dtype=np.float32)
+        # postings: invert the forward CSR (a stable sort by key keeps doc order ascending)
+        owners = np.repeat(np.arange(n_docs, dtype=np.int32), np.diff(f_ptr))
+        order = np.argsort(f_keys, kind="stable")
+        b_docs = owners[order]
+        b_w = f_w[order]
+        counts = np.bincount(f_keys, minlength=n_keys)[:n_keys] if len(f_keys) else np.zeros(
+            n_keys, dtype=np.int64
+        )
+        b_ptr = np.zeros(n_keys + 1, dtype=np.int64)
+        np.cumsum(counts, out=b_ptr[1:])
+        self._b_ptr, self._b_docs, self._b_w = b_ptr, b_docs.astype(np.int32), b_w
+        self._f_ptr, self._f_keys, self._f_w = f_ptr, f_keys, f_w
+        self._d_post.clear()
+        self._d_fwd.clear()
+        self._d_count = 0
+        self._removed.clear()
+        df = np.zeros(max(n_keys, len(self.df)), dtype=np.int32)
+        df[: len(counts)] = counts
+        self.df = Growable(np.int32, df)
+
+    def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        """The base segment as named arrays (call ``compact`` first)."""
+        return {
+            f"{prefix}.b_ptr": self._b_ptr,
+            f"{prefix}.b_docs": self._b_docs,
+            f"{prefix}.b_w": self._b_w,
+            f"{prefix}.f_ptr": self._f_ptr,
+            f"{prefix}.f_keys": self._f_keys,
+            f"{prefix}.f_w": self._f_w,
+        }
+
+    @classmethod
+    def from_arrays(
+        cls, arrays: Mapping[str, np.ndarray], prefix: str, n_keys: int
+    ) -> InvertedIndex:
+        """Adopt a compacted snapshot's arrays as the base segment (no per-key objects made)."""
+        inv = cls()
+        inv._b_ptr = np.asarray(arrays[f"{prefix}.b_ptr"], dtype=np.int64)
+        inv._b_docs = np.asarray(arrays[f"{prefix}.b_docs"], dtype=np.int32)
+        inv._b_w = np.asarray(arrays[f"{prefix}.b_w"], dtype=np.float32)
+        inv._f_ptr = np.asarray(arrays[f"{prefix}.f_ptr"], dtype=np.int64)
+        inv._f_keys = np.asarray(arrays[f"{prefix}.f_keys"], dtype=np.int32)
+        inv._f_w = np.asarray(arrays[f"{prefix}.f_w"], dtype=np.float32)
+        if len(inv._b_ptr) - 1 != n_keys or inv._b_ptr[-1] != len(inv._b_docs):
+            raise ValueError("postings do not match the vocabulary")
+        if inv._f_ptr[-1] != len(inv._f_keys) or len(inv._f_keys) != len(inv._b_docs):
+            raise ValueError("forward lists do not match the postings")
+        inv.df = Growable(np.int32, np.diff(inv._b_ptr).astype(np.int32))
+        return inv
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenation of ``arange(s, s + n)`` for each (s, n), without a Python loop."""
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    ends = np.cumsum(lengths)
+    offsets = np.repeat(starts - (ends - lengths), lengths)
+    return np.arange(total, dtype=np.int64) + offsets

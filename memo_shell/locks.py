@@ -1,0 +1,90 @@
+"""Cross-process file locks that say so when they make someone wait.
+
+Two memo-shell processes on one data directory (the TUI and a ``memo-shell mem …`` in another
+terminal, or a sync tool's hook) take turns through ``fcntl.flock`` locks. Those are held for
+milliseconds, and the kernel drops them when a holder dies (even by SIGKILL), so a stale lock
+cannot wedge the store. A holder can still be slow (a snapshot of a huge index, a stopped
+process, a hung network file system); then a command that silently hangs looks broken, so after
+``NOTICE_AFTER`` seconds the waiter is told who it is waiting for, once, and keeps waiting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+#: Wait this long in silence before telling the user (most waits end in milliseconds).
+NOTICE_AFTER = 1.0
+_POLL = 0.02
+
+log = logging.getLogger("memo_shell")
+
+
+def _default_notice(message: str) -> None:
+    # Without any logging configuration, Python prints warnings to stderr as-is: right for the
+    # CLI. An app with its own screen (the TUI) configures the "memo_shell" logger instead.
+    log.warning(message)
+
+
+def _try_lock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def holder_pid(fd: int) -> int | None:
+    """The pid holding the flock on ``fd``'s file, where the OS says (Linux ``/proc/locks``)."""
+    try:
+        st = os.fstat(fd)
+        with open("/proc/locks", encoding="ascii", errors="replace") as locks:
+            lines = locks.read().splitlines()
+    except OSError:
+        return None
+    wanted = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    for line in lines:
+        parts = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF" ("->" marks a blocked waiter)
+        if "->" in parts or len(parts) < 6 or parts[1] != "FLOCK":
+            continue
+        if parts[5].lower() == wanted and parts[4].isdigit() and int(parts[4]) != os.getpid():
+            return int(parts[4])
+    return None
+
+
+@contextlib.contextmanager
+def hold(
+    path: Path,
+    doing: str,
+    *,
+    notice: Callable[[str], None] | None = None,
+) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created 0600); ``doing`` completes the sentence
+    "waiting for another memo-shell process to finish …" shown after NOTICE_AFTER seconds.
+
+    Raises OSError if the lock file cannot be opened (a read-only directory): the caller decides
+    whether that matters.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        if not _try_lock(fd):
+            deadline = time.monotonic() + NOTICE_AFTER
+            while not _try_lock(fd):
+                if time.monotonic() >= deadline:
+                    pid = holder_pid(fd)
+                    who = f" (pid {pid})" if pid else ""
+                    (notice or _default_notice)(
+                        f"waiting for another memo-shell process{who} to finish {doing}…"
+                    )
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                    break
+                time.sleep(_POLL)
+        yield
+    finally:
+        os.close(fd)  # releases the lock

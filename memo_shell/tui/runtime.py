@@ -1,0 +1,251 @@
+"""The app's link to the library: the memory store, the model backend and the conversation.
+
+Everything here that touches disk or the network is async (sync library calls go through
+``asyncio.to_thread``) and is awaited from Textual workers, so the event loop never waits on
+I/O. Heavy imports (the index, model backends, llama.cpp) happen inside those workers, after
+the first paint, which is what keeps start-up fast however large the store is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from memo_shell.config import Settings
+
+if TYPE_CHECKING:
+    from memo_shell.api import Memories
+    from memo_shell.records import Memory
+
+T = TypeVar("T")
+
+
+class Runtime:
+    """Owns the ``Memories`` handle, the chosen backend and the ``Shell`` for the app's lifetime.
+
+    Screens read and act through it; the app starts it after mount. Tests may pass an already
+    open ``memories`` or a ready ``backend`` to skip discovery.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        memories: Memories | None = None,
+        backend: Any | None = None,
+    ) -> None:
+        self.settings = settings
+        self.memories: Memories | None = memories
+        self.backend: Any | None = backend
+        self.backend_reason = ""
+        self.backend_error: str | None = None
+        self.shell: Any | None = None
+        self.session = "default"
+        self.use_memory = settings.use_memory
+        self._owns_memories = memories is None
+        self._store_ready = asyncio.Event()
+        self._backend_ready = asyncio.Event()
+        #: While a model is being prepared: what is happening and how far (0..1, None unknown).
+        #: Written from any thread, read by the chat screen's status poll.
+        self.preparing: tuple[str, float | None] | None = None
+
+    # ----------------------------------------------------------------- helpers
+
+    @staticmethod
+    async def io(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a blocking library call off the event loop."""
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    @property
+    def store_ready(self) -> bool:
+        return self._store_ready.is_set() and self.memories is not None
+
+    @property
+    def mem(self) -> Memories:
+        """The open store; only call once ``store_ready`` (screens check or await first)."""
+        if self.memories is None:
+            raise RuntimeError("the memory store is not open yet")
+        return self.memories
+
+    # ----------------------------------------------------------------- start-up
+
+    async def open_store(self) -> None:
+        """Open the data directory (returns at once; the index keeps loading in the background)."""
+        try:
+            if self.memories is None:
+                self.memories = await self.io(_open_memories, self.settings)
+        finally:
+            self._store_ready.set()
+        self._make_shell()
+
+    async def wait_store(self) -> Memories | None:
+        """The store once open; None if it could not be opened (the app has said why)."""
+        await self._store_ready.wait()
+        return self.memories
+
+    async def choose_backend(self) -> None:
+        """Pick the backend the settings ask for (``auto``: Ollama, else the embedded model),
+        then load a local model at once so the first question does not wait for it."""
+        try:
+            if self.backend is None:
+                # Import off the event loop: the HTTP clients take a moment to import.
+                await self.io(importlib.import_module, "memo_shell.shell")
+                from memo_shell.backends import choose_backend, embedded
+
+                first_run = (
+                    self.settings.backend in ("auto", "llama-cpp")
+                    and embedded.available()
+                    and embedded.cached_path() is None
+                )
+                self.preparing = (
+                    "looking for a model (first run: preparing the embedded model)…"
+                    if first_run
+                    else "looking for a model…",
+                    None,
+                )
+                choice = await choose_backend(self.settings)
+                self.backend = choice.backend
+                self.backend_reason = choice.reason
+            if getattr(self.backend, "loaded", True) is False:
+                self.preparing = (f"loading {self.backend.model}…", None)
+                await self.backend.load()
+            self.backend_error = None
+        except Exception as exc:
+            self.backend_error = str(exc) or type(exc).__name__
+            raise
+        finally:
+            self.preparing = None
+            self._backend_ready.set()
+        self._make_shell()
+
+    async def set_backend(self, backend: Any) -> None:
+        old, self.backend = self.backend, backend
+        self.backend_error = None
+        self._backend_ready.set()
+        if self.shell is not None:
+            self.shell.set_backend(backend)
+        else:
+            self._make_shell()
+        if old is not None and old is not backend:
+            await _close_quietly(old)
+
+    def _make_shell(self) -> None:
+        if self.shell is not None or self.memories is None or self.backend is None:
+            return
+        from memo_shell.shell import Shell
+
+        self.shell = Shell(self.memories, self.backend, self.settings, session=self.session)
+        self.shell.use_memory = self.use_memory
+
+    async def wait_shell(self) -> Any:
+        """The shell once both the store and a backend are ready; raises the backend's error."""
+        await self._store_ready.wait()
+        await self._backend_ready.wait()
+        if self.shell is None:
+            from memo_shell.errors import BackendError
+
+            raise BackendError(self.backend_error or "no model backend is available")
+        return self.shell
+
+    # ----------------------------------------------------------------- conversation state
+
+    def set_use_memory(self, enabled: bool) -> None:
+        self.use_memory = enabled
+        if self.shell is not None:
+            self.shell.use_memory = enabled
+
+    def set_session(self, name: str) -> None:
+        self.session = name
+        if self.shell is not None:
+            self.shell.session = name
+
+    def new_session(self) -> str:
+        if self.shell is not None:
+            self.shell.new_session()
+            self.session = self.shell.session
+        else:
+            from memo_shell.shell import session_name
+
+            self.session = session_name()
+        return self.session
+
+    # ----------------------------------------------------------------- store operations
+
+    def forget_keep(self, ids: Iterable[str]) -> list[Memory]:
+        """Forget memories, returning the records so the caller can offer undo. Blocking."""
+        from memo_shell.errors import NotFound
+        from memo_shell.records import RecordError
+
+        kept: list[Memory] = []
+        for memory_id in ids:
+            try:
+                memory = self.mem.get(memory_id)
+            except (NotFound, RecordError):
+                memory = None
+            try:
+                self.mem.forget(memory_id)
+            except NotFound:
+                continue
+            if memory is not None:
+                kept.append(memory)
+        return kept
+
+    def restore(self, memories: Iterable[Memory]) -> int:
+        """Put forgotten records back exactly (same ids, same content). Blocking."""
+        done = 0
+        mem = self.mem
+        restore = getattr(mem, "restore", None)
+        for memory in memories:
+            if restore is not None:
+                restore(memory)
+            else:  # until Memories.restore lands: the two steps it performs
+                mem.store.write(memory)
+                mem.index.add(memory)
+            done += 1
+        return done
+
+    def rename_session(self, old: str, new: str) -> int:
+        """Move every memory of session ``old`` to ``new``. Blocking; returns how many moved."""
+        mem = self.mem
+        rename = getattr(mem, "rename_session", None)
+        if rename is not None:
+            moved = int(rename(old, new))
+        else:
+            # Until Memories.rename_session lands (requested): rewrite each file, then re-index
+            # it from scratch, since the index's update() covers pins and tags, not sessions.
+            moved = 0
+            for memory_id in mem.index.ids(session=old):
+                memory = mem.get(memory_id).with_changes(session=new)
+                mem.store.write(memory)
+                mem._evict(memory_id)
+                mem.index.remove(memory_id)
+                mem.index.add(memory)
+                moved += 1
+        if self.session == old:
+            self.set_session(new)
+        return moved
+
+    async def close(self) -> None:
+        if self.backend is not None:
+            await _close_quietly(self.backend)
+        if self.memories is not None and self._owns_memories:
+            await self.io(self.memories.close)
+
+
+def _open_memories(settings: Settings) -> Memories:
+    """Runs in a thread: importing the library (index, recall, graph) takes a moment too."""
+    from memo_shell.api import Memories
+
+    return Memories(settings.data_dir, settings=settings)
+
+
+async def _close_quietly(backend: Any) -> None:
+    aclose = getattr(backend, "aclose", None)
+    if aclose is None:
+        return
+    # closing a dead connection must not stop a switch or a quit
+    with contextlib.suppress(Exception):
+        await aclose()

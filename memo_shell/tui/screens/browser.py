@@ -1,0 +1,406 @@
+"""The memory browser: every memory in a virtual table, searchable, filterable and prunable.
+
+Rows come from the index's metadata (``Index.ids`` / ``Index.meta``), never from the record
+files, so opening the browser over 100k memories costs one id list. Search goes through recall,
+the same ranking the chat uses. Forgetting keeps the forgotten records in memory while the screen
+is open, so ``u`` can put them back with the same ids (files and index); closing the screen
+drops them for good.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.content import Content
+from textual.screen import Screen
+from textual.widgets import Input, Select, Static
+
+from memo_shell.errors import MemoShellError
+from memo_shell.records import InvalidRecord, parse_datetime
+from memo_shell.tui import fmt, keymap
+from memo_shell.tui.screens.detail import DetailOutcome, MemoryDetailScreen
+from memo_shell.tui.screens.dialogs import ConfirmScreen, TextPromptScreen
+from memo_shell.tui.widgets.key_bar import KeyBar
+from memo_shell.tui.widgets.memory_table import MemoryTable
+
+if TYPE_CHECKING:
+    from memo_shell.records import Memory
+    from memo_shell.tui.runtime import Runtime
+
+#: How many recall hits a search shows (ranked; the long tail is rarely what anyone wants).
+SEARCH_K = 500
+#: Typing pauses this long before a search runs, so each keystroke does not start a recall.
+SEARCH_DEBOUNCE_S = 0.25
+SORTS = ("newest", "oldest", "session", "pinned first")
+PINNED_CHOICES = (("pinned", True), ("not pinned", False))
+
+
+@dataclass(frozen=True)
+class Filter:
+    """What the table shows: a recall query and/or session, date range and pin filters."""
+
+    query: str = ""
+    session: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    pinned: bool | None = None
+
+    def admits(self, memory: Memory) -> bool:
+        """For recall hits, which the index filters by session only."""
+        return (
+            (self.since is None or memory.created_at >= self.since)
+            and (self.until is None or memory.created_at < self.until)
+            and (self.pinned is None or memory.pinned == self.pinned)
+        )
+
+
+def parse_day(text: str, *, end: bool) -> datetime | None:
+    """``2024-05-01`` (or a full ISO time); an end date means the end of that day."""
+    text = text.strip()
+    if not text:
+        return None
+    moment = parse_datetime(text)
+    if end and len(text) == 10:
+        moment += timedelta(days=1)
+    return moment
+
+
+class BrowserScreen(Screen[None]):
+    """Browse, search, filter, pin, tag and prune memories."""
+
+    BINDINGS = keymap.bindings("browser")
+
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__(id="browser")
+        self.runtime = runtime
+        self.filter = Filter()
+        self.sort = SORTS[0]
+        self.undo_stack: list[list[Memory]] = []
+        self.stats: dict[str, Any] = {}
+        self.disk_bytes: int | None = None
+        self.index_wait = "opening the index…"
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="browser-filters"):
+            yield Input(placeholder="Search memories (/)", id="search")
+            yield Select[str]([], prompt="All sessions", id="session-filter")
+            yield Input(placeholder="since YYYY-MM-DD", id="since", classes="date")
+            yield Input(placeholder="until YYYY-MM-DD", id="until", classes="date")
+            yield Select[bool](PINNED_CHOICES, prompt="Pinned?", id="pinned-filter")
+        yield MemoryTable(self._meta, id="table")
+        yield Static("", id="browser-status")
+        yield KeyBar()
+
+    @property
+    def table(self) -> MemoryTable:
+        return self.query_one(MemoryTable)
+
+    def _meta(self, memory_id: str) -> Any:
+        memories = self.runtime.memories
+        return memories.index.meta(memory_id) if memories is not None else None
+
+    def on_mount(self) -> None:
+        self.table.focus()
+        self.render_status()
+        self.start()
+
+    @work(group="rows", exclusive=True)
+    async def start(self) -> None:
+        mem = await self.runtime.wait_store()
+        if mem is None:
+            return
+        if mem.index.state != "ready":
+            self.index_wait = "loading the index…"
+            self.render_status()
+            await self.runtime.io(mem.wait_ready)
+        self.index_wait = ""
+        await self.reload()  # rows first: they are what the user opened the browser for
+        await self.load_sessions()
+        self.measure_disk()
+
+    async def load_sessions(self) -> None:
+        sessions = await self.runtime.io(self.runtime.mem.index.sessions)
+        sessions.sort(key=lambda s: s.last_at, reverse=True)  # the recent ones on top
+        select = self.query_one("#session-filter", Select)
+        select.set_options((f"{s.name} ({s.count:,})", s.name) for s in sessions)
+
+    # ----------------------------------------------------------------- loading rows
+
+    async def reload(self) -> None:
+        """Fetch the ids for the current filter and sort, off the event loop."""
+        rt = self.runtime
+        mem = rt.mem
+        filt = self.filter
+        scores: dict[str, float] | None = None
+        if filt.query:
+            hits = await rt.io(mem.recall, filt.query, SEARCH_K, session=filt.session)
+            hits = [h for h in hits if filt.admits(h.memory)]
+            ids = [h.memory.id for h in hits]
+            scores = {h.memory.id: h.score for h in hits}
+        else:
+            ids = await rt.io(
+                mem.index.ids,
+                session=filt.session,
+                since=filt.since,
+                until=filt.until,
+                pinned=filt.pinned,
+                newest_first=self.sort != "oldest",
+            )
+            if self.sort in ("session", "pinned first"):
+                ids = await rt.io(self._sorted, ids, self.sort)
+        self.stats = await rt.io(mem.index.stats)
+        self.table.set_rows(ids, scores)
+        self.render_status()
+
+    def _sorted(self, ids: list[str], sort: str) -> list[str]:
+        """Stable sorts over the index metadata (newest first within a group). Blocking."""
+        index = self.runtime.mem.index
+        metas = {i: index.meta(i) for i in ids}
+        if sort == "session":
+            return sorted(ids, key=lambda i: metas[i].session if metas[i] else "")
+        return sorted(ids, key=lambda i: not (metas[i] and metas[i].pinned))
+
+    @work(group="rows", exclusive=True)
+    async def refilter(self, delay: float = 0.0) -> None:
+        if delay:
+            await asyncio.sleep(delay)  # debounce: a newer keystroke cancels this worker
+        if self.runtime.store_ready and not self.index_wait:
+            await self.reload()
+
+    @work(group="disk", exclusive=True)
+    async def measure_disk(self) -> None:
+        """Bytes of record files (a directory walk, so only at start and after a prune)."""
+        self.disk_bytes = await self.runtime.io(self.runtime.mem.store.disk_usage)
+        self.render_status()
+
+    def render_status(self) -> None:
+        parts: list[tuple[str, str] | str] = []
+        if self.index_wait:
+            parts.append((self.index_wait, "italic $warning"))
+        else:
+            stats = self.stats
+            parts += [
+                (fmt.count(stats.get("memories"), "memory", "memories"), "bold"),
+                f" · {fmt.count(stats.get('sessions'), 'session')}",
+                f" · {stats.get('pinned', 0):,} pinned",
+                f" · {fmt.size(self.disk_bytes)} on disk",
+                ("  │  ", "$text-muted"),
+                f"{len(self.table.ids):,} shown",
+                f" · sort: {self.sort if not self.filter.query else 'relevance'}",
+            ]
+            if self.table.selected:
+                selected = f"{len(self.table.selected):,} selected"
+                parts += [("  │  ", "$text-muted"), (selected, "bold $accent")]
+            if self.undo_stack:
+                last = fmt.count(len(self.undo_stack[-1]), "memory", "memories")
+                undo = f"u undoes forgetting {last}"
+                parts += [("  │  ", "$text-muted"), (undo, "$warning")]
+        self.query_one("#browser-status", Static).update(Content.assemble(*parts))
+
+    # ----------------------------------------------------------------- filters
+
+    @on(Input.Changed, "#search")
+    def search_changed(self, event: Input.Changed) -> None:
+        self.filter = replace(self.filter, query=event.value.strip())
+        self.refilter(SEARCH_DEBOUNCE_S)
+
+    @on(Input.Submitted, "#search")
+    def search_submitted(self) -> None:
+        self.table.focus()
+
+    @on(Select.Changed, "#session-filter")
+    def session_changed(self, event: Select.Changed) -> None:
+        value = event.value
+        self.filter = replace(self.filter, session=None if value is Select.NULL else str(value))
+        self.refilter()
+
+    @on(Select.Changed, "#pinned-filter")
+    def pinned_changed(self, event: Select.Changed) -> None:
+        value = event.value
+        self.filter = replace(self.filter, pinned=None if value is Select.NULL else bool(value))
+        self.refilter()
+
+    @on(Input.Submitted, ".date")
+    @on(Input.Blurred, ".date")
+    def dates_changed(self, event: Input.Submitted | Input.Blurred) -> None:
+        field = event.input
+        try:
+            moment = parse_day(field.value, end=field.id == "until")
+        except InvalidRecord:
+            field.add_class("-invalid")
+            self.notify(f"{field.value!r} is not a date; use YYYY-MM-DD.", severity="warning")
+            return
+        field.remove_class("-invalid")
+        changes = {"since": moment} if field.id == "since" else {"until": moment}
+        new = replace(self.filter, **changes)
+        if new != self.filter:
+            self.filter = new
+            self.refilter()
+
+    def action_focus_search(self) -> None:
+        self.query_one("#search", Input).focus()
+
+    def action_focus_filters(self) -> None:
+        self.query_one("#session-filter", Select).focus()
+
+    def action_cycle_sort(self) -> None:
+        self.sort = SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)]
+        self.notify(f"Sorted: {self.sort}", timeout=2)
+        self.refilter()
+
+    def action_back(self) -> None:
+        search = self.query_one("#search", Input)
+        if search.value:
+            search.value = ""
+            self.table.focus()
+        elif self.table.selected:
+            self.table.action_clear_selection()
+        else:
+            self.dismiss(None)
+
+    # ----------------------------------------------------------------- table events
+
+    @on(MemoryTable.SelectionChanged)
+    def selection_changed(self) -> None:
+        self.render_status()
+
+    @on(MemoryTable.Opened)
+    def open_memory(self, event: MemoryTable.Opened) -> None:
+        memory_id = event.memory_id
+
+        def done(outcome: DetailOutcome | None) -> None:
+            if outcome is None:
+                return
+            if outcome.broken or outcome.memory is None:
+                self.drop_unreadable(memory_id)
+            elif outcome.forget:
+                self.forget([memory_id], "Forget this memory?")
+            elif outcome.changed:
+                self.table.invalidate([memory_id])
+
+        self.app.push_screen(MemoryDetailScreen(self.runtime, memory_id), done)
+
+    @work(group="edit")
+    async def drop_unreadable(self, memory_id: str) -> None:
+        """A damaged or vanished record: drop its stale index entry and its row."""
+        await self.runtime.io(self.runtime.mem.index.remove, memory_id)
+        self.table.discard([memory_id])
+        self.render_status()
+
+    # ----------------------------------------------------------------- prune and undo
+
+    def action_forget_selected(self) -> None:
+        ids = self.table.chosen()
+        if ids:
+            n = len(ids)
+            self.forget(ids, f"Forget {fmt.count(n, 'memory', 'memories')}?")
+
+    @work(group="edit", exclusive=True)
+    async def action_prune_filter(self) -> None:
+        """Forget every memory the current filter shows, except pinned ones."""
+        if not self.runtime.store_ready or not self.table.ids:
+            return
+        index = self.runtime.mem.index
+        shown = list(self.table.ids)
+        ids = await self.runtime.io(
+            lambda: [i for i in shown if not ((m := index.meta(i)) and m.pinned)]
+        )
+        kept = len(shown) - len(ids)
+        if not ids:
+            self.notify("Every memory shown is pinned; pinned memories are never pruned.")
+            return
+        note = f" ({kept:,} pinned kept)" if kept else ""
+        await self._forget(ids, f"Forget all {len(ids):,} memories shown{note}?")
+
+    @work(group="edit", exclusive=True)
+    async def forget(self, ids: list[str], question: str) -> None:
+        await self._forget(ids, question)
+
+    async def _forget(self, ids: list[str], question: str) -> None:
+        confirmed = await self.app.push_screen_wait(
+            ConfirmScreen(
+                question,
+                "Their files are deleted and they leave the index. Press u to undo while this "
+                "screen is open.",
+            )
+        )
+        if not confirmed:
+            return
+        try:
+            kept = await self.runtime.io(self.runtime.forget_keep, ids)
+        except MemoShellError as exc:
+            self.notify(str(exc), severity="error", title="Forget")
+            await self.reload()
+            return
+        self.undo_stack.append(kept)
+        self.table.discard(ids)
+        self.stats = await self.runtime.io(self.runtime.mem.index.stats)
+        self.render_status()
+        self.measure_disk()
+        self.notify(f"Forgot {fmt.count(len(kept), 'memory', 'memories')}. Press u to undo.")
+
+    @work(group="edit", exclusive=True)
+    async def action_undo(self) -> None:
+        if not self.undo_stack:
+            self.notify("Nothing to undo on this screen.")
+            return
+        batch = self.undo_stack.pop()
+        try:
+            await self.runtime.io(self.runtime.restore, batch)
+        except MemoShellError as exc:
+            self.undo_stack.append(batch)
+            self.notify(str(exc), severity="error", title="Undo")
+            return
+        await self.reload()
+        self.measure_disk()
+        self.notify(f"Restored {fmt.count(len(batch), 'memory', 'memories')}.")
+
+    # ----------------------------------------------------------------- pin and tags
+
+    @work(group="edit", exclusive=True)
+    async def action_pin(self) -> None:
+        ids = self.table.chosen()
+        if not ids:
+            return
+        index = self.runtime.mem.index
+        metas = await self.runtime.io(lambda: [index.meta(i) for i in ids])
+        pin = not all(m is not None and m.pinned for m in metas)
+
+        def apply() -> None:
+            for memory_id in ids:
+                self.runtime.mem.pin(memory_id, pin)
+
+        try:
+            await self.runtime.io(apply)
+        except MemoShellError as exc:
+            self.notify(str(exc), severity="error", title="Pin")
+        self.table.invalidate(ids)
+        self.stats = await self.runtime.io(index.stats)
+        self.render_status()
+        verb = "Pinned" if pin else "Unpinned"
+        self.notify(f"{verb} {fmt.count(len(ids), 'memory', 'memories')}.")
+
+    @work(group="edit", exclusive=True)
+    async def action_tags(self) -> None:
+        memory_id = self.table.current_id
+        if memory_id is None:
+            return
+        meta = await self.runtime.io(self.runtime.mem.index.meta, memory_id)
+        current = ", ".join(meta.tags) if meta is not None else ""
+        answer = await self.app.push_screen_wait(
+            TextPromptScreen("Tags (comma separated)", current, "e.g. work, python")
+        )
+        if answer is None:
+            return
+        try:
+            await self.runtime.io(self.runtime.mem.set_tags, memory_id, answer.split(","))
+        except MemoShellError as exc:
+            self.notify(str(exc), severity="error", title="Tags")
+            return
+        self.table.invalidate([memory_id])

@@ -1,0 +1,254 @@
+"""The model picker: Ollama's models, an OpenAI-compatible server's, GGUF files, the embedded one.
+
+Every source is asked at once, each with its own short timeout, and a source that is down is
+listed as such rather than hiding the others. Picking an entry builds that backend (loading a
+local model off the event loop, with a progress bar) and hands it to the running shell: the
+conversation carries on with the new model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.content import Content
+from textual.screen import ModalScreen
+from textual.widgets import Label, OptionList
+from textual.widgets.option_list import Option
+
+from memo_shell.errors import MemoShellError
+from memo_shell.tui import fmt, keymap
+from memo_shell.tui.widgets.key_bar import KeyBar
+
+if TYPE_CHECKING:
+    from memo_shell.config import Settings
+    from memo_shell.tui.runtime import Runtime
+
+#: A server gets this long to list its models before the picker says it is not answering.
+LIST_TIMEOUT_S = 2.0
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One choice in the picker."""
+
+    kind: str  # "ollama" | "openai" | "gguf" | "embedded"
+    name: str  # model name (servers) or file path (gguf)
+    size_bytes: int | None = None
+    details: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+
+@dataclass(frozen=True)
+class SourceProblem:
+    """A source that could not be listed, and why (shown as a disabled line)."""
+
+    kind: str
+    message: str
+
+
+async def _server_models(kind: str, backend: Any) -> list[ModelEntry] | SourceProblem:
+    try:
+        listed = await asyncio.wait_for(backend.models(), LIST_TIMEOUT_S)
+    except TimeoutError:
+        return SourceProblem(kind, f"{kind}: no answer from {backend.url}")
+    except MemoShellError as exc:
+        return SourceProblem(kind, f"{kind}: {exc}")
+    finally:
+        await backend.aclose()
+    return [ModelEntry(kind, m.name, m.size_bytes, m.details) for m in listed]
+
+
+def _local_models(settings: Settings) -> list[ModelEntry]:
+    """GGUF files from ``gguf_path`` and the embedded model. Blocking (directory walk)."""
+    from memo_shell.backends import embedded
+    from memo_shell.backends.llamacpp import list_gguf
+
+    found: list[ModelEntry] = []
+    if settings.gguf_path is not None:
+        location = settings.gguf_path.expanduser()
+        paths = list_gguf(location) if location.is_dir() else [location]
+        for path in paths:
+            try:
+                size = path.stat().st_size
+            except OSError:
+                continue
+            found.append(ModelEntry("gguf", str(path), size, "llama.cpp in-process"))
+    if embedded.available():
+        ready = "ready" if embedded.cached_path() is not None else "assembled on first use"
+        found.append(
+            ModelEntry(
+                "embedded",
+                embedded.MODEL_NAME,
+                None,
+                f"{embedded.DISPLAY_NAME}, built in ({ready})",
+            )
+        )
+    return found
+
+
+async def discover(settings: Settings) -> list[ModelEntry | SourceProblem]:
+    """Every model memo-shell could use right now, grouped by source."""
+    from memo_shell.backends import OllamaBackend, OpenAIBackend
+
+    jobs = [_server_models("ollama", OllamaBackend(settings.ollama_host))]
+    if settings.openai_base_url:
+        jobs.append(
+            _server_models(
+                "openai", OpenAIBackend(settings.openai_base_url, api_key=settings.openai_api_key)
+            )
+        )
+    results = await asyncio.gather(*jobs)
+    entries: list[ModelEntry | SourceProblem] = []
+    for result in results:
+        entries.extend(result if isinstance(result, list) else [result])
+    try:
+        entries.extend(await asyncio.to_thread(_local_models, settings))
+    except MemoShellError as exc:
+        entries.append(SourceProblem("gguf", f"local models: {exc}"))
+    return entries
+
+
+async def build_backend(entry: ModelEntry, settings: Settings) -> Any:
+    """The backend for a picked entry; local models are loaded here, off the event loop."""
+    from memo_shell.backends import LlamaCppBackend, OllamaBackend, OpenAIBackend, local_backend
+
+    if entry.kind == "ollama":
+        return OllamaBackend(settings.ollama_host, entry.name, context_size=settings.context_size)
+    if entry.kind == "openai":
+        assert settings.openai_base_url is not None
+        return OpenAIBackend(
+            settings.openai_base_url,
+            entry.name,
+            api_key=settings.openai_api_key,
+            context_size=settings.context_size,
+        )
+    if entry.kind == "gguf":
+        backend = await asyncio.to_thread(
+            LlamaCppBackend, Path(entry.name), context_size=settings.context_size
+        )
+    else:
+        backend = await asyncio.to_thread(
+            local_backend, settings.with_overrides(backend="llama-cpp", model="embedded")
+        )
+    await backend.load()
+    return backend
+
+
+def entry_prompt(entry: ModelEntry, current: bool) -> Content:
+    name = Path(entry.name).name if entry.kind == "gguf" else entry.name
+    return Content.assemble(
+        (f"{entry.kind:<9}", "$text-muted"),
+        (name, "bold"),
+        ("  ● in use", "$success") if current else "",
+        "\n         ",
+        (
+            " · ".join(x for x in (entry.details, fmt.size(entry.size_bytes)) if x and x != "?"),
+            "$text-muted",
+        ),
+    )
+
+
+class ModelScreen(ModalScreen[None]):
+    """Lists models from every source; enter switches the chat to the highlighted one."""
+
+    BINDINGS = keymap.pick("dialog.close")
+
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__(classes="dialog-screen")
+        self.runtime = runtime
+        self.entries: dict[str, ModelEntry] = {}
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="models-dialog"):
+            yield Label("Models", classes="dialog-title")
+            yield Label("", id="models-current", classes="dialog-hint")
+            yield OptionList(id="models")
+            yield KeyBar()
+
+    def on_mount(self) -> None:
+        backend = self.runtime.backend
+        current = (
+            f"In use: {backend.model} via {backend.name}. {self.runtime.backend_reason}"
+            if backend is not None
+            else f"No model in use. {self.runtime.backend_error or ''}"
+        )
+        self.query_one("#models-current", Label).update(current)
+        options = self.query_one(OptionList)
+        options.add_option(Option("Looking for models…", disabled=True))
+        options.focus()
+        self.load()
+
+    @work(exclusive=True, group="models")
+    async def load(self) -> None:
+        found = await discover(self.runtime.settings)
+        options = self.query_one(OptionList)
+        options.clear_options()
+        backend = self.runtime.backend
+        for item in found:
+            if isinstance(item, SourceProblem):
+                options.add_option(
+                    Option(Content.styled(item.message, "$text-muted"), disabled=True)
+                )
+                continue
+            self.entries[item.key] = item
+            current = backend is not None and _same(item, backend)
+            options.add_option(Option(entry_prompt(item, current), id=item.key))
+        if not self.entries:
+            options.add_option(
+                Option(
+                    "No models found: start Ollama, set gguf_path, or install the embedded "
+                    "model package.",
+                    disabled=True,
+                )
+            )
+
+    @on(OptionList.OptionSelected)
+    def picked(self, event: OptionList.OptionSelected) -> None:
+        entry = self.entries.get(event.option.id or "")
+        if entry is not None:
+            self.switch(entry)
+
+    def switch(self, entry: ModelEntry) -> None:
+        # The switch outlives this dialog, so it runs as an app worker.
+        self.app.run_worker(switch_model(self.app, self.runtime, entry), group="switch")
+        self.dismiss(None)
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+async def switch_model(app: Any, runtime: Runtime, entry: ModelEntry) -> None:
+    """Build the picked backend (showing progress while a local model loads) and switch to it."""
+    runtime.preparing = (f"loading {Path(entry.name).name}…", None)
+    try:
+        backend = await build_backend(entry, runtime.settings)
+    except MemoShellError as exc:
+        app.notify(str(exc), title="Model", severity="error", timeout=15)
+        return
+    finally:
+        runtime.preparing = None
+    await runtime.set_backend(backend)
+    runtime.backend_reason = f"picked in the model list: {backend.model} via {backend.name}"
+    app._refresh_status()
+    app.notify(f"Now answering with {backend.model} ({backend.name}).")
+
+
+def _same(entry: ModelEntry, backend: Any) -> bool:
+    if entry.kind in ("gguf", "embedded"):
+        if backend.name != "llama-cpp":
+            return False
+        return (
+            entry.name == backend.model
+            if entry.kind == "embedded"
+            else (str(getattr(backend, "path", "")) == entry.name)
+        )
+    return backend.name == entry.kind and backend.model == entry.name

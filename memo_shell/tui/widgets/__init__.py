@@ -1,0 +1,1 @@
+"""Widgets of the memo-shell app; each talks to its screen through messages."""

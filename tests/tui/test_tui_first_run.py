@@ -1,0 +1,43 @@
+"""First run on a fresh machine: the embedded model is assembled (once) and loaded, and the chat
+shows a progress indicator meanwhile; then the status line names the model. Real package, real
+llama.cpp load, into a cache directory of the test's own."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+import pytest
+from textual.widgets import ProgressBar
+from tui_helpers import make_app, screen_text, settle
+
+from memo_shell.backends import embedded
+
+pytestmark = [pytest.mark.slow, pytest.mark.model]
+
+
+async def test_first_run_shows_progress_while_the_embedded_model_is_prepared(
+    settings, memories, tmp_path, monkeypatch
+):
+    monkeypatch.setenv(embedded.CACHE_ENV, str(tmp_path / "cache"))
+    assert embedded.cached_path() is None  # nothing assembled in this cache yet
+    app = make_app(replace(settings, backend="llama-cpp", model=None), memories)
+    async with app.run_test(size=(130, 40)) as pilot:
+        seen = ""
+        for _ in range(400):
+            await asyncio.sleep(0.01)
+            await pilot.pause()
+            if app.screen.query(ProgressBar):
+                seen = screen_text(app)
+                break
+        assert "preparing the embedded model" in seen
+        for _ in range(600):  # assembling and loading take a few seconds on two cores
+            if app.runtime.backend is not None and not app.runtime.preparing:
+                break
+            await asyncio.sleep(0.05)
+        await settle(pilot)
+        app.screen.poll()
+        await pilot.pause()
+        assert not app.screen.query(ProgressBar)
+        assert "llama-cpp · gemma3-270m" in screen_text(app)
+        assert embedded.cached_path() is not None  # assembled once, reused from now on
