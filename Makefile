@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench screenshots clean
+.PHONY: run test lint bench screenshots bench-tui clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,12 @@ bench: $(STAMP)
 	$(BIN)/python bench/locomo.py
 	$(BIN)/python bench/recall.py
 	$(BIN)/python bench/turn.py
+	$(BIN)/python bench/tui.py
+
+screenshots: $(STAMP)
+	$(BIN)/python -m memo_shell.tui.screenshots
+
+bench-tui: $(STAMP)
 	$(BIN)/python bench/tui.py
 
 clean:

@@ -118,20 +118,28 @@ _WEEKDAY_OF = {d: d for d in WEEKDAYS} | {d + "s": d for d in WEEKDAYS}
 _RELATIVE_CUES = frozenset({"yesterday", "tonight", "tomorrow", "ago", "last", "next", "this"})
 
 
+_DATE_TOKENS = frozenset([*_MONTH_OF, *_WEEKDAY_OF, *_RELATIVE_CUES])
+
+
 def _is_year(word: str) -> bool:
-    return len(word) == 4 and word.isdigit() and word[:2] in ("19", "20")
+    return len(word) == 4 and word[:2] in ("19", "20") and word.isdigit()
 
 
 def _dates(text: str, tokens: list[str]) -> list[Entity]:
     """Months (with their year when one follows), weekdays, years and relative phrases.
 
-    Works on the analyzer's lower-cased words (a set lookup per word, no regex over the text);
-    "may" counts as the month only where the text writes it "May".
+    Works on the analyzer's lower-cased words (set lookups, no regex over the text); "may"
+    counts as the month only where the text writes it "May".
     """
     out: list[Entity] = []
+    years = [w for w in tokens if len(w) == 4 and w[:2] in ("19", "20") and w.isdigit()]
+    cues = _DATE_TOKENS.intersection(tokens)
+    if not cues:
+        return [Entity(y, y, "date") for y in dict.fromkeys(years)]
     may_capital = "May" in text
-    cue = False
     for i, word in enumerate(tokens):
+        if word not in cues:
+            continue
         month = _MONTH_OF.get(word)
         if month is not None:
             if word == "may" and not may_capital:
@@ -145,11 +153,8 @@ def _dates(text: str, tokens: list[str]) -> list[Entity]:
         elif word in _WEEKDAY_OF:
             day = _WEEKDAY_OF[word]
             out.append(Entity(day, day.capitalize(), "date"))
-        elif _is_year(word):
-            out.append(Entity(word, word, "date"))
-        elif word in _RELATIVE_CUES:
-            cue = True
-    if cue:
+    out.extend(Entity(y, y, "date") for y in dict.fromkeys(years))
+    if cues & _RELATIVE_CUES:
         for phrase in dict.fromkeys(_RELATIVE_RE.findall(text.lower())):
             out.append(Entity(phrase, phrase, "when"))
     return out

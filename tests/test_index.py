@@ -294,3 +294,14 @@ def test_a_deleted_file_is_never_recalled_and_its_entry_is_dropped(data_dir: Pat
         Store(data_dir).path_for(victim).unlink()  # a file manager, not memo-shell
         assert mem.index.search("locker code") == []
         assert mem.index.meta(victim) is None
+
+
+def test_a_dead_writers_temp_file_in_the_index_dir_is_swept(data_dir: Path) -> None:
+    with memo_shell.open(data_dir) as mem:
+        _add(mem, "anything")
+        mem.wait_ready()
+    debris = data_dir / "index" / ".snapshot.999999999.abcd.tmp"  # no such pid
+    debris.write_bytes(b"half a snapshot")
+    with memo_shell.open(data_dir) as mem:
+        mem.wait_ready()
+    assert not debris.exists()

@@ -143,32 +143,48 @@ def test_writers_an_import_and_a_reader_at_once_lose_nothing(
 
 
 def test_a_pin_racing_a_forget_never_brings_the_memory_back(data_dir: Path) -> None:
-    """Hundreds of pin/unpin rewrites in one process against forgets in another: a forgotten
-    memory must stay forgotten (a rewrite is read, then rename over the file; without the
-    store's lock the rename would recreate a file deleted in between)."""
-    with memo_shell.open(data_dir, preload=False) as memories:
-        ids = [memories.add(f"race target {i}") for i in range(60)]
+    """Another process re-pins a memory in a tight loop while this one forgets it, 25 times.
+
+    A rewrite is a read, then a rename of a new file over the old one: a forget landing in
+    between would be undone by the rename, and the forgotten memory would be back. Hammering
+    one memory at a time makes that window nearly certain to be hit (without the store's lock
+    this test fails within a few rounds); with the lock, the forget always wins for good.
+    """
     code = textwrap.dedent(
         """
         import sys, memo_shell
         from memo_shell.errors import NotFound
         with memo_shell.open(sys.argv[1], preload=False) as m:
-            for _ in range(6):
-                for memory_id in sys.argv[2:]:
-                    try:
-                        m.pin(memory_id, not m.get(memory_id).pinned)
-                    except NotFound:
-                        pass
+            print("ready", flush=True)
+            for line in sys.stdin:
+                memory_id, rewrites = line.strip(), 0
+                try:
+                    while rewrites < 300:  # bounded: a resurrected memory never runs out
+                        m.pin(memory_id, rewrites % 2 == 0)
+                        rewrites += 1
+                except NotFound:
+                    pass
+                print(rewrites, flush=True)
         """
     )
-    pinner = _spawn([sys.executable, "-c", code, str(data_dir), *ids])
-    time.sleep(0.3)  # let it get going
+    pinner = _spawn([sys.executable, "-c", code, str(data_dir)], stdin=subprocess.PIPE)
+    assert pinner.stdin is not None and pinner.stdout is not None
+    assert pinner.stdout.readline() == "ready\n"
+    rng = random.Random(4)
+    raced = 0
     with memo_shell.open(data_dir, preload=False) as memories:
-        gone = memories.forget_many(ids[::2])
+        for n in range(25):
+            memory_id = memories.add(f"race target {n}")
+            pinner.stdin.write(memory_id + "\n")
+            pinner.stdin.flush()
+            time.sleep(rng.uniform(0.005, 0.02))  # it is rewriting the file by now
+            memories.forget(memory_id)
+            raced += int(pinner.stdout.readline()) > 0
+            assert not memories.store.exists(memory_id), f"round {n}: the forget was undone"
     _finish(pinner)
-    assert sorted(gone) == sorted(ids[::2])
-    with memo_shell.open(data_dir, preload=False) as memories:
-        assert set(memories.ids()) == set(ids[1::2])
+    assert raced >= 20, "the pinner was not rewriting when the forgets landed"
+    with memo_shell.open(data_dir) as memories:
+        assert memories.ids() == [] and memories.index.ids() == []
 
 
 def test_a_long_running_handle_sees_other_processes_pins_tags_and_forgets(

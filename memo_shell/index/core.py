@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import networkx as nx
+import numpy as np
 
 from memo_shell import recall
 from memo_shell.errors import NotFound
@@ -42,6 +43,7 @@ from memo_shell.index.files import (
     SnapshotError,
     locked,
     read_snapshot,
+    sweep_temps,
     write_snapshot,
 )
 from memo_shell.index.schema import EntityInfo, IndexHit, MemoryMeta, SessionInfo
@@ -193,6 +195,7 @@ class Index:
         try:
             with locked(self.lock_path):
                 gen: str | None = self._log.ensure()[0]
+                sweep_temps(self.directory)
         except OSError as exc:  # read-only data dir: index in memory only
             self._notice(f"index directory is not writable ({exc}); the index lives in memory")
             gen = None
@@ -259,6 +262,7 @@ class Index:
         scan = self.store.scan()
         self._tidy(scan)
         total = len(scan.ids)
+        data.begin_bulk()
         for n, memory_id in enumerate(scan.ids, 1):
             if self._closing.is_set() and self._state == "loading":
                 return -1
@@ -267,6 +271,7 @@ class Index:
                 data.add(memory)
             if progress is not None and (n % 500 == 0 or n == total):
                 progress(n, total)
+        data.end_bulk()
         if progress is not None and total == 0:
             progress(0, 0)
         return data.n_docs
@@ -614,7 +619,7 @@ class Index:
                 memories=len(cat),
                 sessions=len(set(cat.session.view[alive].tolist())),
                 pinned=int((cat.pinned.view & alive).sum()),
-                entities=int((data.graph.df.view > 0).sum()),
+                entities=int(graph.valid(data, np.flatnonzero(data.graph.df.view > 0)).sum()),
                 edges=int(data.graph.df.view.sum()),
                 terms=int((data.lexical.df.view > 0).sum()),
                 embedder=self.embedder.id if self.embedder else None,

@@ -45,6 +45,22 @@ class IndexData:
         self.vectors: VectorSet | None = None
         #: per session: total length of its live memories (session-level BM25)
         self.session_len = Growable(np.float64)
+        #: bulk build (``reindex``): only forward lists are kept per add, and ``end_bulk``
+        #: derives postings and counts in one vectorised pass (about a third faster)
+        self.bulk = False
+
+    def begin_bulk(self) -> None:
+        """Start a build nobody searches until ``end_bulk`` (a fresh load or reindex)."""
+        self.bulk = True
+
+    def end_bulk(self) -> None:
+        self.bulk = False
+        self.compact()
+        codes = self.graph.to_arrays("g")
+        self.entities.recount(
+            np.asarray(codes["g.f_keys"], dtype=np.int64),
+            np.asarray(codes["g.f_w"], dtype=np.float64),
+        )
 
     # ------------------------------------------------------------------ writing
 
@@ -60,7 +76,9 @@ class IndexData:
         plain = words(text)
         counts = Counter([stem(w) for w in plain if w not in STOPWORDS])
         add_term = self.terms.add
-        self.lexical.add(doc, {add_term(term): float(n) for term, n in counts.items()})
+        self.lexical.add(
+            doc, {add_term(term): float(n) for term, n in counts.items()}, forward_only=self.bulk
+        )
         length = float(sum(counts.values()))
         self.doclen.append(length)
         self.total_len += length
@@ -78,7 +96,9 @@ class IndexData:
             if entity.speaker:
                 speaker = number
         self.speaker.append(speaker)
-        self.graph.add(doc, mentions)
+        self.graph.add(doc, mentions, forward_only=self.bulk)
+        if self.bulk:
+            return doc
         self.entities.count(
             np.fromiter(mentions.keys(), np.int64, len(mentions)),
             np.fromiter(mentions.values(), np.float64, len(mentions)),

@@ -85,6 +85,12 @@ class EntityTable:
         np.add.at(self._votes, (numbers, kinds), sign)
         np.add.at(self._confirmed, numbers[~guessed], sign)
 
+    def recount(self, numbers: np.ndarray, codes: np.ndarray) -> None:
+        """Forget all evidence and count these (live) mentions afresh."""
+        self._votes[:] = 0
+        self._confirmed[:] = 0
+        self.count(numbers, codes, 1)
+
     # ------------------------------------------------------------------ evidence
 
     def kind_index(self, numbers: np.ndarray) -> np.ndarray:
@@ -121,5 +127,5 @@ class EntityTable:
             raise ValueError("entity table columns have different lengths")
         table.number = {key: i for i, key in enumerate(table.keys)}
         table._grow(len(table.keys))
-        table.count(numbers, codes, 1)
+        table.recount(numbers, codes)
         return table

@@ -80,6 +80,39 @@ def _atomic_write(path: Path, chunks: list[bytes | memoryview]) -> None:
         os.close(dfd)
 
 
+def sweep_temps(directory: Path) -> int:
+    """Delete temp files of writers that died mid-write (their pid is gone). Caller holds the lock.
+
+    Temp names are ``.<name>.<pid>.<random>.tmp``; a live writer's file is left alone.
+    """
+    swept = 0
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(directory):
+            parts = entry.name.split(".")
+            if not (entry.name.startswith(".") and entry.name.endswith(".tmp") and len(parts) >= 4):
+                continue
+            try:
+                pid = int(parts[-3])
+            except ValueError:
+                continue
+            if pid == os.getpid() or _pid_alive(pid):
+                continue
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                swept += 1
+    return swept
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def write_snapshot(path: Path, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> int:
     """Write header + arrays atomically; returns the file size. Caller holds the lock."""
     layout = {}

@@ -80,15 +80,21 @@ class InvertedIndex:
         self._d_count = 0
         self.df = Growable(np.int32)
         self._removed: set[int] = set()
+        self._stale = False  # forward-only adds not yet inverted (see ``add``)
 
     # ------------------------------------------------------------------ writing
 
-    def add(self, doc: int, items: Mapping[int, float]) -> None:
-        """Index document ``doc`` (a new number, never reused) with ``{key: weight}``."""
+    def add(self, doc: int, items: Mapping[int, float], *, forward_only: bool = False) -> None:
+        """Index document ``doc`` (a new number, never reused) with ``{key: weight}``.
+
+        ``forward_only`` (bulk builds): record only the forward list; postings and document
+        frequencies are then derived all at once by ``compact``, which must run before any read.
+        """
         keys = array("i", items.keys())
         weights = array("f", items.values())
         self._d_fwd[doc] = (keys, weights)
-        if not keys:
+        if not keys or forward_only:
+            self._stale = self._stale or forward_only
             return
         self.df.ensure(max(keys) + 1)
         post = self._d_post
@@ -166,7 +172,12 @@ class InvertedIndex:
 
     def compact(self, n_docs: int, n_keys: int, alive: np.ndarray) -> None:
         """Fold the delta into the base and drop postings of removed documents."""
-        if not self._d_post and not self._removed and len(self._b_ptr) - 1 >= n_keys:
+        if (
+            not self._d_post
+            and not self._removed
+            and not self._stale
+            and len(self._b_ptr) - 1 >= n_keys
+        ):
             return
         # forward: one CSR over all doc numbers
         f_counts = np.zeros(n_docs, dtype=np.int64)
@@ -210,6 +221,7 @@ class InvertedIndex:
         self._d_fwd.clear()
         self._d_count = 0
         self._removed.clear()
+        self._stale = False
         df = np.zeros(max(n_keys, len(self.df)), dtype=np.int32)
         df[: len(counts)] = counts
         self.df = Growable(np.int32, df)

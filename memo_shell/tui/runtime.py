@@ -26,8 +26,8 @@ T = TypeVar("T")
 class Runtime:
     """Owns the ``Memories`` handle, the chosen backend and the ``Shell`` for the app's lifetime.
 
-    Screens read and act through it; the app starts it after mount. Tests may pass an already
-    open ``memories`` or a ready ``backend`` to skip discovery.
+    Screens read and act through it; the app starts it after the first paint. Tests may pass an
+    already open ``memories`` or a ready ``backend`` to skip discovery.
     """
 
     def __init__(
@@ -51,6 +51,9 @@ class Runtime:
         #: While a model is being prepared: what is happening and how far (0..1, None unknown).
         #: Written from any thread, read by the chat screen's status poll.
         self.preparing: tuple[str, float | None] | None = None
+        #: Bytes of record files, measured by walking the store (slow on big stores), so kept
+        #: until something is written or forgotten.
+        self._disk_bytes: int | None = None
 
     # ----------------------------------------------------------------- helpers
 
@@ -145,8 +148,10 @@ class Runtime:
         await self._store_ready.wait()
         await self._backend_ready.wait()
         if self.shell is None:
-            from memo_shell.errors import BackendError
+            from memo_shell.errors import BackendError, StoreError
 
+            if self.memories is None:
+                raise StoreError("the memory store could not be opened, so nothing can be sent")
             raise BackendError(self.backend_error or "no model backend is available")
         return self.shell
 
@@ -174,12 +179,22 @@ class Runtime:
 
     # ----------------------------------------------------------------- store operations
 
+    async def disk_bytes(self) -> int:
+        if self._disk_bytes is None:
+            self._disk_bytes = await self.io(self.mem.store.disk_usage)
+        return self._disk_bytes
+
+    def store_changed(self) -> None:
+        """Something was written or forgotten: the disk size must be measured again."""
+        self._disk_bytes = None
+
     def forget_keep(self, ids: Iterable[str]) -> list[Memory]:
         """Forget memories, returning the records so the caller can offer undo. Blocking."""
         from memo_shell.errors import NotFound
         from memo_shell.records import RecordError
 
         kept: list[Memory] = []
+        self.store_changed()
         for memory_id in ids:
             try:
                 memory = self.mem.get(memory_id)
@@ -197,6 +212,7 @@ class Runtime:
         """Put forgotten records back exactly (same ids, same content). Blocking."""
         done = 0
         mem = self.mem
+        self.store_changed()
         restore = getattr(mem, "restore", None)
         for memory in memories:
             if restore is not None:

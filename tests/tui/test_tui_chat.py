@@ -76,7 +76,7 @@ async def test_prompt_viewer_shows_the_exact_prompt(settings, memories, seeded):
     async with app.run_test(size=(130, 40)) as pilot:
         await settle(pilot)
         await pilot.press("ctrl+o")
-        assert "No prompt has been sent" in notes(app)
+        assert "No prompt has been sent yet" in notes(app)
         await ask(pilot, QUESTION)
         await pilot.press("ctrl+o")
         await settle(pilot)

@@ -144,27 +144,31 @@ class BrowserScreen(Screen[None]):
             ids = [h.memory.id for h in hits]
             scores = {h.memory.id: h.score for h in hits}
         else:
-            ids = await rt.io(
-                mem.index.ids,
-                session=filt.session,
-                since=filt.since,
-                until=filt.until,
-                pinned=filt.pinned,
-                newest_first=self.sort != "oldest",
-            )
-            if self.sort in ("session", "pinned first"):
-                ids = await rt.io(self._sorted, ids, self.sort)
+            ids = await rt.io(self._ids, filt, self.sort)
         self.stats = await rt.io(mem.index.stats)
         self.table.set_rows(ids, scores)
         self.render_status()
 
-    def _sorted(self, ids: list[str], sort: str) -> list[str]:
-        """Stable sorts over the index metadata (newest first within a group). Blocking."""
+    def _ids(self, filt: Filter, sort: str) -> list[str]:
+        """Ids for a filter in the chosen order (newest first within a group). Blocking."""
         index = self.runtime.mem.index
-        metas = {i: index.meta(i) for i in ids}
+
+        def select(pinned: bool | None) -> list[str]:
+            return index.ids(
+                session=filt.session,
+                since=filt.since,
+                until=filt.until,
+                pinned=pinned,
+                newest_first=sort != "oldest",
+            )
+
+        if sort == "pinned first" and filt.pinned is None:
+            return select(True) + select(False)  # two index queries, no per-row lookups
+        ids = select(filt.pinned)
         if sort == "session":
-            return sorted(ids, key=lambda i: metas[i].session if metas[i] else "")
-        return sorted(ids, key=lambda i: not (metas[i] and metas[i].pinned))
+            sessions = {i: (m.session if (m := index.meta(i)) else "") for i in ids}
+            ids.sort(key=sessions.__getitem__)  # stable: newest first within a session
+        return ids
 
     @work(group="rows", exclusive=True)
     async def refilter(self, delay: float = 0.0) -> None:
@@ -176,7 +180,7 @@ class BrowserScreen(Screen[None]):
     @work(group="disk", exclusive=True)
     async def measure_disk(self) -> None:
         """Bytes of record files (a directory walk, so only at start and after a prune)."""
-        self.disk_bytes = await self.runtime.io(self.runtime.mem.store.disk_usage)
+        self.disk_bytes = await self.runtime.disk_bytes()
         self.render_status()
 
     def render_status(self) -> None:

@@ -70,7 +70,6 @@ class ChatScreen(Screen[None]):
         super().__init__(id="chat")
         self.runtime = runtime
         self.turn_worker: Worker[None] | None = None
-        self.last_plan: Any | None = None
         self._notices_seen = 0
         self._index_state = ""
 
@@ -205,7 +204,6 @@ class ChatScreen(Screen[None]):
         """The app switched session: start a clean view of that session."""
         await self.log_view.clear()
         self.panel.show_hits([], [])
-        self.last_plan = None
         self.status.session = self.runtime.session
         self.load_history()
 
@@ -231,12 +229,12 @@ class ChatScreen(Screen[None]):
             shell = await self.runtime.wait_shell()
             async for event in shell.turn(question):
                 if isinstance(event, Recalled):
-                    self.last_plan = event.plan
                     self.panel.show_hits(event.hits, list(event.plan.included))
                     turn.set_status("thinking…")
                 elif isinstance(event, Piece):
                     await turn.write(event.text)
                 elif isinstance(event, Done):
+                    self.runtime.store_changed()
                     await turn.finish()
                     turn.set_status(done_status(event))
             self.poll()
@@ -291,12 +289,14 @@ class ChatScreen(Screen[None]):
         )
 
     def action_show_prompt(self) -> None:
-        if self.last_plan is None:
-            self.notify("No prompt has been sent in this session yet.")
+        shell = self.runtime.shell
+        plan = shell.last_plan if shell is not None else None
+        if plan is None:
+            self.notify("No prompt has been sent yet.")
             return
         from memo_shell.tui.screens.prompt import PromptScreen
 
-        self.app.push_screen(PromptScreen(self.last_plan.render(), list(self.last_plan.included)))
+        self.app.push_screen(PromptScreen(plan.render(), list(plan.included)))
 
     def action_focus_panel(self) -> None:
         self.panel.display = True

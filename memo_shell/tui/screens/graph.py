@@ -65,8 +65,8 @@ class GraphScreen(Screen[None]):
 
     def on_mount(self) -> None:
         # fixed widths: auto-sized columns would change width as the filter changes the rows
-        self.table.add_column("entity", width=28)
-        self.table.add_column("kind", width=8)
+        self.table.add_column("entity", width=22)
+        self.table.add_column("kind", width=7)
         self.table.add_column("memories", width=8)
         self.table.focus()
         self.query_one("#graph-status", Static).update("loading the index…")
