@@ -206,6 +206,32 @@ class Memories:
             return memory
         return self._rewrite(memory.with_changes(tags=cleaned))
 
+    def restore(self, memory: Memory) -> None:
+        """Put a forgotten memory back exactly (same id, same content): the browser's undo."""
+        self.store.write(memory)
+        self.index.add(memory)
+
+    def rename_session(self, old: str, new: str) -> int:
+        """Move every memory of session ``old`` to ``new``; returns how many moved.
+
+        Each file is rewritten durably; the index entry is rebuilt (remove + add) because a
+        session is part of how recall groups memories, not a mere label like pins and tags.
+        """
+        index = self._ensure_index()
+        index.wait_ready()
+        moved = 0
+        for memory_id in index.ids(session=old):
+            try:
+                memory = self.get(memory_id).with_changes(session=new)
+            except (NotFound, CorruptRecord, UnsupportedVersion):
+                continue
+            self._evict(memory_id)
+            self.store.replace(memory)
+            index.remove(memory_id)
+            index.add(memory)
+            moved += 1
+        return moved
+
     def forget(self, memory_id: str) -> None:
         """Delete the file (durably) first, then every derived trace of it."""
         self.store.delete(memory_id)

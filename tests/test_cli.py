@@ -238,3 +238,23 @@ def test_unwritable_data_dir_is_one_clear_message(run_cli, tmp_path: Path) -> No
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: creating") and "Not a directory" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_restore_and_rename_session_through_the_api(data_dir: Path) -> None:
+    import memo_shell
+
+    with memo_shell.open(data_dir) as memories:
+        first = memories.add(user="kayak trip on the lake", session="old")
+        second = memories.add(user="kayak paddles need wax", session="old")
+        other = memories.add(user="unrelated", session="keep")
+        original = memories.get(first)
+        memories.forget(first)
+        memories.restore(original)
+        assert memories.get(first) == original
+        assert first in [h.memory.id for h in memories.recall("kayak lake")]
+        assert memories.rename_session("old", "new") == 2
+        assert {memories.get(i).session for i in (first, second)} == {"new"}
+        assert memories.get(other).session == "keep"
+        assert sorted(memories.index.ids(session="new")) == sorted([first, second])
+        assert memories.index.ids(session="old") == []
+    assert Store(data_dir).read(second).session == "new"
