@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -68,6 +68,11 @@ class Memories:
             root = settings.data_dir if settings is not None else default_data_dir()
         self.settings = settings
         self.store = Store(root, disk)
+        self._owned_embedder = None
+        if embedder is None and settings is not None and settings.embedder:
+            from memo_shell.backends.embedder import make_embedder  # only when vectors are on
+
+            embedder = self._owned_embedder = make_embedder(settings)
         self.index = Index(self.store, root / "index", embedder=embedder)
         # id -> (memory, signature of the file it was read from)
         self._cache: OrderedDict[str, tuple[Memory, _Signature]] = OrderedDict()
@@ -101,6 +106,8 @@ class Memories:
             return
         self._closed = True
         self.index.close()
+        if self._owned_embedder is not None:
+            self._owned_embedder.close()
 
     @property
     def data_dir(self) -> Path:
@@ -279,12 +286,25 @@ class Memories:
         except (NotFound, CorruptRecord, UnsupportedVersion):
             return None
 
-    def recall(self, query: str, k: int = 10, *, session: str | None = None) -> list[Hit]:
-        """The ``k`` memories most relevant to ``query``, best first, each with its reasons."""
+    def recall(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        session: str | None = None,
+        exclude: Collection[str] = (),
+    ) -> list[Hit]:
+        """The ``k`` memories most relevant to ``query``, best first, each with its reasons.
+
+        ``exclude``: ids already in front of the model (the session's recent turns), so recall
+        spends its ``k`` on memories the model would not otherwise see.
+        """
         if k <= 0:
             return []
         hits: list[Hit] = []
-        for found in self._ensure_index().search(query, k=k, session=session):
+        for found in self._ensure_index().search(
+            query, k=k, session=session, exclude=exclude
+        ):
             memory = self._get_or_none(found.id)
             if memory is None:  # forgotten or damaged behind our back: drop the stale entry
                 self.index.remove(found.id)

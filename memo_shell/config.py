@@ -52,8 +52,8 @@ class Settings:
     openai_api_key: str | None = None
     gguf_path: Path | None = None  # a GGUF file, or a directory of them
     context_size: int = 4096
-    temperature: float = 0.7
-    top_p: float = 0.95
+    temperature: float | None = None  # None: the model's own default (Modelfile, server, tuned)
+    top_p: float | None = None
     max_tokens: int = 512
     seed: int | None = None
     # memory
@@ -82,7 +82,7 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             if isinstance(value, bool):
                 raise ValueError
             return int(value)
-        if kind == "float":
+        if kind in ("float", "float | None"):
             return float(value)
         if kind == "bool":
             if isinstance(value, bool):

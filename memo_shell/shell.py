@@ -198,10 +198,9 @@ class Shell:
         k = self.settings.recall_k
         if not self.use_memory or k <= 0:
             return []
-        hits = await asyncio.to_thread(
-            self.memories.recall, question, k + len(exclude), session=self._session
+        return await asyncio.to_thread(
+            self.memories.recall, question, k, session=self._session, exclude=exclude
         )
-        return [hit for hit in hits if hit.memory.id not in exclude][:k]
 
     def system_prompt(self) -> str:
         today = datetime.now().strftime("%A %d %B %Y")
