@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from memo_shell.analyzer import normalize, words
 from memo_shell.stopwords import STOPWORDS
@@ -89,11 +90,21 @@ class Entity:
 
 def canonical(text: str) -> str:
     """The key an entity is matched by: normalised, possessive dropped, single-spaced."""
+    return _canonical(text) if len(text) <= 200 else _canonical_uncached(text)
+
+
+def _canonical_uncached(text: str) -> str:
     text = normalize(text).replace("’", "'")
-    text = re.sub(r"'s\b", "", text)
-    return " ".join(re.findall(r"\w+", text))
+    text = _POSSESSIVE.sub("", text)
+    return " ".join(_WORDS.findall(text))
 
 
+#: Names recur endlessly in a personal memory: cache their canonical keys.
+_canonical = lru_cache(maxsize=50_000)(_canonical_uncached)
+
+
+_POSSESSIVE = re.compile(r"'s\b")
+_WORDS = re.compile(r"\w+")
 _CONNECTORS = frozenset({"of", "the", "de", "van", "von", "la", "del"})
 _UPPER = "A-ZÀ-ÖØ-Þ"
 _CAP_WORD = rf"[{_UPPER}][\w'’-]*"

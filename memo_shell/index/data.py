@@ -75,9 +75,10 @@ class IndexData:
             text = f"{text}\n{' '.join(memory.tags)}"
         plain = words(text)
         counts = Counter([stem(w) for w in plain if w not in STOPWORDS])
-        add_term = self.terms.add
+        numbers = self.terms.add_many(counts.keys())
         self.lexical.add(
-            doc, {add_term(term): float(n) for term, n in counts.items()}, forward_only=self.bulk
+            doc, dict(zip(numbers, map(float, counts.values()), strict=True)),
+            forward_only=self.bulk,
         )
         length = float(sum(counts.values()))
         self.doclen.append(length)

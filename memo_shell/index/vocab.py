@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -18,6 +19,18 @@ class Vocab:
             number = self.number[key] = len(self.keys)
             self.keys.append(key)
         return number
+
+    def add_many(self, keys: Iterable[str]) -> list[int]:
+        """Numbers of many keys at once (interning new ones): the hot path of indexing."""
+        get = self.number.get
+        out = []
+        for key in keys:
+            number = get(key)
+            if number is None:
+                number = self.number[key] = len(self.keys)
+                self.keys.append(key)
+            out.append(number)
+        return out
 
     def get(self, key: str) -> int | None:
         return self.number.get(key)
