@@ -30,8 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from ulid import ULID
-
+from memo_shell import records
 from memo_shell.disk import Disk
 from memo_shell.errors import MemoShellError, NotFound
 from memo_shell.records import CorruptRecord, Memory, decode, validate
@@ -43,7 +42,7 @@ from memo_shell.store import Store
 def det_id(at: datetime, rng: random.Random) -> str:
     """A ULID for ``at`` whose random part comes from ``rng``, so every run is identical."""
     millis = int(at.timestamp() * 1000)
-    return str(ULID.from_bytes(millis.to_bytes(6, "big") + rng.randbytes(10)))
+    return records.id_from_parts(millis, int.from_bytes(rng.randbytes(10), "big"))
 
 
 def det_memory(rng: random.Random, at: datetime, **fields: object) -> Memory:

@@ -111,3 +111,14 @@ def test_naive_datetimes_are_taken_as_local_time() -> None:
     assert records.parse_datetime("2023-05-08").tzinfo is not None
     with pytest.raises(InvalidRecord):
         records.parse_datetime("next tuesday")
+
+
+def test_ids_follow_the_ulid_spec() -> None:
+    # The spec's example: 1469918176385 ms encodes as 01ARYZ6S41 in the first 10 characters.
+    at = datetime.fromtimestamp(1469918176.385, UTC)
+    memory_id = records.new_id(at)
+    assert memory_id.startswith("01ARYZ6S41") and records.is_valid_id(memory_id)
+    assert records.id_milliseconds(memory_id) == 1469918176385
+    made = [records.new_id(at) for _ in range(2000)]  # all in one millisecond
+    assert made == sorted(made) and len(set(made)) == 2000, "same-millisecond ids stay ordered"
+    assert all(records.is_valid_id(i) for i in made)

@@ -27,15 +27,9 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import networkx as nx
-import numpy as np
-
-from memo_shell import recall
 from memo_shell.errors import NotFound
-from memo_shell.index import graph
-from memo_shell.index.data import IndexData
 from memo_shell.index.embedding import Embedder, EmbeddingQueue
 from memo_shell.index.files import (
     LOG_ROTATE_BYTES,
@@ -47,10 +41,22 @@ from memo_shell.index.files import (
     write_snapshot,
 )
 from memo_shell.index.schema import EntityInfo, IndexHit, MemoryMeta, SessionInfo
-from memo_shell.index.vectors import VectorSet, file_name
-from memo_shell.recall.options import RecallOptions
+from memo_shell.lazy import lazy
 from memo_shell.records import CorruptRecord, Memory, RecordError, UnsupportedVersion
 from memo_shell.store import ScanResult, Store
+
+# Heavy (numpy) modules load on first use, in the loader thread, not at `import memo_shell`.
+np = lazy("numpy")
+recall = lazy("memo_shell.recall")
+graph = lazy("memo_shell.index.graph")
+_data = lazy("memo_shell.index.data")
+_vectors = lazy("memo_shell.index.vectors")
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+    from memo_shell.index.data import IndexData
+    from memo_shell.recall.options import RecallOptions
 
 __all__ = ["Embedder", "Index"]
 
@@ -73,7 +79,7 @@ class Index:
         self.store = store
         self.directory = Path(directory)
         self.embedder = embedder
-        self.options = RecallOptions()
+        self._options: RecallOptions | None = None
         self.notices: list[str] = []
         #: seconds the last search spent embedding its query (reported apart from ranking)
         self.last_query_embed_seconds = 0.0
@@ -107,6 +113,20 @@ class Index:
     # ------------------------------------------------------------------ paths
 
     @property
+    def options(self) -> RecallOptions:
+        """Ranking settings (the benches' ablations switch them). Built on first use, since the
+        recall package imports numpy and opening a store must not wait for that."""
+        if self._options is None:
+            from memo_shell.recall.options import RecallOptions
+
+            self._options = RecallOptions()
+        return self._options
+
+    @options.setter
+    def options(self, value: RecallOptions) -> None:
+        self._options = value
+
+    @property
     def snapshot_path(self) -> Path:
         return self.directory / "snapshot"
 
@@ -116,7 +136,7 @@ class Index:
 
     @property
     def vectors_path(self) -> Path | None:
-        return self.directory / file_name(self.embedder.id) if self.embedder else None
+        return self.directory / _vectors.file_name(self.embedder.id) if self.embedder else None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -171,11 +191,11 @@ class Index:
             self._notice(f"index could not be loaded ({exc}); recall is empty until `reindex`")
             with self._lock:
                 if self._data is None:
-                    self._install(IndexData(), None, 0)
+                    self._install(_data.IndexData(), None, 0)
         finally:
             with self._lock:
                 if self._data is None:  # closed before it finished: nothing to serve
-                    self._install(IndexData(), None, 0)
+                    self._install(_data.IndexData(), None, 0)
                 self._state = "ready"
             self._ready.set()
 
@@ -183,7 +203,7 @@ class Index:
         """The persisted index, or None (``_corrupt`` says why if it existed but was unusable)."""
         try:
             header, arrays = read_snapshot(self.snapshot_path)
-            data = IndexData.from_parts(header["data"], arrays)
+            data = _data.IndexData.from_parts(header["data"], arrays)
             return data, header.get("log_gen"), int(header.get("log_offset", 0))
         except FileNotFoundError:
             return None
@@ -216,7 +236,7 @@ class Index:
             self._catch_up()
             return
         offset = self._log.size()
-        data = IndexData()
+        data = _data.IndexData()
         count = self._build_into(data, None)
         if count < 0:
             return
@@ -332,12 +352,12 @@ class Index:
             header, arrays = read_snapshot(path)
             if header.get("embedder") != self.embedder.id:
                 raise SnapshotError("vectors belong to another embedder")
-            data.vectors = VectorSet.from_parts(header, arrays, data.catalog.doc_of)
+            data.vectors = _vectors.VectorSet.from_parts(header, arrays, data.catalog.doc_of)
         except FileNotFoundError:
-            data.vectors = VectorSet(self.embedder.id)
+            data.vectors = _vectors.VectorSet(self.embedder.id)
         except (SnapshotError, ValueError, KeyError, TypeError) as exc:
             self._notice(f"stored vectors were unreadable ({exc}); re-embedding")
-            data.vectors = VectorSet(self.embedder.id)
+            data.vectors = _vectors.VectorSet(self.embedder.id)
 
     def _read_text(self, memory_id: str) -> str | None:
         memory = self._read(memory_id)
@@ -437,7 +457,7 @@ class Index:
                     loaded = self._read_snapshot()
                     offset = self._log.size()
                 if loaded is None or loaded[1] != gen:
-                    data = IndexData()
+                    data = _data.IndexData()
                     self._build_into(data, None)
                 else:
                     data = loaded[0]
@@ -505,12 +525,13 @@ class Index:
             with self._lock:
                 self._state = "rebuilding"
         try:
-            data = IndexData()
+            data = _data.IndexData()
             old = self._data
             count = self._build_into(data, progress)
             if old is not None and old.vectors is not None:  # keep vectors, matched by id
                 parts = old.vectors.to_parts(old.catalog.ids)
-                data.vectors = VectorSet.from_parts(parts[0], parts[1], data.catalog.doc_of)
+                vector_set = _vectors.VectorSet
+                data.vectors = vector_set.from_parts(parts[0], parts[1], data.catalog.doc_of)
             else:
                 self._attach_vectors(data)
             with self._lock:

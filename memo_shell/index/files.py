@@ -31,7 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import msgpack
-import numpy as np
+
+from memo_shell.lazy import lazy
+
+np = lazy("numpy")  # only snapshots need it; appending to the change log must stay light
 
 SNAPSHOT_MAGIC = b"MEMOIDX\x00"
 SNAPSHOT_VERSION = 3
