@@ -14,13 +14,12 @@ import contextlib
 import fcntl
 import logging
 import os
-import time
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 #: Wait this long in silence before telling the user (most waits end in milliseconds).
 NOTICE_AFTER = 1.0
-_POLL = 0.02
 
 log = logging.getLogger("memo_shell")
 
@@ -74,17 +73,31 @@ def hold(
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         if not _try_lock(fd):
-            deadline = time.monotonic() + NOTICE_AFTER
-            while not _try_lock(fd):
-                if time.monotonic() >= deadline:
-                    pid = holder_pid(fd)
-                    who = f" (pid {pid})" if pid else ""
-                    (notice or _default_notice)(
-                        f"waiting for another memo-shell process{who} to finish {doing}…"
-                    )
-                    fcntl.flock(fd, fcntl.LOCK_EX)
-                    break
-                time.sleep(_POLL)
+            _wait(fd, doing, notice or _default_notice)
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+def _wait(fd: int, doing: str, notice: Callable[[str], None]) -> None:
+    """Block in ``flock`` (queued fairly by the kernel, unlike polling, which a busy holder
+    can starve) on a helper thread, so this one can speak up after NOTICE_AFTER seconds."""
+    done = threading.Event()
+    failed: list[OSError] = []
+
+    def block() -> None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as exc:
+            failed.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=block, name="memo-lock-wait", daemon=True).start()
+    if not done.wait(NOTICE_AFTER):
+        pid = holder_pid(fd)
+        who = f" (pid {pid})" if pid else ""
+        notice(f"waiting for another memo-shell process{who} to finish {doing}…")
+        done.wait()
+    if failed:
+        raise failed[0]

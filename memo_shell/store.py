@@ -21,6 +21,7 @@ import stat
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 from memo_shell import locks, records
@@ -70,6 +71,24 @@ def _stale(entry: os.DirEntry[str], now: float) -> bool:
         return now - entry.stat(follow_symlinks=False).st_mtime > STALE_TEMP_SECONDS
     except OSError:
         return False
+
+
+def _id_prefix_bounds(directory: Path) -> tuple[str, str]:
+    """[low, high) of the first ten id characters (the time) of records in a ``YYYY/MM/DD``
+    shard; an empty range for a directory that is not a date."""
+    try:
+        year, month, day = (int(part) for part in directory.parts[-3:])
+        days = (date(year, month, day) - date(1970, 1, 1)).days
+    except ValueError:
+        return ("", "")
+    start = days * 86_400_000
+    return (_time_prefix(start), _time_prefix(start + 86_400_000))
+
+
+def _time_prefix(milliseconds: int) -> str:
+    """The ten base32 characters a ULID of this time starts with (they sort like the time)."""
+    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+    return "".join(alphabet[(milliseconds >> shift) & 31] for shift in range(45, -1, -5))
 
 
 def _pid_alive(pid: int) -> bool:
@@ -330,6 +349,8 @@ class Store:
             return None  # someone else moved or deleted it first
         except OSError:
             return None  # read-only store: report but leave the file where it is
+        with contextlib.suppress(OSError):  # it may hold memory text and arrived world-readable
+            os.chmod(target, 0o600, follow_symlinks=False)
         entry = Quarantined(path, target, reason)
         self.quarantined.append(entry)
         line = json.dumps(
@@ -373,29 +394,83 @@ class Store:
                     for entry in entries:
                         yield day, entry
 
+    def _records_in(
+        self, newest_first: bool
+    ) -> Iterator[tuple[Path, os.DirEntry[str], str | None, bool]]:
+        """(directory, entry, id if a record file name, whether it sits in its own shard).
+
+        A record is only ever read or deleted at ``path_for(id)``; one moved into another date
+        folder (by hand, by a sync tool) is listed as misplaced so nothing lists an id that
+        ``read`` cannot find and ``forget`` cannot delete. The check is two string comparisons
+        per file: an id's first ten characters encode its time, in sortable base32.
+        """
+        bounds: tuple[str, str] = ("", "")
+        current: Path | None = None
+        for directory, entry in self._walk(newest_first):
+            if directory is not current:
+                current, bounds = directory, _id_prefix_bounds(directory)
+            name = entry.name
+            memory_id = name[: -len(RECORD_SUFFIX)] if name.endswith(RECORD_SUFFIX) else ""
+            if not records.is_valid_id(memory_id):
+                yield directory, entry, None, False
+                continue
+            yield directory, entry, memory_id, bounds[0] <= memory_id[:10] < bounds[1]
+
     def iter_ids(self, *, newest_first: bool = False) -> Iterator[str]:
         """Ids of every record file, in time order, from directory listings alone (no reads)."""
-        for _directory, entry in self._walk(newest_first):
+        bounds: tuple[str, str] = ("", "")
+        current: Path | None = None
+        for directory, entry in self._walk(newest_first):
             name = entry.name
-            if name.endswith(RECORD_SUFFIX):
-                memory_id = name[: -len(RECORD_SUFFIX)]
-                if records.is_valid_id(memory_id):
-                    yield memory_id
+            if not name.endswith(RECORD_SUFFIX):
+                continue
+            memory_id = name[: -len(RECORD_SUFFIX)]
+            if directory is not current:
+                current, bounds = directory, _id_prefix_bounds(directory)
+            if bounds[0] <= memory_id[:10] < bounds[1] and records.is_valid_id(memory_id):
+                yield memory_id
+
+    def _rehome(self, path: Path, memory_id: str) -> bool:
+        """Move a record found in the wrong date folder to where its id says it belongs."""
+        target = self.path_for(memory_id)
+        if target.exists():
+            return False  # a second copy: the caller quarantines it (kept, and reported)
+        try:
+            self._ensure_dir(target.parent)
+            self.disk.rename(path, target)
+            self.disk.fsync_dir(target.parent)
+            self.disk.fsync_dir(path.parent)
+        except (OSError, StoreError):
+            return False
+        return True
 
     def scan(self) -> ScanResult:
-        """Walk everything once, sorting record files from crash debris and foreign files."""
+        """Walk everything once, sorting record files from crash debris and foreign files.
+
+        A record in the wrong date folder is moved back into its own (or, if a file with its
+        id is there already, listed as foreign, to be quarantined rather than lost).
+        """
         result = ScanResult()
         now = time.time()
-        for directory, entry in self._walk(newest_first=False):
+        rehomed = False
+        for directory, entry, memory_id, in_place in self._records_in(newest_first=False):
             name = entry.name
-            if name.endswith(RECORD_SUFFIX) and records.is_valid_id(name[: -len(RECORD_SUFFIX)]):
-                result.ids.append(name[: -len(RECORD_SUFFIX)])
+            if memory_id is not None and in_place:
+                result.ids.append(memory_id)
+            elif memory_id is not None:
+                if self._rehome(directory / name, memory_id):
+                    result.ids.append(memory_id)
+                    rehomed = True
+                else:
+                    result.foreign.append(directory / name)
             elif _OUR_TEMP.fullmatch(name):
                 result.temps.append(directory / name)
             elif _IN_FLIGHT.fullmatch(name) and not _stale(entry, now):
                 result.in_flight.append(directory / name)
             else:
                 result.foreign.append(directory / name)
+        if rehomed:
+            result.ids.sort()  # ids are time-ordered: keep the walk's order
         return result
 
     def sweep_temps(self, temps: Iterable[Path] | None = None) -> int:
@@ -425,7 +500,12 @@ class Store:
         """Move files that are not records (nor our temp files) out of the shards."""
         moved = []
         for path in paths:
-            entry = self.quarantine(path, "not a memo-shell record file")
+            name = path.name
+            if name.endswith(RECORD_SUFFIX) and records.is_valid_id(name[: -len(RECORD_SUFFIX)]):
+                reason = "a second copy of a memory, found outside its date folder"
+            else:
+                reason = "not a memo-shell record file"
+            entry = self.quarantine(path, reason)
             if entry is not None:
                 moved.append(entry)
         return moved

@@ -329,10 +329,15 @@ def _select_for_forget(
 
 
 def _wipe_everything(memories: Memories) -> int:
-    """Forget every memory, then drop the index and quarantine: nothing of them stays on disk."""
+    """Forget every memory, then drop the index and quarantine: nothing of them stays on disk.
+
+    The memory folders go too: besides the records, they can hold copies a sync tool has in
+    flight, a record moved into the wrong date folder, or any other file a user asked to wipe.
+    """
     count = len(memories.forget_many(memories.ids()))
     memories.close()
-    for directory in (memories.data_dir / "index", memories.store.quarantine_dir):
+    store = memories.store
+    for directory in (memories.data_dir / "index", store.quarantine_dir, store.memories_dir):
         shutil.rmtree(directory, ignore_errors=True)
     return count
 
