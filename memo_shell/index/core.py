@@ -45,6 +45,9 @@ from memo_shell.lazy import lazy
 from memo_shell.records import CorruptRecord, Memory, RecordError, UnsupportedVersion
 from memo_shell.store import ScanResult, Store
 
+#: At most this many of our own changes wait for the next read before being applied.
+_MAX_DEFERRED = 256
+
 # Heavy (numpy) modules load on first use, in the loader thread, not at `import memo_shell`.
 np = lazy("numpy")
 recall = lazy("memo_shell.recall")
@@ -86,6 +89,10 @@ class Index:
         self._data: IndexData | None = None
         self._lock = threading.RLock()
         self._pending: list[Op] = []  # ops made before the data is installed
+        # Our own single changes, applied to the data before its next read. Acknowledging an
+        # add then costs a log append, not the ~0.7 ms of analysis: that runs when recall next
+        # looks (or when the cap is reached), which keeps add close to the bare durable write.
+        self._deferred: list[Op] = []
         self._ready = threading.Event()
         self._state: State = "loading"
         self._thread: threading.Thread | None = None
@@ -163,6 +170,8 @@ class Index:
         if self._embedding is None:
             return True
         self.wait_ready(timeout)
+        with self._lock:
+            self._apply_deferred()  # queues their embeddings
         return self._embedding.wait_idle(timeout)
 
     def close(self) -> None:
@@ -260,6 +269,7 @@ class Index:
         for op, arg in self._pending:
             self._apply_op(data, op, arg)
         self._pending = []
+        self._deferred = []  # they were made against the old data; the new data has them
         self._data = data
         self._log_gen = gen
         self._log_offset = offset
@@ -321,6 +331,7 @@ class Index:
         self._tidy(scan)
         on_disk = set(scan.ids)
         with self._lock:
+            self._apply_deferred()
             data = self._data
             assert data is not None
             known = set(data.catalog.doc_of)
@@ -365,6 +376,7 @@ class Index:
 
     def _store_vectors(self, ids: list[str], vectors: list[list[float]]) -> None:
         with self._lock:
+            self._apply_deferred()
             data = self._data
             if data is None or data.vectors is None:
                 return
@@ -402,36 +414,50 @@ class Index:
         else:
             self._apply_op(data, "~", memory)
 
-    def _record(self, ops: list[Op], ids: list[str], op: str) -> None:
+    def _apply_deferred(self) -> None:
+        """Bring the data up to date with our own deferred changes. Caller holds the lock."""
+        if self._deferred and self._data is not None:
+            deferred, self._deferred = self._deferred, []
+            for kind, arg in deferred:
+                self._apply_op(self._data, kind, arg)
+
+    def _record(self, ops: list[Op], ids: list[str], op: str, *, defer: bool = False) -> None:
         with self._lock:
             for kind, arg in ops:
                 if self._data is not None:
-                    self._apply_op(self._data, kind, arg)
+                    if defer:
+                        self._deferred.append((kind, arg))
+                    else:
+                        self._apply_deferred()
+                        self._apply_op(self._data, kind, arg)
                 if self._data is None or self._reloading or self._state == "rebuilding":
                     self._queue_op(kind, arg)
             self._dirty += len(ops)
+            if len(self._deferred) >= _MAX_DEFERRED:
+                self._apply_deferred()
         with contextlib.suppress(OSError):
             self._log.append(op, ids, self._origin)
 
     def add(self, memory: Memory) -> None:
         """Index a memory just written to disk (queued if the index is still loading)."""
-        self._record([("+", memory)], [memory.id], "+")
+        self._record([("+", memory)], [memory.id], "+", defer=True)
 
     def add_many(self, memories: Sequence[Memory]) -> None:
         self._record([("+", m) for m in memories], [m.id for m in memories], "+")
 
     def update(self, memory: Memory) -> None:
         """A memory's pin or tags changed."""
-        self._record([("~", memory)], [memory.id], "~")
+        self._record([("~", memory)], [memory.id], "~", defer=True)
 
     def remove(self, memory_id: str) -> None:
-        self._record([("-", memory_id)], [memory_id], "-")
+        self._record([("-", memory_id)], [memory_id], "-", defer=True)
 
     def _tail(self) -> None:
         """Apply other processes' changes appended to the log since we last looked."""
         if self._data is None or self._log.fingerprint() == self._log_seen:
             return
         with self._lock:
+            self._apply_deferred()  # ours first: the log holds them before others' later lines
             self._log_seen = self._log.fingerprint()
             gen, changes, offset = self._log.read_from(self._log_offset)
             if gen != self._log_gen:
@@ -483,6 +509,7 @@ class Index:
         with locked(self.lock_path):
             self._tail()
             with self._lock:
+                self._apply_deferred()
                 data = self._data
                 parts = data.to_parts() if snapshot else None
                 vectors = (
@@ -498,8 +525,12 @@ class Index:
                     offset = self._log.size()
                     with self._lock:
                         self._log_gen, self._log_offset = gen, offset
-                meta = {"data": parts[0], "log_gen": gen, "log_offset": offset,
-                        "saved_at": time.time()}
+                meta = {
+                    "data": parts[0],
+                    "log_gen": gen,
+                    "log_offset": offset,
+                    "saved_at": time.time(),
+                }
                 size += write_snapshot(self.snapshot_path, meta, parts[1])
             if vectors is not None and self.vectors_path is not None:
                 size += write_snapshot(self.vectors_path, vectors[0], vectors[1])
@@ -549,6 +580,8 @@ class Index:
 
     def _ready_data(self) -> IndexData:
         self.wait_ready()
+        with self._lock:
+            self._apply_deferred()
         self._tail()
         self._maybe_rescan()
         assert self._data is not None
@@ -630,6 +663,7 @@ class Index:
         """Counts for `memo-shell stats` and the TUI status bar (cheap, no file reads)."""
         out: dict[str, Any] = {"state": self._state, "bytes_on_disk": self._bytes_on_disk()}
         with self._lock:
+            self._apply_deferred()
             data = self._data
             if data is None:
                 out.update(memories=None, sessions=None, pinned=None, entities=None, edges=None)
