@@ -302,9 +302,7 @@ class Memories:
         if k <= 0:
             return []
         hits: list[Hit] = []
-        for found in self._ensure_index().search(
-            query, k=k, session=session, exclude=exclude
-        ):
+        for found in self._ensure_index().search(query, k=k, session=session, exclude=exclude):
             memory = self._get_or_none(found.id)
             if memory is None:  # forgotten or damaged behind our back: drop the stale entry
                 self.index.remove(found.id)

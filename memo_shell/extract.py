@@ -28,8 +28,18 @@ from memo_shell.analyzer import normalize, words
 from memo_shell.stopwords import STOPWORDS
 
 MONTHS = [
-    "january", "february", "march", "april", "may", "june",
-    "july", "august", "september", "october", "november", "december",
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
 ]
 _MONTH_ABBR = {m[:3]: m for m in MONTHS} | {"sept": "september"}
 WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
@@ -60,10 +70,41 @@ _RELATIVE_RE = re.compile(
 )
 
 _INSTITUTION = {
-    "university", "college", "school", "academy", "institute", "hospital", "clinic", "church",
-    "club", "company", "corp", "corporation", "inc", "ltd", "llc", "bank", "museum", "library",
-    "center", "centre", "foundation", "association", "society", "team", "group", "band",
-    "restaurant", "cafe", "café", "hotel", "park", "studio", "agency", "department", "council",
+    "university",
+    "college",
+    "school",
+    "academy",
+    "institute",
+    "hospital",
+    "clinic",
+    "church",
+    "club",
+    "company",
+    "corp",
+    "corporation",
+    "inc",
+    "ltd",
+    "llc",
+    "bank",
+    "museum",
+    "library",
+    "center",
+    "centre",
+    "foundation",
+    "association",
+    "society",
+    "team",
+    "group",
+    "band",
+    "restaurant",
+    "cafe",
+    "café",
+    "hotel",
+    "park",
+    "studio",
+    "agency",
+    "department",
+    "council",
 }
 _LOCATIVE = {"in", "at", "from", "to", "near", "into", "visit", "visited", "visiting", "around"}
 #: Capitalised words that are not names even in mid-sentence.

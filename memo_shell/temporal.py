@@ -48,9 +48,29 @@ _ASKS_WHEN = re.compile(
 )
 #: Words that, in a memory, state when something happened.
 TIME_WORDS = frozenset(
-    {"yesterday", "today", "tonight", "tomorrow", "ago", "week", "weekend", "month", "year",
-     "last", "recently", "earlier", "morning", "evening", "night", "since", "spring",
-     "summer", "autumn", "fall", "winter"}
+    {
+        "yesterday",
+        "today",
+        "tonight",
+        "tomorrow",
+        "ago",
+        "week",
+        "weekend",
+        "month",
+        "year",
+        "last",
+        "recently",
+        "earlier",
+        "morning",
+        "evening",
+        "night",
+        "since",
+        "spring",
+        "summer",
+        "autumn",
+        "fall",
+        "winter",
+    }
     | set(WEEKDAYS)
     | set(MONTHS)
 )
@@ -109,8 +129,13 @@ def parse(query: str, now: datetime | None = None) -> TimeQuery:
             return
         spans.append(match.span())
         start = when - timedelta(days=3)
-        windows.append(Window(start.timestamp(), (when + timedelta(days=4)).timestamp(),
-                              label=when.date().isoformat()))
+        windows.append(
+            Window(
+                start.timestamp(),
+                (when + timedelta(days=4)).timestamp(),
+                label=when.date().isoformat(),
+            )
+        )
 
     for m in _DMY.finditer(text):
         add_day(_day(int(m[3]), _MON[m[2].lower()], int(m[1])), m)
@@ -125,8 +150,13 @@ def parse(query: str, now: datetime | None = None) -> TimeQuery:
             continue
         spans.append(m.span())
         start, end = _month_span(int(m[2]), _MON[m[1].lower()])
-        windows.append(Window(start.timestamp(), (end + timedelta(days=7)).timestamp(),
-                              label=f"{MONTHS[start.month - 1].capitalize()} {start.year}"))
+        windows.append(
+            Window(
+                start.timestamp(),
+                (end + timedelta(days=7)).timestamp(),
+                label=f"{MONTHS[start.month - 1].capitalize()} {start.year}",
+            )
+        )
     for m in _MONTH_ALONE.finditer(text):
         word = m[1].lower()
         if taken(m) or (word == "may" and m[0].split()[0].lower() not in ("in", "during", "of")):
@@ -137,8 +167,13 @@ def parse(query: str, now: datetime | None = None) -> TimeQuery:
         if taken(m):
             continue
         y = int(m[1])
-        windows.append(Window(datetime(y, 1, 1, tzinfo=UTC).timestamp(),
-                              datetime(y + 1, 1, 8, tzinfo=UTC).timestamp(), label=str(y)))
+        windows.append(
+            Window(
+                datetime(y, 1, 1, tzinfo=UTC).timestamp(),
+                datetime(y + 1, 1, 8, tzinfo=UTC).timestamp(),
+                label=str(y),
+            )
+        )
     low = text.lower()
     today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     relative = {
@@ -148,8 +183,10 @@ def parse(query: str, now: datetime | None = None) -> TimeQuery:
         "this week": (today - timedelta(days=7), today + timedelta(days=1)),
         "last month": (today - timedelta(days=62), today),
         "this month": (today.replace(day=1), today + timedelta(days=1)),
-        "last year": (today.replace(year=today.year - 1, month=1, day=1),
-                      today.replace(month=1, day=1)),
+        "last year": (
+            today.replace(year=today.year - 1, month=1, day=1),
+            today.replace(month=1, day=1),
+        ),
         "recently": (today - timedelta(days=30), today + timedelta(days=1)),
     }
     for phrase, (start, end) in relative.items():

@@ -111,7 +111,7 @@ def _ask(run_cli: Callable[..., Any], question: str, *extra: str) -> dict[str, A
 def _block(system: str) -> str:
     assert system.count(OPEN_TAG) == 1 and system.count(CLOSE_TAG) == 1, system
     start, end = system.index(OPEN_TAG), system.index(CLOSE_TAG)
-    assert start < end and system.endswith(CLOSE_TAG)
+    assert start < end
     return system[start + len(OPEN_TAG) : end]
 
 

@@ -165,8 +165,9 @@ class Catalog:
         np.minimum.at(first, sess, created)
         np.maximum.at(last, sess, created)
         out = [
-            SessionInfo(self.session_names[s], int(counts[s]), _to_datetime(first[s]),
-                        _to_datetime(last[s]))
+            SessionInfo(
+                self.session_names[s], int(counts[s]), _to_datetime(first[s]), _to_datetime(last[s])
+            )
             for s in np.flatnonzero(counts)
         ]
         out.sort(key=lambda info: info.last_at, reverse=True)

@@ -77,7 +77,8 @@ class IndexData:
         counts = Counter([stem(w) for w in plain if w not in STOPWORDS])
         numbers = self.terms.add_many(counts.keys())
         self.lexical.add(
-            doc, dict(zip(numbers, map(float, counts.values()), strict=True)),
+            doc,
+            dict(zip(numbers, map(float, counts.values()), strict=True)),
             forward_only=self.bulk,
         )
         length = float(sum(counts.values()))

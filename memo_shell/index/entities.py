@@ -117,8 +117,9 @@ class EntityTable:
         return {"keys": self.keys, "names": self.names}
 
     @classmethod
-    def from_parts(cls, parts: dict[str, Any], numbers: np.ndarray, codes: np.ndarray
-                   ) -> EntityTable:
+    def from_parts(
+        cls, parts: dict[str, Any], numbers: np.ndarray, codes: np.ndarray
+    ) -> EntityTable:
         """Rebuild from the snapshot's keys and names plus the live mentions (numbers, codes)."""
         table = cls()
         table.keys = list(parts["keys"])

@@ -152,8 +152,9 @@ def subgraph(data: IndexData, entity: str, *, limit: int = 20) -> nx.Graph:
         counts = np.bincount(keys, minlength=len(data.entities)) if len(keys) else []
         for other in kept:
             if other > e and len(counts) and counts[other]:
-                g.add_edge(data.entities.names[e], data.entities.names[other],
-                           weight=float(counts[other]))
+                g.add_edge(
+                    data.entities.names[e], data.entities.names[other], weight=float(counts[other])
+                )
     return g
 
 
@@ -220,8 +221,9 @@ def spread(
     values[df > max(3.0, hub_share * n_docs)] = 0.0
     values[~linkable(data, numbers)] = 0.0
     keys = [data.entities.keys[int(e)] for e in numbers]
-    order = sorted((i for i in range(len(numbers)) if values[i] > 0),
-                   key=lambda i: (-values[i], keys[i]))[:top_entities]
+    order = sorted(
+        (i for i in range(len(numbers)) if values[i] > 0), key=lambda i: (-values[i], keys[i])
+    )[:top_entities]
     best_contrib = np.zeros(rows, dtype=np.float64)
     for i in order:
         e = int(numbers[i])

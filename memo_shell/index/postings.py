@@ -210,8 +210,10 @@ class InvertedIndex:
         order = np.argsort(f_keys, kind="stable")
         b_docs = owners[order]
         b_w = f_w[order]
-        counts = np.bincount(f_keys, minlength=n_keys)[:n_keys] if len(f_keys) else np.zeros(
-            n_keys, dtype=np.int64
+        counts = (
+            np.bincount(f_keys, minlength=n_keys)[:n_keys]
+            if len(f_keys)
+            else np.zeros(n_keys, dtype=np.int64)
         )
         b_ptr = np.zeros(n_keys + 1, dtype=np.int64)
         np.cumsum(counts, out=b_ptr[1:])

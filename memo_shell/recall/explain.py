@@ -76,8 +76,11 @@ def explain(data: IndexData, ranked: list[int], q: QueryTerms, c: Contributions)
             why.append("matched: " + ", ".join(words))
         if c.get("prev", doc) >= SHOWN:
             before = int(cat.prev[doc])
-            why.append(f"reply to #{position[before]}" if before in position else
-                       "follows a matching memory")
+            why.append(
+                f"reply to #{position[before]}"
+                if before in position
+                else "follows a matching memory"
+            )
         if c.get("next", doc) >= SHOWN:
             why.append("answered by the next memory")
         number = int(cat.session[doc])

@@ -42,8 +42,6 @@ def top_n(
     return nz[np.lexsort((nz, -tiebreak[nz], -values[nz]))][:n]
 
 
-
-
 @dataclass
 class Context:
     """How much each memory gains from its neighbours in the conversation."""
@@ -52,8 +50,9 @@ class Context:
     next: np.ndarray  # from the memory just after
 
 
-def context(data: IndexData, lex: np.ndarray, src: np.ndarray, w_prev: float, w_prev2: float,
-            w_next: float) -> Context:
+def context(
+    data: IndexData, lex: np.ndarray, src: np.ndarray, w_prev: float, w_prev2: float, w_next: float
+) -> Context:
     """memory -[next]-> memory: a reply inherits part of the relevance of what it answers.
 
     ``src``: the memories with a lexical score (only they pass anything on: sparse work).
@@ -112,12 +111,16 @@ class GraphMatch:
     hops: np.ndarray
 
 
-def entity_spread(data: IndexData, query: str, lex: np.ndarray, best: np.ndarray,
-                  top_entities: int) -> GraphMatch:
+def entity_spread(
+    data: IndexData, query: str, lex: np.ndarray, best: np.ndarray, top_entities: int
+) -> GraphMatch:
     """Spreading activation from the query's entities and its best lexical hits (``best``)."""
     weights = lex[best] / max(float(lex.max()), 1e-12) if len(best) else np.zeros(0)
     score, entity, hops = graph.spread(
-        data, best, weights.astype(np.float64), graph.query_entities(data, query),
+        data,
+        best,
+        weights.astype(np.float64),
+        graph.query_entities(data, query),
         top_entities=top_entities,
     )
     return GraphMatch(score, entity, hops)
