@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/recall.py
 	$(BIN)/python bench/turn.py
 	$(BIN)/python bench/tui.py
+	$(BIN)/python bench/soak.py
 
 screenshots: $(STAMP)
 	$(BIN)/python -m memo_shell.tui.screenshots
