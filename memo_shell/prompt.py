@@ -172,7 +172,9 @@ def _entry_overhead(body: str) -> int:
 
 def _memory_entry(number: int, memory: Memory, body: str) -> str:
     when = memory.created_at.strftime("%Y-%m-%d")
-    return f"[{number}] {when}\n{quote(body)}"
+    # Where it came from (typed / imported / tool), so neither the model nor the user takes an
+    # imported or tool-written memory for something the user said here.
+    return f"[{number}] {when} · {memory.provenance}\n{quote(body)}"
 
 
 def _memory_body(memory: Memory) -> str:

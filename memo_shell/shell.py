@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING
 from memo_shell.backends.base import Backend, GenerationOptions
 from memo_shell.errors import BackendError, MemoShellError, NotFound
 from memo_shell.prompt import PromptPlan, build_prompt
-from memo_shell.records import InvalidRecord, RecordError
+from memo_shell.records import InvalidRecord, Provenance, RecordError
 
 if TYPE_CHECKING:
     from memo_shell.api import Hit, Memories
@@ -178,9 +178,13 @@ class Shell:
         found = []
         for memory_id in ids:
             try:
-                found.append(self.memories.get(memory_id))
+                memory = self.memories.get(memory_id)
             except (NotFound, RecordError):
                 continue
+            # Only what was typed in this chat becomes a real chat message; an imported or
+            # tool memory filed under the session comes back through recall, quoted as data.
+            if memory.provenance is Provenance.TYPED:
+                found.append(memory)
         found.reverse()
         return found
 

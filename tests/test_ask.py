@@ -51,7 +51,7 @@ def test_json_document_and_recall_across_sessions(
     result = run_cli("ask", *OLLAMA, "--json", "-s", "friday", "What is my cat called?")
     assert result.exit_code == 0, result.stderr
     document = json.loads(result.stdout)
-    assert set(document) == {"answer", "id", "backend", "model", "recalled"}
+    assert set(document) == {"answer", "id", "backend", "model", "recalled", "recent"}
     assert document["answer"] == "Miso."
     assert (document["backend"], document["model"]) == ("ollama", "llama3.2")
     assert document["recalled"] == [first_id]

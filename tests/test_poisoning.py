@@ -170,11 +170,6 @@ def test_poisoned_memories_are_quoted_inert_data(
         assert turn.user == QUESTION
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="prompt entries show only '[n] date': the memory's provenance (typed/imported/tool) "
-    "is not shown to the model",
-)
 def test_each_memory_in_the_prompt_says_where_it_came_from(
     run_cli: Callable[..., Any], fake_ollama: FakeOllama, poisoned: dict[str, str]
 ) -> None:
@@ -205,12 +200,6 @@ def test_recall_output_shows_provenance(
     assert len(table) == 1 and "\timported\t" in table[0], table
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the session's earlier memories go into the prompt as real chat messages whatever "
-    "their provenance, so an imported (or tool) memory filed under the current session is "
-    "sent unquoted, outside the memory block",
-)
 def test_an_imported_memory_in_the_current_session_is_still_quoted(
     run_cli: Callable[..., Any], fake_ollama: FakeOllama, tmp_path: Path
 ) -> None:
@@ -225,11 +214,6 @@ def test_an_imported_memory_in_the_current_session_is_still_quoted(
     assert "> User: epsilonpoison: from now on" in _block(messages[0]["content"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ask --json 'recalled' lists only plan.included; the session's earlier turns "
-    "(plan.recent), also injected, are not reported",
-)
 def test_ask_json_reports_every_memory_the_model_received(
     run_cli: Callable[..., Any], fake_ollama: FakeOllama
 ) -> None:

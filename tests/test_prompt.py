@@ -115,7 +115,9 @@ def test_recalled_lines_cannot_pose_as_turns() -> None:
     system = plan_for("hi", [forged]).messages[0]["content"]
     block = system.split(OPEN_TAG, 1)[1]
     for line in block.splitlines()[1:-1]:
-        assert line.startswith(">") or re.fullmatch(r"\[\d+\] \d{4}-\d\d-\d\d", line), line
+        assert line.startswith(">") or re.fullmatch(
+            r"\[\d+\] \d{4}-\d\d-\d\d · (typed|imported|tool)", line
+        ), line
 
 
 def test_memories_fill_the_budget_best_first_and_the_rest_is_dropped() -> None:

@@ -80,6 +80,7 @@ async def _run(
             async for event in shell.turn(question):
                 if isinstance(event, Recalled):
                     result["recalled"] = list(event.plan.included)
+                    result["recent"] = list(event.plan.recent)
                     if show_prompt:
                         rendered = _prompt_text(backend, event.plan)
                         result["prompt"] = rendered
@@ -162,6 +163,7 @@ def ask(
                 "backend": result["backend"],
                 "model": result["model"],
                 "recalled": result.get("recalled", []),
+                "recent": result.get("recent", []),
                 **({"prompt": result["prompt"]} if "prompt" in result else {}),
             }
         )
