@@ -101,3 +101,14 @@ def _wait(fd: int, doing: str, notice: Callable[[str], None]) -> None:
         done.wait()
     if failed:
         raise failed[0]
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (a lock holder, a temp file's writer)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists; it is just not ours to signal
+    return True

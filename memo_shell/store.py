@@ -87,18 +87,7 @@ def _id_prefix_bounds(directory: Path) -> tuple[str, str]:
 
 def _time_prefix(milliseconds: int) -> str:
     """The ten base32 characters a ULID of this time starts with (they sort like the time)."""
-    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-    return "".join(alphabet[(milliseconds >> shift) & 31] for shift in range(45, -1, -5))
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return records.id_from_parts(milliseconds, 0)[:10]
 
 
 class Store:
@@ -490,7 +479,7 @@ class Store:
                 continue
             if pid == os.getpid() and age < STALE_TEMP_SECONDS:
                 continue  # one of ours, still being written
-            if pid > 0 and pid != os.getpid() and _pid_alive(pid) and age < STALE_TEMP_SECONDS:
+            if pid > 0 and pid != os.getpid() and locks.pid_alive(pid) and age < STALE_TEMP_SECONDS:
                 continue
             self._discard(path)
             swept += 1

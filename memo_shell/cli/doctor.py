@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from memo_shell.cli.main import CliContext
-from memo_shell.cli.output import Output, json_option
+from memo_shell.cli.output import Output, human_size, json_option
 from memo_shell.config import Settings
 
 
@@ -68,17 +68,6 @@ def _store(ctx: CliContext) -> dict[str, Any]:
             "index_bytes": stats.get("bytes_on_disk"),
             "quarantined": len(memories.store.quarantined),
         }
-
-
-def _human_bytes(size: int | None) -> str:
-    if size is None:
-        return "?"
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{size} B"
 
 
 @click.command()
@@ -137,9 +126,9 @@ def _print(out: Output, report: dict[str, Any]) -> None:
     out.line(f"data:        {report['data_dir']}")
     out.line(
         f"memories:    {report['memories']:,}, index {report['index_state']}"
-        f" ({_human_bytes(report['index_bytes'])})"
+        f" ({human_size(report['index_bytes'])})"
         + (f", {report['quarantined']} quarantined" if report["quarantined"] else "")
     )
-    out.line(f"free disk:   {_human_bytes(report['free_bytes'])}")
+    out.line(f"free disk:   {human_size(report['free_bytes'])}")
     if not report["ok"]:
         out.note("No backend can answer: start Ollama, configure a server, or install the model.")

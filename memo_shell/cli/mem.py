@@ -14,7 +14,7 @@ import click
 from memo_shell import jsonl, records
 from memo_shell.api import Memories
 from memo_shell.cli.main import CliContext
-from memo_shell.cli.output import Output, json_option, preview, progress_bar
+from memo_shell.cli.output import Output, human_size, json_option, preview, progress_bar
 from memo_shell.errors import MemoShellError, NotFound
 from memo_shell.records import Memory
 
@@ -469,15 +469,6 @@ def tag(
 # ---------------------------------------------------------------------------- stats
 
 
-def _size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{n} B"
-
-
 @mem.command()
 @json_option
 @click.pass_obj
@@ -496,7 +487,7 @@ def stats(ctx: CliContext, as_json: bool) -> None:
         ["pinned", str(info["pinned"])],
         ["oldest", info["oldest"] or "-"],
         ["newest", info["newest"] or "-"],
-        ["disk", _size(info["disk_bytes"])],
+        ["disk", human_size(info["disk_bytes"])],
         ["quarantined", str(info["quarantined"])],
         ["index", str(index.get("state", "?"))],
         ["data dir", info["data_dir"]],

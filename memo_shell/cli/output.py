@@ -15,6 +15,10 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from memo_shell.text import human_size, one_line
+
+__all__ = ["Output", "human_size", "json_option", "preview", "progress_bar"]
+
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print exactly one JSON document on stdout."
 )
@@ -76,9 +80,8 @@ class Output:
 
 
 def preview(text: str, width: int = 60) -> str:
-    """One line of a memory for tables: newlines folded, long text cut with an ellipsis."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
+    """One line of a memory for tables."""
+    return one_line(text, width)
 
 
 def progress_bar(

@@ -32,6 +32,7 @@ from typing import Any
 
 import msgpack
 
+from memo_shell import locks
 from memo_shell.lazy import lazy
 
 np = lazy("numpy")  # only snapshots need it; appending to the change log must stay light
@@ -98,22 +99,12 @@ def sweep_temps(directory: Path) -> int:
                 pid = int(parts[-3])
             except ValueError:
                 continue
-            if pid == os.getpid() or _pid_alive(pid):
+            if pid == os.getpid() or locks.pid_alive(pid):
                 continue
             with contextlib.suppress(OSError):
                 os.unlink(entry.path)
                 swept += 1
     return swept
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def write_snapshot(path: Path, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> int:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from memo_shell.text import human_size, one_line
+
+__all__ = ["one_line", "seconds", "size", "when"]
+
 
 def when(dt: datetime) -> str:
     """A memory's time in the user's local zone, to the minute."""
@@ -11,20 +15,7 @@ def when(dt: datetime) -> str:
 
 
 def size(num_bytes: int | None) -> str:
-    if num_bytes is None:
-        return "?"
-    value = float(num_bytes)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} GB"  # pragma: no cover - loop always returns
-
-
-def one_line(text: str, limit: int = 120) -> str:
-    """Collapse whitespace and cut to ``limit`` characters with an ellipsis."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    return human_size(num_bytes)
 
 
 def seconds(value: float | None) -> str:
