@@ -26,6 +26,7 @@ from memo_shell.records import InvalidRecord, parse_datetime
 from memo_shell.tui import fmt, keymap
 from memo_shell.tui.screens.detail import DetailOutcome, MemoryDetailScreen
 from memo_shell.tui.screens.dialogs import ConfirmScreen, TextPromptScreen
+from memo_shell.tui.undo import Forgotten, forget_keeping, undo_last
 from memo_shell.tui.widgets.key_bar import KeyBar
 from memo_shell.tui.widgets.memory_table import MemoryTable
 
@@ -81,7 +82,7 @@ class BrowserScreen(Screen[None]):
         self.runtime = runtime
         self.filter = Filter()
         self.sort = SORTS[0]
-        self.undo_stack: list[list[Memory]] = []
+        self.undo_stack: list[Forgotten] = []
         self.stats: dict[str, Any] = {}
         self.disk_bytes: int | None = None
         self.index_wait = "opening the index…"
@@ -202,7 +203,7 @@ class BrowserScreen(Screen[None]):
                 selected = f"{len(self.table.selected):,} selected"
                 parts += [("  │  ", "$text-muted"), (selected, "bold $accent")]
             if self.undo_stack:
-                last = fmt.count(len(self.undo_stack[-1]), "memory", "memories")
+                last = fmt.count(len(self.undo_stack[-1].memories), "memory", "memories")
                 undo = f"u undoes forgetting {last}"
                 parts += [("  │  ", "$text-muted"), (undo, "$warning")]
         self.query_one("#browser-status", Static).update(Content.assemble(*parts))
@@ -337,12 +338,11 @@ class BrowserScreen(Screen[None]):
         if not confirmed:
             return
         try:
-            kept = await self.runtime.io(self.runtime.forget_keep, ids)
+            kept = (await forget_keeping(self.runtime, self.undo_stack, ids)).memories
         except MemoShellError as exc:
             self.notify(str(exc), severity="error", title="Forget")
             await self.reload()
             return
-        self.undo_stack.append(kept)
         self.table.discard(ids)
         self.stats = await self.runtime.io(self.runtime.mem.index.stats)
         self.render_status()
@@ -351,19 +351,17 @@ class BrowserScreen(Screen[None]):
 
     @work(group="edit", exclusive=True)
     async def action_undo(self) -> None:
-        if not self.undo_stack:
-            self.notify("Nothing to undo on this screen.")
-            return
-        batch = self.undo_stack.pop()
         try:
-            await self.runtime.io(self.runtime.restore, batch)
+            batch = await undo_last(self.runtime, self.undo_stack)
         except MemoShellError as exc:
-            self.undo_stack.append(batch)
             self.notify(str(exc), severity="error", title="Undo")
+            return
+        if batch is None:
+            self.notify("Nothing to undo on this screen.")
             return
         await self.reload()
         self.measure_disk()
-        self.notify(f"Restored {fmt.count(len(batch), 'memory', 'memories')}.")
+        self.notify(f"Restored {fmt.count(len(batch.memories), 'memory', 'memories')}.")
 
     # ----------------------------------------------------------------- pin and tags
 

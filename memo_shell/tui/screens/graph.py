@@ -20,10 +20,10 @@ from memo_shell.errors import MemoShellError
 from memo_shell.tui import fmt, keymap
 from memo_shell.tui.screens.detail import DetailOutcome, MemoryDetailScreen
 from memo_shell.tui.screens.dialogs import ConfirmScreen
+from memo_shell.tui.undo import Forgotten, forget_keeping, undo_last
 from memo_shell.tui.widgets.key_bar import KeyBar
 
 if TYPE_CHECKING:
-    from memo_shell.records import Memory
     from memo_shell.tui.runtime import Runtime
 
 #: Rows shown in the entity table; the filter searches all of them.
@@ -43,7 +43,7 @@ class GraphScreen(Screen[None]):
         self.entities: list[Any] = []
         self._shown: list[str] = []  # entity names by table row
         self.current: str | None = None
-        self.undo_stack: list[tuple[str, list[Memory]]] = []
+        self.undo_stack: list[Forgotten] = []
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="Filter entities (/)", id="entity-filter")
@@ -93,7 +93,7 @@ class GraphScreen(Screen[None]):
         more = f" (first {SHOWN_ENTITIES:,} shown)" if len(shown) > SHOWN_ENTITIES else ""
         status = f"{len(self.entities):,} entities · {len(shown):,} matching{more}"
         if self.undo_stack:
-            status += f"  │  u undoes forgetting {self.undo_stack[-1][0]!r}"
+            status += f"  │  u undoes forgetting {self.undo_stack[-1].label!r}"
         self.query_one("#graph-status", Static).update(status)
         if self._shown:
             self.select_entity(self._shown[0])
@@ -215,25 +215,23 @@ class GraphScreen(Screen[None]):
         if not confirmed:
             return
         try:
-            kept = await self.runtime.io(self.runtime.forget_keep, ids)
+            kept = (await forget_keeping(self.runtime, self.undo_stack, ids, label)).memories
         except MemoShellError as exc:
             self.notify(str(exc), severity="error", title="Forget")
             return
-        self.undo_stack.append((label, kept))
         self.notify(f"Forgot {fmt.count(len(kept), 'memory', 'memories')} ({label}). u undoes.")
         self.load()
 
     @work(group="edit", exclusive=True)
     async def action_undo(self) -> None:
-        if not self.undo_stack:
-            self.notify("Nothing to undo on this screen.")
-            return
-        label, batch = self.undo_stack.pop()
         try:
-            await self.runtime.io(self.runtime.restore, batch)
+            batch = await undo_last(self.runtime, self.undo_stack)
         except MemoShellError as exc:
-            self.undo_stack.append((label, batch))
             self.notify(str(exc), severity="error", title="Undo")
             return
-        self.notify(f"Restored {fmt.count(len(batch), 'memory', 'memories')} ({label}).")
+        if batch is None:
+            self.notify("Nothing to undo on this screen.")
+            return
+        count = fmt.count(len(batch.memories), "memory", "memories")
+        self.notify(f"Restored {count} ({batch.label}).")
         self.load()

@@ -1,0 +1,53 @@
+"""Forgetting with undo while a screen is open (the browser's prune, the graph's forget).
+
+The forgotten records are kept in memory as they were, so ``u`` can write them back exactly,
+same ids and content. Each screen keeps its own stack and says in its own words what happened;
+this module owns the part that must behave the same everywhere: a batch is on the stack only
+once its files are gone, and a restore that fails leaves it there to try again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from memo_shell.records import Memory
+    from memo_shell.tui.runtime import Runtime
+
+
+@dataclass
+class Forgotten:
+    """One forget action: what the user chose (e.g. an entity's name) and the records removed."""
+
+    label: str
+    memories: list[Memory] = field(default_factory=list)
+
+
+async def forget_keeping(
+    runtime: Runtime, stack: list[Forgotten], ids: Iterable[str], label: str = ""
+) -> Forgotten:
+    """Forget ``ids`` off the event loop and push the records onto ``stack`` for undo.
+
+    Raises MemoShellError (nothing is pushed) when the store refuses.
+    """
+    batch = Forgotten(label, await runtime.io(runtime.forget_keep, list(ids)))
+    stack.append(batch)
+    return batch
+
+
+async def undo_last(runtime: Runtime, stack: list[Forgotten]) -> Forgotten | None:
+    """Restore the newest batch; None when there is nothing to undo.
+
+    On MemoShellError the batch goes back on the stack before the error propagates.
+    """
+    if not stack:
+        return None
+    batch = stack.pop()
+    try:
+        await runtime.io(runtime.restore, batch.memories)
+    except BaseException:
+        stack.append(batch)
+        raise
+    return batch
