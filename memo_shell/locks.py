@@ -23,6 +23,11 @@ NOTICE_AFTER = 1.0
 
 log = logging.getLogger("memo_shell")
 
+# Locks this process holds, by file identity: a thread waiting behind another thread of the same
+# process (a background index save and a foreground append) must not blame "another process".
+_held_here: dict[tuple[int, int], int] = {}
+_held_guard = threading.Lock()
+
 
 def _default_notice(message: str) -> None:
     # Without any logging configuration, Python prints warnings to stderr as-is: right for the
@@ -71,17 +76,28 @@ def hold(
     whether that matters.
     """
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    st = os.fstat(fd)
+    key = (st.st_dev, st.st_ino)
     try:
         if not _try_lock(fd):
-            _wait(fd, doing, notice or _default_notice)
-        yield
+            with _held_guard:
+                ours = _held_here.get(key, 0) > 0
+            _wait(fd, doing, None if ours else notice or _default_notice)
+        with _held_guard:
+            _held_here[key] = _held_here.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            with _held_guard:
+                _held_here[key] -= 1
     finally:
         os.close(fd)  # releases the lock
 
 
-def _wait(fd: int, doing: str, notice: Callable[[str], None]) -> None:
+def _wait(fd: int, doing: str, notice: Callable[[str], None] | None) -> None:
     """Block in ``flock`` (queued fairly by the kernel, unlike polling, which a busy holder
-    can starve) on a helper thread, so this one can speak up after NOTICE_AFTER seconds."""
+    can starve) on a helper thread, so this one can speak up after NOTICE_AFTER seconds
+    (unless ``notice`` is None: the holder is a thread of this process)."""
     done = threading.Event()
     failed: list[OSError] = []
 
@@ -93,8 +109,11 @@ def _wait(fd: int, doing: str, notice: Callable[[str], None]) -> None:
         finally:
             done.set()
 
-    threading.Thread(target=block, name="memo-lock-wait", daemon=True).start()
-    if not done.wait(NOTICE_AFTER):
+    if notice is None:
+        block()
+    else:
+        threading.Thread(target=block, name="memo-lock-wait", daemon=True).start()
+    if notice is not None and not done.wait(NOTICE_AFTER):
         pid = holder_pid(fd)
         who = f" (pid {pid})" if pid else ""
         notice(f"waiting for another memo-shell process{who} to finish {doing}…")

@@ -152,7 +152,9 @@ def test_forget_all_wipes_files_index_and_quarantine(run_cli, data_dir: Path) ->
     assert len(result["forgotten"]) == 3
     leftovers = [p for p in data_dir.rglob("*") if p.is_file()]
     assert all(p.name in {".lock", "lock"} and p.stat().st_size == 0 for p in leftovers), leftovers
-    assert not (data_dir / "index").exists() and not list((data_dir / "memories").rglob("*.memo"))
+    # the index's lock file stays (empty) so that a process waiting on it keeps excluding others
+    assert [p.name for p in (data_dir / "index").iterdir()] == ["lock"]
+    assert not list((data_dir / "memories").rglob("*.memo"))
 
 
 def test_recall_returns_the_documented_json_shape(run_cli) -> None:  # type: ignore[no-untyped-def]

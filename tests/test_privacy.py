@@ -287,13 +287,6 @@ def test_a_turn_talks_to_the_model_server_and_nothing_else(
 MARKER = "zqxmarkerqz"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the index keeps a forgotten memory's words: close() does not rewrite the snapshot "
-    "after a forget (previews, tags, terms, entity and session names stay in index/snapshot), "
-    "and even a rewritten snapshot keeps terms, entity names and session names (append-only "
-    "vocabularies); the vectors file keeps its embedding",
-)
 def test_a_forgotten_memory_leaves_no_trace_on_disk(data_dir: Path) -> None:
     """The marker is in the text, the session name, a tag and the metadata; the memory is
     recalled, embedded and persisted in the index; after forget + close no byte of the data
@@ -359,12 +352,6 @@ def test_forget_all_leaves_no_memory_text_anywhere(data_dir: Path) -> None:
     assert all(p.stat().st_size == 0 for p in leftovers), leftovers
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an app that has the store open while another process forgets (here: forget --all) "
-    "writes its stale snapshot on close: Index._save() sees the new log generation, starts a "
-    "background reload, and saves the old data anyway, forgotten memories' text included",
-)
 def test_an_open_app_does_not_write_forgotten_memories_back(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -246,11 +246,6 @@ def test_a_second_writer_waits_for_the_store_lock_and_says_so(data_dir: Path) ->
         assert memories.get(memory_id).pinned
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="index/files.locked() blocks on flock silently: a command waiting on another "
-    "process's snapshot write or log append says nothing",
-)
 def test_a_second_writer_waits_for_the_index_lock_and_says_so(data_dir: Path) -> None:
     with memo_shell.open(data_dir) as memories:
         memories.add("make an index")

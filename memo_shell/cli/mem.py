@@ -16,6 +16,7 @@ from memo_shell.api import Memories
 from memo_shell.cli.main import CliContext
 from memo_shell.cli.output import Output, human_size, json_option, preview, progress_bar
 from memo_shell.errors import MemoShellError, NotFound
+from memo_shell.index import files as index_files
 from memo_shell.records import Memory
 
 
@@ -337,7 +338,8 @@ def _wipe_everything(memories: Memories) -> int:
     count = len(memories.forget_many(memories.ids()))
     memories.close()
     store = memories.store
-    for directory in (memories.data_dir / "index", store.quarantine_dir, store.memories_dir):
+    index_files.wipe(memories.data_dir / "index")
+    for directory in (store.quarantine_dir, store.memories_dir):
         shutil.rmtree(directory, ignore_errors=True)
     return count
 

@@ -13,6 +13,14 @@ Life of an index:
 4. Every change this process makes is appended to the change log; every search tails the log
    (one ``stat`` when nothing changed) to pick up other processes' changes.
 5. ``close()`` writes a snapshot if anything changed (under the lock file, atomically).
+6. Forgetting is private at once on disk, not just in memory: a process that forgot something
+   rewrites the snapshot (and cached vectors) without it a moment later and at the latest on
+   ``close()``, vacuumed of every word and name only the forgotten memories used, and restarts
+   the change log so not even their ids stay (see ``_scrub``).
+
+A snapshot is only ever written from data that follows the current log generation. When another
+process has started a new one (a rebuild, a scrub, ``forget --all``), this process's data is
+stale: writing it would bring back what the other process forgot, so it reloads instead.
 
 Thread safety: one re-entrant lock guards the data; searches hold it for their few milliseconds.
 """
@@ -71,6 +79,9 @@ MAX_PENDING = 10_000
 RESCAN_SECONDS = 60.0
 #: close() rewrites the snapshot only past these many unsaved changes (fewer: the log suffices)
 SAVE_AFTER_CHANGES = 500
+#: After a forget, the snapshot is scrubbed this long after the last one (a prune of many
+#: memories, one by one, costs one rewrite), and at the latest when the index is closed.
+SCRUB_AFTER_SECONDS = 2.0
 
 Op = tuple[str, Any]  # ("+", Memory) | ("~", Memory) | ("-", memory id)
 
@@ -101,10 +112,15 @@ class Index:
         self._log = ChangeLog(self.directory / "changes", self.directory / "lock")
         self._log_gen: str | None = None
         self._log_offset = 0
-        self._log_seen = (0, 0)  # the log's (inode, size) when last tailed
+        self._log_seen = (-1, -1)  # the log's (inode, size) when last tailed (never yet)
         self._dirty = 0
         self._vectors_dirty = 0
+        #: memories removed since the snapshot was last written without them (see ``_scrub``)
+        self._forgotten = 0
+        self._scrub_timer: threading.Timer | None = None
+        self._save_lock = threading.Lock()  # one save at a time per process
         self._reloading = False
+        self._reload_lock = threading.Lock()
         self._corrupt: str | None = None
         self._rescanning = False
         self._last_scan = time.monotonic()
@@ -175,7 +191,17 @@ class Index:
         return self._embedding.wait_idle(timeout)
 
     def close(self) -> None:
-        """Save a snapshot if this process changed anything; never waits for a load."""
+        """Save a snapshot if this process changed anything.
+
+        Waits for a load only when this process forgot something that the index on disk may
+        still hold (a one-off ``mem forget``): that must be scrubbed before the process ends.
+        """
+        self._cancel_scrub()
+        try:
+            if self._forgotten and self._traces_on_disk():
+                self._scrub()
+        except OSError as exc:
+            self._notice(f"index could not be rewritten without forgotten memories ({exc})")
         self._closing.set()
         if self._embedding is not None:
             self._embedding.close()
@@ -207,6 +233,7 @@ class Index:
                     self._install(_data.IndexData(), None, 0)
                 self._state = "ready"
             self._ready.set()
+        self._schedule_scrub()  # the log named memories forgotten since the snapshot
 
     def _read_snapshot(self) -> tuple[IndexData, str | None, int] | None:
         """The persisted index, or None (``_corrupt`` says why if it existed but was unusable)."""
@@ -342,6 +369,9 @@ class Index:
                 with self._lock:
                     self._apply_op(data, "-", memory_id)
                     self._dirty += 1
+                    self._forgotten += 1
+        if gone:
+            self._schedule_scrub()
         for memory_id in missing:
             if self._closing.is_set():
                 return
@@ -403,8 +433,9 @@ class Index:
     def _apply_change(self, data: IndexData, op: str, memory_id: str) -> None:
         """Apply one change-log line (from any process) by looking at the file itself."""
         if op == "-":
-            if not self.store.exists(memory_id):
+            if not self.store.exists(memory_id) and memory_id in data.catalog.doc_of:
                 self._apply_op(data, "-", memory_id)
+                self._forgotten += 1
             return
         if op == "+" and memory_id in data.catalog.doc_of:
             return
@@ -433,10 +464,14 @@ class Index:
                 if self._data is None or self._reloading or self._state == "rebuilding":
                     self._queue_op(kind, arg)
             self._dirty += len(ops)
+            if op == "-":
+                self._forgotten += len(ops)
             if len(self._deferred) >= _MAX_DEFERRED:
                 self._apply_deferred()
         with contextlib.suppress(OSError):
             self._log.append(op, ids, self._origin)
+        if op == "-":
+            self._schedule_scrub()
 
     def add(self, memory: Memory) -> None:
         """Index a memory just written to disk (queued if the index is still loading)."""
@@ -452,31 +487,52 @@ class Index:
     def remove(self, memory_id: str) -> None:
         self._record([("-", memory_id)], [memory_id], "-", defer=True)
 
-    def _tail(self) -> None:
-        """Apply other processes' changes appended to the log since we last looked."""
-        if self._data is None or self._log.fingerprint() == self._log_seen:
-            return
+    def _tail(self, *, reload: bool = True) -> bool:
+        """Apply other processes' changes appended to the log since we last looked.
+
+        Returns False when the log has a new generation (another process rebuilt, scrubbed or
+        wiped the index): the data is stale, and is reloaded in the background if ``reload``.
+        """
+        if self._data is None:
+            return True
+        if self._log.fingerprint() == self._log_seen:
+            return self._log_gen is not None
         with self._lock:
             self._apply_deferred()  # ours first: the log holds them before others' later lines
-            self._log_seen = self._log.fingerprint()
+            seen = self._log.fingerprint()
             gen, changes, offset = self._log.read_from(self._log_offset)
-            if gen != self._log_gen:
-                self._reload_async()
-                return
+            if gen != self._log_gen:  # stale until reloaded: look again every time
+                if reload:
+                    self._reload_async()
+                return False
+            self._log_seen = seen
+            if gen is None:  # no log at all (a read-only directory): nothing to save into
+                return False
             for change in changes:
                 if change.origin != self._origin:
                     self._apply_change(self._data, change.op, change.id)
                     self._dirty += 1
             self._log_offset = offset
+        if self._forgotten:
+            self._schedule_scrub()
+        return True
 
     def _reload_async(self) -> None:
-        """Another process rebuilt or compacted the index: load its snapshot in the background."""
-        with self._lock:
-            if self._reloading:
-                return
-            self._reloading = True
+        """Another process rebuilt or scrubbed the index: load its snapshot in the background."""
+        if self._reloading or self._closing.is_set():
+            return
+        threading.Thread(target=self._reload, name="memo-index-reload", daemon=True).start()
 
-        def run() -> None:
+    def _reload(self) -> None:
+        """Adopt the current generation: its snapshot plus the log since, or (when there is no
+        snapshot of it, e.g. after ``forget --all``) a build from the record files."""
+        with self._reload_lock:
+            if self._log_gen is not None and self._log_gen == self._log.generation():
+                return  # another thread got there first
+            with self._lock:
+                self._reloading = True
+                # what the reloaded data still holds is counted again as the log is replayed
+                self._forgotten = 0
             try:
                 with locked(self.lock_path):
                     gen, _ = self._log.ensure()
@@ -493,38 +549,54 @@ class Index:
                 self._attach_vectors(data)
                 with self._lock:
                     self._install(data, gen, offset)
+                    self._log_seen = (-1, -1)  # tail from the new offset at the next read
             finally:
                 with self._lock:
                     self._reloading = False
 
-        threading.Thread(target=run, name="memo-index-reload", daemon=True).start()
-
     # ------------------------------------------------------------------ persistence
 
-    def _save(self, *, restart_log: bool = False, snapshot: bool = True) -> int:
-        """Write the snapshot and/or dirty vectors atomically under the lock; returns bytes."""
+    def _save(
+        self, *, restart_log: bool = False, snapshot: bool = True, rebuilt: bool = False
+    ) -> int | None:
+        """Write the snapshot and/or dirty vectors atomically under the lock; returns bytes.
+
+        Returns None, writing nothing, when another process has started a new log generation
+        since this data was loaded: its snapshot is newer, and ours may hold memories it has
+        forgotten since. Only a ``rebuilt`` index (just read from the files) is written anyway,
+        after dropping memories whose files are gone by now.
+        """
         if self._data is None:
             return 0
-        size = 0
-        with locked(self.lock_path):
-            self._tail()
+        with self._save_lock, locked(self.lock_path):
+            current = self._tail(reload=False)
+            if not current and not rebuilt:
+                return None
             with self._lock:
                 self._apply_deferred()
                 data = self._data
+                if not current:
+                    self._drop_missing(data)
+                dropped = data.vacuum() if snapshot else False
                 parts = data.to_parts() if snapshot else None
                 vectors = (
                     data.vectors.to_parts(data.catalog.ids)
-                    if data.vectors is not None and self._vectors_dirty
+                    if data.vectors is not None and (self._vectors_dirty or dropped)
                     else None
                 )
+                live_ids = set(data.catalog.doc_of) if dropped else None
                 dirty, vectors_dirty = self._dirty, self._vectors_dirty
+                forgotten = self._forgotten if snapshot else 0
                 gen, offset = self._log_gen, self._log_offset
+            size = 0
             if parts is not None:
-                if restart_log or self._log.size() > LOG_ROTATE_BYTES:
+                # a vacuum that dropped rows also restarts the log: it holds their ids
+                if restart_log or dropped or not current or self._log.size() > LOG_ROTATE_BYTES:
                     gen = self._log.restart()
                     offset = self._log.size()
                     with self._lock:
                         self._log_gen, self._log_offset = gen, offset
+                        self._log_seen = self._log.fingerprint()
                 meta = {
                     "data": parts[0],
                     "log_gen": gen,
@@ -534,11 +606,89 @@ class Index:
                 size += write_snapshot(self.snapshot_path, meta, parts[1])
             if vectors is not None and self.vectors_path is not None:
                 size += write_snapshot(self.vectors_path, vectors[0], vectors[1])
+            if live_ids is not None:
+                self._scrub_other_vectors(live_ids)
         with self._lock:
             if parts is not None:
                 self._dirty -= dirty
             self._vectors_dirty -= vectors_dirty
+            self._forgotten -= forgotten
         return size
+
+    def _drop_missing(self, data: IndexData) -> None:
+        """Drop memories whose files are gone (a rebuild raced a forget). Caller holds the lock."""
+        for memory_id in list(data.catalog.doc_of):
+            if not self.store.exists(memory_id):
+                self._apply_op(data, "-", memory_id)
+
+    def _scrub_other_vectors(self, live_ids: set[str]) -> None:
+        """Rewrite other embedders' vector files without forgotten memories' vectors.
+
+        A user may have embedded with one model and forget with another (or with none, from
+        the CLI): those files are keyed by memory id, so they can be filtered without the model.
+        Caller holds the lock.
+        """
+        own = self.vectors_path
+        for path in self.directory.glob("vectors-*"):
+            if path == own:
+                continue
+            try:
+                header, arrays = read_snapshot(path)
+                keep = [i for i, memory_id in enumerate(header["ids"]) if memory_id in live_ids]
+                if len(keep) == len(header["ids"]):
+                    continue
+                header = {**header, "ids": [header["ids"][i] for i in keep]}
+                vectors = np.asarray(arrays["vectors"]).reshape(len(arrays["vectors"]), -1)
+                write_snapshot(path, header, {"vectors": vectors[keep].copy()})
+            except (SnapshotError, KeyError, TypeError, ValueError):
+                path.unlink(missing_ok=True)  # unreadable: only a re-embedding can recreate it
+
+    # ------------------------------------------------------------------ forgetting
+
+    def _traces_on_disk(self) -> bool:
+        """Whether the index directory holds a snapshot or vectors that may name memories."""
+        return self.snapshot_path.exists() or any(self.directory.glob("vectors-*"))
+
+    def _schedule_scrub(self) -> None:
+        """Scrub ``SCRUB_AFTER_SECONDS`` after the last forget, in the background."""
+        if not self._forgotten or self._closing.is_set() or not self._ready.is_set():
+            return  # close() scrubs for a process that never loaded the index
+        timer = threading.Timer(SCRUB_AFTER_SECONDS, self._scrub_in_background)
+        timer.daemon = True
+        timer.name = "memo-index-scrub"
+        with self._lock:
+            if self._scrub_timer is not None:
+                self._scrub_timer.cancel()
+            self._scrub_timer = timer
+        timer.start()
+
+    def _cancel_scrub(self) -> None:
+        with self._lock:
+            timer, self._scrub_timer = self._scrub_timer, None
+        if timer is not None:
+            timer.cancel()
+
+    def _scrub_in_background(self) -> None:
+        try:
+            self._scrub()
+        except Exception as exc:  # a full disk: the next save or close tries again
+            self._notice(f"index could not be rewritten without forgotten memories ({exc})")
+
+    def _scrub(self) -> None:
+        """Rewrite the snapshot and vector files without forgotten memories (loading the index
+        first if this process never did). A stale generation is reloaded and the scrub tried
+        again: the newer snapshot may still hold what this process forgot."""
+        self.wait_ready()
+        for _attempt in range(3):
+            if not self._forgotten:
+                return
+            if self._save() is not None:
+                return
+            self._reload()
+        self._notice(
+            "other processes kept rewriting the index; forgotten memories are dropped "
+            "from it at the next save"
+        )
 
     def rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Rebuild everything from the record files (``memo-shell reindex``); returns the count.
@@ -569,7 +719,7 @@ class Index:
                 self._install(data, self._log_gen, self._log_offset)
                 self._dirty += 1
                 self._vectors_dirty += 1 if data.vectors is not None else 0
-            self._save(restart_log=True)
+            self._save(restart_log=True, rebuilt=True)
             return count
         finally:
             with self._lock:
@@ -641,6 +791,8 @@ class Index:
                 for memory_id in gone:
                     self._apply_op(data, "-", memory_id)
                     self._dirty += 1
+                    self._forgotten += 1
+            self._schedule_scrub()
         return [h for h in hits if h.id not in gone]
 
     def _embed_query(self, query: str) -> list[float] | None:

@@ -14,6 +14,7 @@ import numpy as np
 
 from memo_shell.analyzer import stem, words
 from memo_shell.extract import Entity, extract, lowercase_words
+from memo_shell.index import vacuum as _vacuum
 from memo_shell.index.catalog import Catalog
 from memo_shell.index.entities import EntityTable, code
 from memo_shell.index.postings import Growable, InvertedIndex
@@ -161,6 +162,23 @@ class IndexData:
         alive = self.catalog.alive.view
         self.lexical.compact(rows, len(self.terms), alive)
         self.graph.compact(rows, len(self.entities), alive)
+
+    def vacuum(self) -> bool:
+        """Drop what only forgotten memories used: rows, words, entity and session names.
+
+        Done before every snapshot, so a forgotten memory leaves nothing behind on disk (see
+        ``memo_shell.index.vacuum``). Renumbers docs: callers hold the index lock and keep ids,
+        never doc numbers, across calls. Returns whether anything was dropped.
+        """
+        header, arrays = self.to_parts()
+        if not _vacuum.needed(header, arrays):
+            return False
+        (header, arrays), kept = _vacuum.vacuum(header, arrays)
+        fresh = IndexData.from_parts(header, arrays)
+        if self.vectors is not None:
+            fresh.vectors = self.vectors.subset(kept)
+        self.__dict__.update(fresh.__dict__)
+        return True
 
     def to_parts(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """(header, arrays) for the snapshot; compacts first so only base segments are saved."""

@@ -20,9 +20,9 @@ bytes. Loading is one read, one CRC and ``numpy.frombuffer`` views: no per-term 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import secrets
+import shutil
 import struct
 import zlib
 from collections.abc import Iterator
@@ -50,15 +50,31 @@ class SnapshotError(Exception):
 
 
 @contextlib.contextmanager
-def locked(lock_path: Path, *, exclusive: bool = True) -> Iterator[None]:
-    """Hold the index directory's fcntl lock (blocks until other processes release it)."""
+def locked(lock_path: Path) -> Iterator[None]:
+    """Hold the index directory's lock; a wait of over a second says whom it waits for."""
     lock_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+    with locks.hold(lock_path, "updating the index"):
         yield
-    finally:
-        os.close(fd)  # closing releases the lock
+
+
+def wipe(directory: Path) -> None:
+    """Delete everything in the index directory but its lock file, under that lock.
+
+    The lock file stays (empty): a process waiting on it, or holding it to write a snapshot,
+    must keep excluding the others; deleting it would let a second lock file appear beside it.
+    Processes that had the index loaded see the log gone and reload instead of saving.
+    """
+    if not directory.exists():
+        return
+    with locked(directory / "lock"):
+        for entry in os.scandir(directory):
+            if entry.name == "lock":
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
 
 
 def _atomic_write(path: Path, chunks: list[bytes | memoryview]) -> None:

@@ -70,6 +70,16 @@ class VectorSet:
             self.has[doc] = False
             self._data[doc] = 0.0
 
+    def subset(self, rows: np.ndarray) -> VectorSet:
+        """The vectors of these rows only, renumbered 0..len(rows)-1 (the index's vacuum)."""
+        out = VectorSet(self.embedder_id, self.dim)
+        self._grow(int(rows.max()) + 1 if len(rows) else 0)
+        out._grow(len(rows))
+        if len(rows):
+            out._data[: len(rows)] = self._data[rows]
+            out.has.view[:] = self.has.view[rows]
+        return out
+
     def similarity(self, query: Sequence[float], rows: int) -> np.ndarray:
         """Cosine similarity of every row to ``query`` (0 for rows without a vector)."""
         out = np.zeros(rows, dtype=np.float32)

@@ -22,7 +22,7 @@ from textual.theme import Theme
 
 from memo_shell.config import Settings, save_setting
 from memo_shell.errors import MemoShellError
-from memo_shell.tui import keymap, themes
+from memo_shell.tui import keymap, notices, themes
 from memo_shell.tui.runtime import Runtime
 from memo_shell.tui.screens.chat import ChatScreen
 
@@ -100,6 +100,7 @@ class MemoShellApp(App[None]):
     # ----------------------------------------------------------------- start-up
 
     def on_mount(self) -> None:
+        self._notices = notices.attach(self)
         self.set_keymap(self.key_overrides)
         self.theme_changed_signal.subscribe(self, self._theme_changed)
 
@@ -138,7 +139,10 @@ class MemoShellApp(App[None]):
             self._refresh_status()
 
     async def on_unmount(self) -> None:
-        await self.runtime.close()
+        try:
+            await self.runtime.close()
+        finally:
+            notices.detach(self._notices)
 
     # ----------------------------------------------------------------- themes
 

@@ -314,3 +314,37 @@ async def test_help_lists_every_key_with_remaps(settings, memories, key):
         await pilot.press("x")  # the remapped key forgets
         await settle(pilot)
         assert "Forget" in screen_text(app)
+
+
+async def test_waiting_for_another_process_lock_is_a_notification(settings, memories, seeded):
+    """A CLI import in another terminal holds the index lock while a turn is stored: the wait is
+    told as a toast (on stderr it would be swallowed by the app, or scribble over the screen)."""
+    import subprocess
+    import sys
+    import time
+
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom pathlib import Path\n"
+            "from memo_shell.index.files import locked\n"
+            "with locked(Path(sys.argv[1])):\n"
+            "    print('held', flush=True)\n    time.sleep(2.0)\n",
+            str(settings.data_dir / "index" / "lock"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        app = make_app(settings, memories)
+        async with app.run_test(size=(130, 40)) as pilot:
+            started = time.monotonic()
+            await ask(pilot, QUESTION)
+            assert time.monotonic() - started > 1.0, "the turn did not wait for the lock"
+            assert f"another memo-shell process (pid {holder.pid})" in notes(app)
+            assert newest(memories).user == QUESTION  # and the turn was stored after the wait
+    finally:
+        holder.kill()
+        holder.wait()
