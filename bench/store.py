@@ -10,7 +10,10 @@ Every figure is reported beside the baseline measured in the same run:
 - ``memo-shell mem import`` of N records as a whole process (target: 100k ≤ 60 s);
 - open → first durable add, in-process (target ≤ 0.3 s at 100k), and whole-process;
 - ``memo-shell mem list --limit 20`` as a whole process (target ≤ 0.5 s at 100k), beside the
-  cost of starting Python itself.
+  cost of starting Python itself;
+- ``memo-shell mem forget ID`` as a whole process, which loads the index and rewrites it without
+  the forgotten memory before it exits, beside ``mem add`` (which does neither); and the rewrite
+  alone in a process that has the index loaded (what the TUI does in the background).
 """
 
 from __future__ import annotations
@@ -163,6 +166,45 @@ print(t1 - t0, t2 - t0)
 """
 
 
+SCRUB_PROBE = """
+import sys, time
+import memo_shell
+m = memo_shell.open(sys.argv[1])
+m.wait_ready()
+m.forget(sys.argv[2])
+t0 = time.perf_counter()
+m.close()  # rewrites snapshot and change log without the forgotten memory
+print(time.perf_counter() - t0)
+"""
+
+
+def bench_forget(directory: Path, env: dict[str, str], cli: list[str]) -> dict[str, float]:
+    """Whole-process forget vs whole-process add, alternated; then the in-process rewrite."""
+    from memo_shell.store import Store
+
+    ids = Store(directory).scan().ids
+    victims = random.Random(1).sample(ids, 10)
+    forgets, adds, scrubs = [], [], []
+    for victim in victims[:5]:
+        forgets.append(run([*cli, "mem", "forget", victim, "--yes"], env))
+        adds.append(run([*cli, "mem", "add", "--user", "a new note about the garden"], env))
+    for victim in victims[5:]:
+        out = subprocess.run(
+            [sys.executable, "-c", SCRUB_PROBE, str(directory), victim],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        scrubs.append(float(out.stdout.split()[-1]))
+    return {
+        "forget_whole_process_s": statistics.median(forgets),
+        "add_whole_process_s": statistics.median(adds),
+        "scrub_in_process_s": statistics.median(scrubs),
+        "snapshot_mb": (directory / "index" / "snapshot").stat().st_size / 2**20,
+    }
+
+
 def bench_size(root: Path, count: int) -> dict[str, float]:
     env = {**os.environ, "MEMO_SHELL_DATA_DIR": str(root / f"store-{count}")}
     cli = [sys.executable, "-m", "memo_shell"]
@@ -185,7 +227,9 @@ def bench_size(root: Path, count: int) -> dict[str, float]:
         opens.append(float(out.stdout.split()[1]))
     lists = [run([*cli, "mem", "list", "--limit", "20"], env) for _ in range(5)]
     python_start = [run([sys.executable, "-c", "pass"], env) for _ in range(5)]
+    forget = bench_forget(Path(env["MEMO_SHELL_DATA_DIR"]), env, cli)
     return {
+        **forget,
         "records": count,
         "import_s": import_s,
         "import_per_s": count / import_s,
@@ -223,6 +267,15 @@ def main() -> None:
             f"whole process (python start alone {s['python_startup_s']:.3f} s)"
         )
         print(f"  mem list --limit 20         {s['list20_whole_process_s']:7.3f} s  whole process")
+        print(
+            f"  mem forget ID               {s['forget_whole_process_s']:7.3f} s  whole process, "
+            f"index rewritten (mem add: {s['add_whole_process_s']:.3f} s, "
+            f"×{s['forget_whole_process_s'] / s['add_whole_process_s']:.1f})"
+        )
+        print(
+            f"  index rewrite after forget  {s['scrub_in_process_s']:7.3f} s  in a process with "
+            f"the index loaded (snapshot {s['snapshot_mb']:.1f} MB)"
+        )
 
 
 if __name__ == "__main__":

@@ -283,3 +283,30 @@ def test_a_lock_holder_killed_mid_change_never_wedges_the_store(data_dir: Path, 
     assert "waiting" not in done.stderr
     with memo_shell.open(data_dir, preload=False) as memories:
         assert memories.get(memory_id).pinned == (lock == "store")
+
+
+def test_a_thread_waiting_behind_its_own_process_blames_no_one(tmp_path: Path) -> None:
+    """A background index save and a foreground append of one process take turns silently: the
+    notice is for waits on *another* process."""
+    import threading
+
+    from memo_shell import locks
+
+    path = tmp_path / "lock"
+    held = threading.Event()
+
+    def hold_a_while() -> None:
+        with locks.hold(path, "saving"):
+            held.set()
+            time.sleep(1.6)
+
+    thread = threading.Thread(target=hold_a_while)
+    thread.start()
+    held.wait(5)
+    said: list[str] = []
+    started = time.monotonic()
+    with locks.hold(path, "appending", notice=said.append):
+        waited = time.monotonic() - started
+    thread.join()
+    assert waited > 1.2, "it did not wait"
+    assert said == []
