@@ -19,3 +19,20 @@ def one_line(text: str, limit: int = 120) -> str:
     """Collapse whitespace (newlines included) and cut to ``limit`` characters with an ellipsis."""
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+# Terminals act on control characters: ESC starts sequences that clear the screen, set the window
+# title or (OSC 52) write the clipboard; BEL, backspace and a lone CR rewrite what is shown. Text
+# from memories (imported, synced in) or from a model's reply must never reach a terminal raw,
+# so every C0 control but tab and newline, DEL and every C1 control is shown as a visible
+# symbol instead (U+241B "␛" for ESC); CR is dropped, since a CRLF line ending is harmless.
+#: code point -> what a terminal shows instead (``str.translate`` table)
+CONTROL_PICTURES: dict[int, str] = {c: chr(0x2400 + c) for c in range(0x20) if c not in (9, 10, 13)}
+CONTROL_PICTURES[13] = ""
+CONTROL_PICTURES[0x7F] = "\u2421"
+CONTROL_PICTURES.update({c: "\ufffd" for c in range(0x80, 0xA0)})
+
+
+def printable(text: str) -> str:
+    """``text`` safe to write to a terminal: control characters made visible (see above)."""
+    return text.translate(CONTROL_PICTURES)

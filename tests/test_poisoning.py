@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from servers import FakeOllama
+from servers import FakeOllama, ScriptedModel
 
 import memo_shell
 from memo_shell.prompt import CLOSE_TAG, OPEN_TAG
@@ -257,3 +257,44 @@ async def test_the_recalled_event_accounts_for_every_memory_the_model_receives(
     assert in_prompt == set(plan.included) | set(plan.recent)
     assert set(plan.included) <= {hit.memory.id for hit in recalled.hits}
     assert not set(plan.dropped) & in_prompt
+
+
+# ---------------------------------------------------------------------------------------------
+# the terminal
+
+#: window title, clear screen, OSC 52 clipboard write ("rm -rf ~"), C1 CSI, backspace
+ESCAPES = "\x1b]0;pwned\x07\x1b[2J\x1b]52;c;cm0gLXJmIH4=\x07\x9b31m\x08"
+HOSTILE_BITS = ("\x1b]0;", "\x1b[2J", "\x1b]52", "\x9b", "\x08", "\x07")
+
+
+@pytest.mark.parametrize("terminal", [False, True], ids=["piped", "terminal"])
+def test_cli_output_never_carries_a_memorys_escape_sequences(
+    run_cli: Callable[..., Any],
+    data_dir: Path,
+    fake_ollama: FakeOllama,
+    monkeypatch: pytest.MonkeyPatch,
+    terminal: bool,
+) -> None:
+    """A memory (or a model reply) holding escape sequences must not retitle the window, clear
+    the screen or fill the clipboard of whoever lists it: every human output shows them as
+    symbols ("␛"), piped or on a terminal; ``--json`` keeps the exact text."""
+    if terminal:
+        monkeypatch.setenv("FORCE_COLOR", "1")  # rich then renders as for a terminal
+    fake_ollama.add(ScriptedModel("llama3.2:latest", reply=f"Sure{ESCAPES} done"))
+    with memo_shell.open(data_dir) as memories:
+        memory_id = memories.add(f"evil{ESCAPES} note", f"ok{ESCAPES}", session=f"s{ESCAPES}")
+    for args in (
+        ("mem", "list"),
+        ("mem", "show", memory_id),
+        ("recall", "evil note"),
+        ("ask", *OLLAMA, "--no-memory", "what now?"),
+    ):
+        result = run_cli(*args)
+        assert result.exit_code == 0, result.stderr
+        shown = result.stdout + result.stderr
+        if terminal and args[0] == "mem":
+            assert re.search("\x1b\\[[0-9;]+m", result.stdout)  # rich styled it: a terminal
+        assert [bit for bit in HOSTILE_BITS if bit in shown] == [], args
+        assert "␛" in shown, args  # shown, not silently dropped
+    exact = json.loads(run_cli("mem", "show", memory_id, "--json").stdout)
+    assert exact["user"] == f"evil{ESCAPES} note"

@@ -317,6 +317,17 @@ def test_a_forgotten_memory_leaves_no_trace_on_disk(data_dir: Path) -> None:
         assert vector not in data, f"{path.name} still holds the forgotten memory's vector"
 
 
+def _forget_in_another_process(data_dir: Path, *args: str) -> None:
+    """``memo-shell mem forget ARGS --yes`` as a separate process, as a second terminal would."""
+    done = subprocess.run(
+        [*CLI, "--data-dir", str(data_dir), "mem", "forget", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+
+
 def _seed_marker(memories: memo_shell.Memories) -> str:
     """20 fillers and one memory carrying MARKER everywhere, persisted in the index on disk."""
     for i in range(20):
@@ -362,17 +373,9 @@ def test_a_one_off_cli_forget_scrubs_the_index_and_every_embedders_vectors(data_
         memory_id = _seed_marker(memories)
     [vectors] = (data_dir / "index").glob("vectors-*")
     assert memory_id in read_snapshot(vectors)[0]["ids"]
-    done = subprocess.run(
-        [*CLI, "--data-dir", str(data_dir), "mem", "forget", memory_id, "--yes"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
+    _forget_in_another_process(data_dir, memory_id, "--yes")
     assert _files_containing(data_dir, MARKER) == []
-    assert [
-        p for p in data_dir.rglob("*") if p.is_file() and memory_id.encode() in p.read_bytes()
-    ] == []
+    assert _files_containing(data_dir, memory_id) == []
     header, arrays = read_snapshot(vectors)
     assert len(header["ids"]) == len(arrays["vectors"]) == 20
     with memo_shell.open(data_dir, embedder=HashEmbedder()) as memories:
@@ -394,13 +397,7 @@ def test_a_stale_process_never_brings_a_forgotten_memory_back(
             records.make_memory(user=f"late filler {i} about the garden") for i in range(30)
         )
         assert app.recall(MARKER)[0].memory.id == memory_id
-        done = subprocess.run(
-            [*CLI, "--data-dir", str(data_dir), "mem", "forget", memory_id, "--yes"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert done.returncode == 0, done.stderr
+        _forget_in_another_process(data_dir, memory_id, "--yes")
         assert _files_containing(data_dir, MARKER) == []
         assert [h.memory.id for h in app.recall(MARKER)] == []
     assert _files_containing(data_dir, MARKER) == []
@@ -431,13 +428,7 @@ def test_forget_all_leaves_no_memory_text_anywhere(data_dir: Path) -> None:
     (record.parent / f".syncthing.{ids[2]}.memo.tmp").write_bytes(
         Store(data_dir).path_for(ids[2]).read_bytes()[:-5]
     )
-    done = subprocess.run(
-        [*CLI, "--data-dir", str(data_dir), "mem", "forget", "--all", "--yes"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
+    _forget_in_another_process(data_dir, "--all", "--yes")
     for marker in markers:
         assert _files_containing(data_dir, marker) == [], marker
     leftovers = [p for p in data_dir.rglob("*") if p.is_file()]
@@ -455,12 +446,6 @@ def test_an_open_app_does_not_write_forgotten_memories_back(
     with memo_shell.open(data_dir) as app:
         app.wait_ready()
         app.add_many(records.make_memory(user=f"stalemark{i}q diary entry") for i in range(40))
-        done = subprocess.run(
-            [*CLI, "--data-dir", str(data_dir), "mem", "forget", "--all", "--yes"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert done.returncode == 0, done.stderr
+        _forget_in_another_process(data_dir, "--all", "--yes")
         assert _files_containing(data_dir, "stalemark") == []
     assert _files_containing(data_dir, "stalemark") == []

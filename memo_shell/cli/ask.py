@@ -18,6 +18,7 @@ from memo_shell.cli.main import CliContext
 from memo_shell.cli.output import Output, json_option
 from memo_shell.config import BACKENDS
 from memo_shell.errors import MemoShellError
+from memo_shell.text import printable
 
 if TYPE_CHECKING:
     from memo_shell.backends import Backend
@@ -88,7 +89,7 @@ async def _run(
                             out.note(rendered, style="dim")
                 elif isinstance(event, Piece):
                     if not out.as_json:
-                        sys.stdout.write(event.text)
+                        sys.stdout.write(printable(event.text))  # a reply may carry ESC
                         sys.stdout.flush()
                         result["streamed"] = True
                 elif isinstance(event, Done):

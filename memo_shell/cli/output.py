@@ -1,6 +1,9 @@
 """How commands speak: exactly one JSON document with ``--json``, rich tables on a terminal,
 plain tab-separated text when piped (so ``cut`` and ``grep`` work on it).
 
+Human output (tables, lines, notices) never carries a control character from memory text or a
+model reply to the terminal: ``printable`` shows them as symbols. JSON keeps the exact text.
+
 Diagnostics (warnings, notices, progress) go to stderr so stdout stays a clean data channel.
 """
 
@@ -15,7 +18,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from memo_shell.text import human_size, one_line
+from memo_shell.text import human_size, one_line, printable
 
 __all__ = ["Output", "human_size", "json_option", "preview", "progress_bar"]
 
@@ -45,6 +48,7 @@ class Output:
         """A human line on stdout (suppressed in JSON mode)."""
         if self.as_json:
             return
+        text = printable(text)
         if self.is_terminal:
             self.console.print(text, style=style, markup=False)
         else:
@@ -52,7 +56,7 @@ class Output:
 
     def note(self, text: str, style: str = "yellow") -> None:
         """A notice for the person at the keyboard: always stderr, never mixed into data."""
-        self.errors.print(text, style=style, markup=False)
+        self.errors.print(printable(text), style=style, markup=False)
 
     def table(
         self,
@@ -64,6 +68,7 @@ class Output:
     ) -> None:
         if self.as_json:
             return
+        rows = [[printable(cell) for cell in row] for row in rows]
         if not self.is_terminal:
             for row in rows:
                 sys.stdout.write("\t".join(cell.replace("\t", " ") for cell in row) + "\n")

@@ -22,9 +22,11 @@ from textual.theme import Theme
 
 from memo_shell.config import Settings, save_setting
 from memo_shell.errors import MemoShellError
-from memo_shell.tui import keymap, notices, themes
+from memo_shell.tui import keymap, notices, safe_text, themes
 from memo_shell.tui.runtime import Runtime
 from memo_shell.tui.screens.chat import ChatScreen
+
+safe_text.install()
 
 #: Which keymap scopes the command palette offers on each screen, and which widget runs them
 #: ("" is the screen itself).

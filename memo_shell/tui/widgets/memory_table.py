@@ -29,6 +29,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from memo_shell.text import printable
 from memo_shell.tui import fmt, keymap
 
 MetaFn = Callable[[str], Any]  # id -> MemoryMeta | None (the index's metadata, no file read)
@@ -285,8 +286,10 @@ class MemoryTable(ScrollView, can_focus=True):
         return style
 
     def _line(self, cells: Sequence[str], widths: list[int], style: Style) -> Strip:
+        # raw segments skip the control-code translation text gets (see tui/safe_text.py)
         text = "".join(
-            set_cell_size(cell, width) + " " for cell, width in zip(cells, widths, strict=True)
+            set_cell_size(printable(cell), width) + " "
+            for cell, width in zip(cells, widths, strict=True)
         )
         width = self.size.width
         return Strip([Segment(set_cell_size(text, width), style)], width)
