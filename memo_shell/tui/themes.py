@@ -8,6 +8,7 @@ is reported and skipped; it never stops the app from starting.
 
 from __future__ import annotations
 
+import sys
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -17,8 +18,21 @@ from textual.theme import Theme
 
 import memo_shell
 
-#: Where the built-in themes live (the repo's top-level ``themes/`` directory).
-BUILTIN_DIR = Path(memo_shell.__file__).resolve().parents[1] / "themes"
+#: Where the built-in themes live: the repository's top-level ``themes/`` (a checkout or the
+#: editable install the README uses), else where a wheel installs them (``data-files`` in
+#: pyproject.toml puts them under the environment's ``share/``).
+BUILTIN_DIRS = (
+    Path(memo_shell.__file__).resolve().parents[1] / "themes",
+    Path(sys.prefix) / "share" / "memo-shell" / "themes",
+)
+
+
+def find_builtin_dir(candidates: tuple[Path, ...] = BUILTIN_DIRS) -> Path:
+    """The first candidate that exists (the first if none does: its absence is then reported)."""
+    return next((d for d in candidates if d.is_dir()), candidates[0])
+
+
+BUILTIN_DIR = find_builtin_dir()
 DEFAULT_THEME = "memo-dark"
 #: Used when no theme file can be read at all, so the app still has memo-shell's look.
 FALLBACK_THEME = "textual-dark"
