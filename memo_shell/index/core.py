@@ -12,15 +12,17 @@ Life of an index:
    instead) and replayed on the data at install time. Searches wait for the load.
 4. Every change this process makes is appended to the change log; every search tails the log
    (one ``stat`` when nothing changed) to pick up other processes' changes.
-5. ``close()`` writes a snapshot if anything changed (under the lock file, atomically).
-6. Forgetting is private at once on disk, not just in memory: a process that forgot something
-   rewrites the snapshot (and cached vectors) without it a moment later and at the latest on
+5. ``close()`` writes a snapshot past ``SAVE_AFTER_CHANGES`` changes (fewer: the log suffices),
+   under the lock file, atomically.
+6. Forgetting reaches the disk, not just memory: a process that forgot something rewrites the
+   snapshot (and cached vectors) without it ``SCRUB_AFTER_SECONDS`` later and at the latest on
    ``close()``, vacuumed of every word and name only the forgotten memories used, and restarts
    the change log so not even their ids stay (see ``_scrub``).
 
-A snapshot is only ever written from data that follows the current log generation. When another
-process has started a new one (a rebuild, a scrub, ``forget --all``), this process's data is
-stale: writing it would bring back what the other process forgot, so it reloads instead.
+A snapshot is only written from data that follows the current log generation (or was just
+rebuilt from the files). When another process has started a new one (a rebuild, a scrub,
+``forget --all``), this process's data is stale: writing it would bring back what the other
+process forgot, so it reloads instead.
 
 Thread safety: one re-entrant lock guards the data; searches hold it for their few milliseconds.
 """
