@@ -319,6 +319,10 @@ class Memories:
             if memory is not None and (session is None or memory.session == session):
                 yield memory
 
+    def exists(self, memory_id: str) -> bool:
+        """True if a record file with this id is in the store (imports skip those)."""
+        return self.store.exists(memory_id)
+
     def ids(self, *, newest_first: bool = False) -> list[str]:
         return list(self.store.iter_ids(newest_first=newest_first))
 

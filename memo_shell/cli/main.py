@@ -107,8 +107,9 @@ def cli(
 
 
 def _register() -> None:
-    from memo_shell.cli import mem, recall
+    from memo_shell.cli import chat, mem, recall
 
+    cli.add_command(chat.chat)
     cli.add_command(mem.mem)
     cli.add_command(recall.recall)
     cli.add_command(recall.reindex)

@@ -13,6 +13,7 @@ import click
 
 from memo_shell import jsonl, records
 from memo_shell.api import Memories
+from memo_shell.cli import imports
 from memo_shell.cli.main import CliContext
 from memo_shell.cli.output import Output, human_size, json_option, preview, progress_bar
 from memo_shell.errors import MemoShellError, NotFound
@@ -106,15 +107,32 @@ def add(
     show_default=True,
     help='Session for lines that carry no "session".',
 )
+@click.option(
+    "--from",
+    "fmt",
+    type=click.Choice(imports.CHOICES),
+    help="The file's format (default: detected; JSON Lines unless it is another app's export).",
+)
 @json_option
 @click.pass_obj
-def import_(ctx: CliContext, source: Path, session: str, as_json: bool) -> None:
-    """Import memories from a JSON Lines FILE (or - for stdin).
+def import_(
+    ctx: CliContext, source: Path, session: str, fmt: str | None, as_json: bool
+) -> None:
+    """Import memories from a JSON Lines FILE (or - for stdin), or another app's history.
 
     Each line: {"user": str, "assistant": str?, "session": str?, "at": ISO8601?,
     "meta": {str: str}?}. Bad lines are reported by number and skipped; every valid line is
     kept. Exit status 1 if any line was rejected.
+
+    --from chatgpt|claude|openwebui FILE reads those apps' exports (a .zip or its JSON);
+    --from oterm FILE reads oterm's store.db in place, read-only. Each question and its answer
+    become one memory in a session named after the conversation; importing again adds only
+    turns not imported before.
     """
+    chosen = fmt or imports.sniff(source)
+    if chosen != "jsonl":
+        imports.import_from(ctx, chosen, source, as_json, guessed=fmt is None)
+        return
     out = Output(as_json)
     if str(source) == "-":
         stream = sys.stdin.buffer
