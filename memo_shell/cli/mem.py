@@ -115,9 +115,7 @@ def add(
 )
 @json_option
 @click.pass_obj
-def import_(
-    ctx: CliContext, source: Path, session: str, fmt: str | None, as_json: bool
-) -> None:
+def import_(ctx: CliContext, source: Path, session: str, fmt: str | None, as_json: bool) -> None:
     """Import memories from a JSON Lines FILE (or - for stdin), or another app's history.
 
     Each line: {"user": str, "assistant": str?, "session": str?, "at": ISO8601?,

@@ -107,6 +107,77 @@ def _first_byte(stream: _Counting) -> tuple[bytes, _Counting]:
     return chunk, _Prefixed()  # type: ignore[return-value]
 
 
+#: Deeper than any real export (a ChatGPT conversation is ~8 levels). ijson's own ``items``
+#: keeps a path string per level, so a hostile file nested 20k deep costs gigabytes there;
+#: building values from ``basic_parse`` events ourselves lets us refuse such a value cheaply.
+MAX_DEPTH = 100
+_STARTS = {"start_map": dict, "start_array": list}
+_ENDS = {"end_map", "end_array"}
+
+
+class _TooDeep:
+    """Stands in for a value that nested deeper than MAX_DEPTH (it was skipped, not built)."""
+
+
+def _skip_rest(events: Iterator[tuple[str, Any]], depth: int) -> _TooDeep:
+    for event, _value in events:
+        if event in _STARTS:
+            depth += 1
+        elif event in _ENDS:
+            depth -= 1
+            if depth == 0:
+                break
+    return _TooDeep()
+
+
+def _build(event: str, value: Any, events: Iterator[tuple[str, Any]]) -> Any:
+    """One whole JSON value, starting at ``event``, built without recursion."""
+    if event not in _STARTS:
+        return value
+    root = _STARTS[event]()
+    stack: list[Any] = [root]
+    keys: list[Any] = [None]
+    for event, value in events:
+        if event == "map_key":
+            keys[-1] = value
+            continue
+        if event in _ENDS:
+            stack.pop()
+            keys.pop()
+            if not stack:
+                return root
+            continue
+        if event in _STARTS:
+            if len(stack) >= MAX_DEPTH:
+                return _skip_rest(events, len(stack) + 1)
+            item = _STARTS[event]()
+        else:
+            item = value
+        top = stack[-1]
+        if type(top) is dict:
+            top[keys[-1]] = item
+        else:
+            top.append(item)
+        if event in _STARTS:
+            stack.append(item)
+            keys.append(None)
+    raise ijson.IncompleteJSONError("the file ends inside a value")
+
+
+def _elements(raw: Any) -> Iterator[Any]:
+    """Each element of a top-level array, or the lone top-level value."""
+    events = iter(ijson.basic_parse(raw, use_float=True))
+    for event, value in events:
+        if event != "start_array":
+            yield _build(event, value, events)
+            return
+        for event, value in events:
+            if event == "end_array":
+                return
+            yield _build(event, value, events)
+        raise ijson.IncompleteJSONError("the file ends inside the list of conversations")
+
+
 def conversations(stream: _Counting) -> Iterator[tuple[int, Any] | Problem]:
     """Each element of the top-level array as ``(position, value)``; a lone object counts as one.
 
@@ -120,11 +191,13 @@ def conversations(stream: _Counting) -> Iterator[tuple[int, Any] | Problem]:
     if first not in b"[{":
         yield Problem("not a JSON export (it does not start with [ or {)")
         return
-    prefix = "item" if first == b"[" else ""
     position = -1
     try:
-        for position, value in enumerate(ijson.items(prefixed, prefix, use_float=True)):
-            yield position, value
+        for position, value in enumerate(_elements(prefixed)):
+            if isinstance(value, _TooDeep):
+                yield Problem(f"conversation #{position + 1} nests deeper than {MAX_DEPTH} levels")
+            else:
+                yield position, value
     except ijson.JSONError as exc:
         yield Problem(f"the JSON is malformed after conversation {position + 1} ({exc}); stopped")
     except (
