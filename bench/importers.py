@@ -31,7 +31,20 @@ sys.path.insert(0, str(REPO))
 
 from memo_shell import importers  # noqa: E402
 
-WORDS = "lisbon tram pastry weather rust lifetime borrow starter flour haiku rain model".split()
+WORDS = [
+    "lisbon",
+    "tram",
+    "pastry",
+    "weather",
+    "rust",
+    "lifetime",
+    "borrow",
+    "starter",
+    "flour",
+    "haiku",
+    "rain",
+    "model",
+]
 
 
 def _text(rng: random.Random, words: int) -> str:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import copy
-from datetime import UTC
 import json
 import tempfile
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
