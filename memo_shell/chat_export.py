@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -86,5 +87,6 @@ def write_private(path: Path, text: str) -> None:
 
 def default_filename(session: str, fmt: str = "md") -> str:
     """A file name from the session name, safe on every file system."""
-    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in session).strip("-.")
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in session)
+    safe = re.sub(r"-{2,}", "-", safe).strip("-.")
     return f"{safe[:80] or 'chat'}.{fmt}"
