@@ -213,7 +213,10 @@ class MemoShellApp(App[None]):
     # ----------------------------------------------------------------- command palette
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        from memo_shell.tui.screens import importer
+
         yield from super().get_system_commands(screen)
+        yield from importer.system_commands(self)
         own = {"app.theme", "app.quit"}  # Textual already offers "Theme" and "Quit"
         targets: dict[str, Any] = {"app": self}
         for scope, selector in PALETTE_TARGETS.get(screen.id or "", {}).items():
