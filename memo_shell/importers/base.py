@@ -62,6 +62,12 @@ class Problem:
         return f"{where}: {self.reason}" if where else self.reason
 
 
+def shown(value: object, limit: int = 40) -> str:
+    """A value from the file, quoted and cut short, for a problem's reason."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def session_name(conversation: Conversation) -> str:
     """The conversation's title plus a short id, so two chats titled "Hello" stay apart."""
     title = " ".join(conversation.title.split())[:MAX_TITLE] or "untitled"

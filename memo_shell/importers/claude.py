@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from memo_shell.importers.base import Conversation, Message, Problem, from_iso
+from memo_shell.importers.base import Conversation, Message, Problem, from_iso, shown
 
 SOURCE = "claude"
 _ROLES = {"human": "user", "user": "user", "assistant": "assistant"}
@@ -95,9 +95,7 @@ def read(obj: Any, position: int) -> tuple[Conversation, list[Message], list[Pro
         sender = item.get("sender")
         role = _ROLES.get(sender) if isinstance(sender, str) else None
         if role is None:
-            problems.append(
-                Problem(f"unknown sender {item.get('sender')!r}", conversation_id, message_id)
-            )
+            problems.append(Problem(f"unknown sender {shown(sender)}", conversation_id, message_id))
             continue
         meta: dict[str, str] = {}
         text = _text(item, meta)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from memo_shell.importers.base import Conversation, Message, Problem, from_epoch
+from memo_shell.importers.base import Conversation, Message, Problem, from_epoch, shown
 
 SOURCE = "openwebui"
 MAX_DEPTH = 100_000
@@ -84,7 +84,7 @@ def read(obj: Any, position: int) -> tuple[Conversation, list[Message], list[Pro
         role = item.get("role")
         if role not in ("user", "assistant"):
             if role != "system":
-                problems.append(Problem(f"unknown role {role!r}", chat_id, message_id))
+                problems.append(Problem(f"unknown role {shown(role)}", chat_id, message_id))
             continue
         meta: dict[str, str] = {}
         text = _text(item.get("content"), meta)
