@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -148,15 +147,16 @@ def peak(fn, path: Path) -> int:  # type: ignore[no-untyped-def]
 
 def cli_import(path: Path, data: Path) -> tuple[float, dict[str, object], int]:
     """Run the real command; returns (seconds, its JSON report, peak RSS of the child in bytes)."""
+    # VmHWM, not ru_maxrss: Linux carries the parent's high-water mark through fork and exec
     code = (
-        "import resource, sys\n"
+        "import re, sys\n"
         "from memo_shell.cli import main\n"
         "try:\n"
         f"    main(['--data-dir', {str(data)!r}, 'mem', 'import', '--from', 'chatgpt', "
         f"{str(path)!r}, '--json'])\n"
         "finally:\n"
-        "    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        "    print(rss * 1024, file=sys.stderr)\n"  # Linux reports KiB
+        "    status = open('/proc/self/status').read()\n"
+        "    print(int(re.search(r'VmHWM:\\s+(\\d+)', status).group(1)) * 1024, file=sys.stderr)\n"
     )
     start = time.perf_counter()
     done = subprocess.run(
@@ -209,8 +209,6 @@ def main() -> None:
             f"again (all present): {seconds:.1f} s, already present {report['already_present']},"
             f" imported {report['imported']}, peak RSS {rss / mb:.0f} MB"
         )
-        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        print(f"(this benchmark process peaked at {own / mb:.0f} MB RSS, json.load included)")
 
 
 if __name__ == "__main__":
