@@ -117,6 +117,32 @@ def test_chatgpt_zip_export_is_read_in_place(tmp_path: Path) -> None:
     assert importers.detect(archive) == "chatgpt"
 
 
+def test_a_damaged_zip_keeps_what_came_before_and_claude_zips_are_detected(
+    tmp_path: Path,
+) -> None:
+    archive = tmp_path / "export.zip"
+    padding = b" " * 300_000  # stored uncompressed, so the flipped byte lands after the 1st chat
+    data = CHATGPT.read_bytes().replace(
+        b'  {\n    "title": "Empty chat"', padding + b'{"title": "E"', 1
+    )
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("conversations.json", data)
+    raw = bytearray(archive.read_bytes())
+    spot = raw.index(b'{"title": "E"') + 5
+    raw[spot] ^= 0x20  # the checksum no longer matches
+    archive.write_bytes(bytes(raw))
+    memories, problems = split("chatgpt", archive)
+    assert len(memories) == 3  # the first conversation, read before the damage
+    assert problems and "damaged" in problems[-1].reason
+
+    claude_zip = tmp_path / "claude.zip"
+    with zipfile.ZipFile(claude_zip, "w") as z:
+        z.write(CLAUDE, "conversations.json")
+        z.writestr("users.json", "[]")
+    assert importers.detect(claude_zip) == "claude"
+    assert len(split("claude", claude_zip)[0]) == 4
+
+
 def test_a_truncated_export_keeps_what_came_before(tmp_path: Path) -> None:
     data = CHATGPT.read_bytes()
     cut = tmp_path / "cut.json"
@@ -165,7 +191,8 @@ def test_openwebui_follows_current_id_and_reads_old_flat_exports() -> None:
     assert memories[0].created_at == datetime.fromtimestamp(1710000000, UTC)
     assert memories[1].user == "And this screenshot?"
     assert memories[1].meta["attachments"] == "shot.png"
-    assert "ABANDONED" not in everything(memories)
+    assert memories[0].assistant == "A lifetime parameter named a."  # reasoning left out
+    assert "ABANDONED" not in everything(memories) and "SECRET" not in everything(memories)
     assert "You are helpful" not in everything(memories)
     assert {p.message for p in problems} == {"f4", ""}
 

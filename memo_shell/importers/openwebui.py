@@ -9,12 +9,33 @@ ends at ``currentId`` is what is imported; the flat list is the fallback for old
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from memo_shell.importers.base import Conversation, Message, Problem, from_epoch, shown
 
 SOURCE = "openwebui"
 MAX_DEPTH = 100_000
+#: Newer Open WebUI versions keep a reply's reasoning and tool calls inside its content as
+#: ``<details type="reasoning">…</details>`` blocks; they are not what was said to the user.
+_DETAILS = re.compile(
+    r'<details\s+type="(reasoning|tool_calls|code_interpreter)"[^>]*>.*?</details>\s*', re.DOTALL
+)
+
+
+def _strip_details(text: str, meta: dict[str, str]) -> str:
+    # Search only up to the last closing tag: an opening tag with no close after it would
+    # otherwise make every attempt scan to the end (quadratic on hostile text).
+    end = text.rfind("</details>") + len("</details>")
+    if end < len("</details>"):
+        return text
+    head, tail = text[:end], text[end:]
+    kinds = [m.group(1) for m in _DETAILS.finditer(head)]
+    if not kinds:
+        return text
+    if "tool_calls" in kinds:
+        meta["tools"] = "tool_calls"
+    return (_DETAILS.sub("", head) + tail).strip()
 
 
 def _branch(history: dict[str, Any]) -> list[Any] | None:
@@ -88,6 +109,8 @@ def read(obj: Any, position: int) -> tuple[Conversation, list[Message], list[Pro
             continue
         meta: dict[str, str] = {}
         text = _text(item.get("content"), meta)
+        if role == "assistant" and "<details" in text:
+            text = _strip_details(text, meta)
         files = item.get("files")
         names = [
             f["name"]
