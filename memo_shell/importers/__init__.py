@@ -8,12 +8,12 @@ importing the same export twice adds nothing and a later export adds only the ne
 
 from __future__ import annotations
 
-import sqlite3
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from memo_shell.errors import MemoShellError
 from memo_shell.importers import chatgpt, claude, openwebui, oterm, stream
 from memo_shell.importers.base import Conversation, Message, Problem, pair
 from memo_shell.records import Memory
@@ -78,7 +78,7 @@ def detect(path: Path) -> str | None:
     if head.startswith(b"SQLite format 3\x00"):
         try:
             oterm.connect(path).close()
-        except Exception:
+        except MemoShellError:
             return None
         return "oterm"
     if not (zipfile.is_zipfile(path) or head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"[")):
@@ -96,6 +96,6 @@ def detect(path: Path) -> str | None:
                 if "chat" in first or "history" in first:
                     return "openwebui"
                 return None
-    except (Exception, sqlite3.Error):
+    except MemoShellError:  # an unreadable archive; damaged JSON comes back as a Problem
         return None
     return None
