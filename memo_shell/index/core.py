@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from memo_shell.errors import NotFound
+from memo_shell.index import filewatch
 from memo_shell.index.embedding import Embedder, EmbeddingQueue
 from memo_shell.index.files import (
     LOG_ROTATE_BYTES,
@@ -52,7 +53,13 @@ from memo_shell.index.files import (
 )
 from memo_shell.index.schema import EntityInfo, IndexHit, MemoryMeta, SessionInfo
 from memo_shell.lazy import lazy
-from memo_shell.records import CorruptRecord, Memory, RecordError, UnsupportedVersion
+from memo_shell.records import (
+    CorruptRecord,
+    Memory,
+    RecordError,
+    UnsupportedVersion,
+    is_valid_id,
+)
 from memo_shell.store import ScanResult, Store
 
 #: At most this many of our own changes wait for the next read before being applied.
@@ -126,6 +133,13 @@ class Index:
         self._corrupt: str | None = None
         self._rescanning = False
         self._last_scan = time.monotonic()
+        # What each record file looked like when the index read it (see filewatch): a file
+        # another device changed has a new signature. Guarded by ``_lock``.
+        self._sigs: dict[str, filewatch.Signature] = {}
+        #: ids a change-log line named before their file arrived (kept until it does)
+        self._awaiting: set[str] = set()
+        self._scan_lock = threading.Lock()  # one walk of the files at a time
+        self._watcher: filewatch.Watcher | None = None
         self._embedding: EmbeddingQueue | None = None
         if embedder is not None:
             self._embedding = EmbeddingQueue(
@@ -260,6 +274,9 @@ class Index:
         loaded = self._read_snapshot()
         if loaded is not None:
             data, snap_gen, offset = loaded
+            sigs = filewatch.load_signatures(self.directory)
+            with self._lock:
+                self._sigs = sigs  # before the replay, which records the files it reads
             if snap_gen == gen:
                 _g, changes, offset = self._log.read_from(offset)
                 for change in changes:
@@ -322,15 +339,21 @@ class Index:
         self._tidy(scan)
         total = len(scan.ids)
         data.begin_bulk()
+        sigs: dict[str, filewatch.Signature] = {}
         for n, memory_id in enumerate(scan.ids, 1):
             if self._closing.is_set() and self._state == "loading":
                 return -1
+            sig = filewatch.signature(self.store.path_for(memory_id))
             memory = self._read(memory_id)
             if memory is not None:
                 data.add(memory)
+                if sig is not None:
+                    sigs[memory_id] = sig
             if progress is not None and (n % 500 == 0 or n == total):
                 progress(n, total)
         data.end_bulk()
+        with self._lock:
+            self._sigs = sigs
         if progress is not None and total == 0:
             progress(0, 0)
         return data.n_docs
@@ -355,33 +378,98 @@ class Index:
         return None
 
     def _catch_up(self) -> None:
-        """Walk the files once: index what is missing, drop what is gone."""
-        scan = self.store.scan()
-        self._tidy(scan)
-        on_disk = set(scan.ids)
+        """Walk the files once: index what is missing or changed, drop what is gone."""
+        with self._scan_lock:
+            scan = self.store.scan()
+            self._tidy(scan)
+            on_disk = {mid: filewatch.signature(self.store.path_for(mid)) for mid in scan.ids}
+            with self._lock:
+                self._apply_deferred()
+                data = self._data
+                assert data is not None
+                known = set(data.catalog.doc_of)
+                for mid in known:  # ours, or indexed before signatures: taken as they are
+                    sig = on_disk.get(mid)
+                    if sig is not None:
+                        self._sigs.setdefault(mid, sig)
+                changed = [
+                    mid
+                    for mid, sig in on_disk.items()
+                    if mid not in known or (sig is not None and self._sigs.get(mid) != sig)
+                ]
+            gone = [mid for mid in known if mid not in on_disk]
+            for memory_id in gone:
+                if not self.store.exists(memory_id):  # it may have been written since the walk
+                    with self._lock:
+                        self._apply_op(data, "-", memory_id)
+                        self._sigs.pop(memory_id, None)
+                        self._dirty += 1
+                        self._forgotten += 1
+            if gone:
+                self._schedule_scrub()
+            for memory_id in changed:
+                if self._closing.is_set():
+                    return
+                self._refresh(data, memory_id)
+
+    def _refresh(self, data: IndexData, memory_id: str) -> None:
+        """Re-read one record file whose signature changed (or that is new) into ``data``."""
+        sig = filewatch.signature(self.store.path_for(memory_id))  # before the read: see api
+        memory = self._read(memory_id) if sig is not None else None
         with self._lock:
-            self._apply_deferred()
-            data = self._data
-            assert data is not None
-            known = set(data.catalog.doc_of)
-        missing = [mid for mid in scan.ids if mid not in known]
-        gone = [mid for mid in known if mid not in on_disk]
-        for memory_id in gone:
-            if not self.store.exists(memory_id):  # it may have been written since the walk
-                with self._lock:
-                    self._apply_op(data, "-", memory_id)
-                    self._dirty += 1
-                    self._forgotten += 1
-        if gone:
-            self._schedule_scrub()
-        for memory_id in missing:
-            if self._closing.is_set():
-                return
-            memory = self._read(memory_id)
             if memory is not None:
+                self._apply_op(data, "~", memory)
+                self._sigs[memory_id] = sig  # type: ignore[assignment]
+                self._awaiting.discard(memory_id)
+            elif memory_id in data.catalog.doc_of and not self.store.exists(memory_id):
+                self._apply_op(data, "-", memory_id)
+                self._sigs.pop(memory_id, None)
+                self._forgotten += 1
+            else:
+                return
+            self._dirty += 1
+
+    def _files_changed(self, changed: set[Path]) -> None:
+        """The watcher saw files change: re-check those records, or walk everything when a
+        conflict copy, a forget marker or a new folder appeared."""
+        ids, other = filewatch.ids_in(changed, self.store.memories_dir, ".memo")
+        data = self._data
+        if data is None or self._closing.is_set():
+            return
+        try:
+            if other:
+                self._catch_up()
                 with self._lock:
-                    self._apply_op(data, "+", memory)
-                    self._dirty += 1
+                    self._last_scan = time.monotonic()
+                return
+            for memory_id in sorted(ids):
+                sig = filewatch.signature(self.store.path_for(memory_id))
+                with self._lock:
+                    same = sig is not None and self._sigs.get(memory_id) == sig
+                if not same:
+                    self._refresh(data, memory_id)
+        except Exception as exc:  # keep watching; the rescan repairs what this missed
+            self._notice(f"could not index a changed memory file ({exc})")
+        if self._forgotten:
+            self._schedule_scrub()
+
+    def _watch(self) -> None:
+        """Start watching the data directory (once, for processes that search)."""
+        if self._watcher is not None or self._closing.is_set():
+            return
+        self._watcher = filewatch.Watcher(
+            self.store.root, self._files_changed, self._closing, self._notice
+        )
+        if not self._watcher.start():
+            self._notice("watchfiles is not available; checking the memory folders every minute")
+
+    def _check_awaiting(self) -> None:
+        """Change-log lines whose file had not arrived: index those that have now."""
+        with self._lock:
+            waiting = [m for m in self._awaiting if self.store.path_for(m).exists()]
+        for memory_id in waiting:
+            assert self._data is not None
+            self._refresh(self._data, memory_id)
 
     # ------------------------------------------------------------------ vectors
 
@@ -441,11 +529,19 @@ class Index:
             return
         if op == "+" and memory_id in data.catalog.doc_of:
             return
+        if not is_valid_id(memory_id):  # a damaged or hostile log line names no file
+            return
+        sig = filewatch.signature(self.store.path_for(memory_id))
         memory = self._read(memory_id)
         if memory is None:
             self._apply_op(data, "-", memory_id)
+            if sig is None and not self.store.tombstones.has(memory_id):
+                if len(self._awaiting) < MAX_PENDING:
+                    self._awaiting.add(memory_id)  # a sync tool may not have brought it yet
         else:
             self._apply_op(data, "~", memory)
+            if sig is not None:
+                self._sigs[memory_id] = sig
 
     def _apply_deferred(self) -> None:
         """Bring the data up to date with our own deferred changes. Caller holds the lock."""
@@ -455,7 +551,16 @@ class Index:
                 self._apply_op(self._data, kind, arg)
 
     def _record(self, ops: list[Op], ids: list[str], op: str, *, defer: bool = False) -> None:
+        sigs = (
+            {i: filewatch.signature(self.store.path_for(i)) for i in ids} if op != "-" else {}
+        )
         with self._lock:
+            for memory_id in ids:
+                sig = sigs.get(memory_id)
+                if sig is None:
+                    self._sigs.pop(memory_id, None)
+                else:
+                    self._sigs[memory_id] = sig
             for kind, arg in ops:
                 if self._data is not None:
                     if defer:
@@ -606,6 +711,9 @@ class Index:
                     "saved_at": time.time(),
                 }
                 size += write_snapshot(self.snapshot_path, meta, parts[1])
+                with self._lock:
+                    sigs = {i: self._sigs[i] for i in data.catalog.doc_of if i in self._sigs}
+                size += filewatch.save_signatures(self.directory, sigs)
             if vectors is not None and self.vectors_path is not None:
                 size += write_snapshot(self.vectors_path, vectors[0], vectors[1])
             if live_ids is not None:
@@ -735,6 +843,9 @@ class Index:
         with self._lock:
             self._apply_deferred()
         self._tail()
+        if self._awaiting:
+            self._check_awaiting()
+        self._watch()
         self._maybe_rescan()
         assert self._data is not None
         return self._data

@@ -1,0 +1,131 @@
+"""Noticing what a sync tool (or another program) did to the record files.
+
+Two mechanisms, the second a fallback for the first:
+
+- ``Watcher``: inotify (through ``watchfiles``, a Rust-backed, well-kept library) on the data
+  directory, in a daemon thread. Events name files; the index re-checks those ids at once, so a
+  memory synced from another device is recallable in an open process within a second of landing.
+- ``Signature``s: (mtime ns, size) of each record file as the index last read it, kept beside
+  the snapshot (``index/files``). A pin or tag made on another device arrives with that
+  device's modification time, so the periodic rescan and each load find changed files, not
+  only new and missing ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from memo_shell.index.files import SnapshotError, read_snapshot, write_snapshot
+from memo_shell.lazy import lazy
+
+np = lazy("numpy")
+
+#: (mtime ns, size). Not the inode: a backup restore or ``cp -a`` gives every file a new inode
+#: without changing a byte, and re-reading a whole store for that would be waste. Sync tools
+#: (Syncthing, rsync -a, unison) copy the mtime of the edit, which differs from the old one.
+Signature = tuple[int, int]
+SIGNATURES_NAME = "files"
+
+
+def signature(path: Path) -> Signature | None:
+    """(mtime ns, size) of a file, or None if it is gone."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
+def save_signatures(directory: Path, signatures: dict[str, Signature]) -> int:
+    """Write the signatures file atomically (caller holds the index lock); returns bytes."""
+    ids = list(signatures)
+    table = np.asarray([signatures[i] for i in ids], dtype=np.int64).reshape(-1)
+    return write_snapshot(directory / SIGNATURES_NAME, {"ids": ids, "sig": table.tobytes()}, {})
+
+
+def load_signatures(directory: Path) -> dict[str, Signature]:
+    """The saved signatures, or {} (missing or unreadable: files are then taken as they are)."""
+    try:
+        header, _arrays = read_snapshot(directory / SIGNATURES_NAME)
+        table = np.frombuffer(header["sig"], dtype=np.int64).reshape(-1, 2).tolist()
+        return {i: (s[0], s[1]) for i, s in zip(header["ids"], table, strict=True)}
+    except (FileNotFoundError, SnapshotError, KeyError, TypeError, ValueError):
+        return {}
+
+
+class Watcher:
+    """Calls ``on_change(paths)`` from a daemon thread when files under ``root`` change.
+
+    Stops when ``stop`` is set. Returns False from ``start`` if watching is impossible (no
+    ``watchfiles``, no inotify, too many watches): the caller's periodic rescan then suffices.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        on_change: Callable[[set[Path]], None],
+        stop: threading.Event,
+        on_error: Callable[[str], None],
+    ) -> None:
+        self.root = root
+        self.on_change = on_change
+        self.stop = stop
+        self.on_error = on_error
+        self.started = threading.Event()  # set once the watches are in place (tests wait on it)
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> bool:
+        try:
+            import watchfiles  # noqa: F401  (the Rust extension may be missing on odd platforms)
+        except ImportError:
+            return False
+        self._thread = threading.Thread(target=self._run, name="memo-index-watch", daemon=True)
+        self._thread.start()
+        return True
+
+    def _run(self) -> None:
+        import watchfiles
+
+        # watchfiles logs every batch at INFO; the app has its own notices
+        logging.getLogger("watchfiles").setLevel(logging.WARNING)
+        try:
+            for changes in watchfiles.watch(
+                self.root,
+                watch_filter=None,
+                debounce=400,
+                step=50,
+                stop_event=self.stop,
+                rust_timeout=500,
+                yield_on_timeout=True,
+                raise_interrupt=False,
+                ignore_permission_denied=True,
+            ):
+                self.started.set()
+                if changes:
+                    self.on_change({Path(path) for _change, path in changes})
+        except Exception as exc:  # inotify limits, a vanished root: the rescan takes over
+            self.on_error(f"not watching {self.root} for changes ({exc}); checking every minute")
+        finally:
+            self.started.set()
+
+
+def ids_in(paths: Iterable[Path], memories_dir: Path, suffix: str) -> tuple[set[str], bool]:
+    """(ids of record files named by ``paths``, whether anything else changed in the shards or
+    beside them — a conflict copy, a forget marker, a new folder — that needs a full scan)."""
+    ids: set[str] = set()
+    other = False
+    for path in paths:
+        name = path.name
+        if name.endswith(suffix) and memories_dir in path.parents and len(name) == 26 + len(suffix):
+            ids.add(name[: -len(suffix)])
+        elif name.endswith(".tmp") or name.startswith((".syncthing.", "~syncthing~")):
+            continue  # a temp file: its rename into place is the event that matters
+        elif name in (".stfolder", ".stignore") or ".stversions" in path.parts:
+            continue
+        else:
+            other = True
+    return ids, other
