@@ -181,8 +181,15 @@ def start(peer: Peer) -> None:
     peer.log = peer.home / "syncthing.log"
     with open(peer.log, "ab") as log:
         peer.process = subprocess.Popen(
-            [BINARY or "syncthing", "serve", "--home", str(peer.home), "--no-browser",
-             "--no-restart", "--no-upgrade"],
+            [
+                BINARY or "syncthing",
+                "serve",
+                "--home",
+                str(peer.home),
+                "--no-browser",
+                "--no-restart",
+                "--no-upgrade",
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=_env(peer),
@@ -236,9 +243,7 @@ def settle(peers: list[Peer], timeout: float = 60.0) -> float:
     stable = 0
     while time.monotonic() < deadline:
         trees = [tree(p.data_dir) for p in peers]
-        idle = all(
-            (s := p.status())["state"] == "idle" and s["needTotalItems"] == 0 for p in peers
-        )
+        idle = all((s := p.status())["state"] == "idle" and s["needTotalItems"] == 0 for p in peers)
         complete = all(
             a.completion(b)["completion"] == 100 for a in peers for b in peers if a is not b
         )

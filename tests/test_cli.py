@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from memo_shell.paths import index_dir, quarantine_dir
 from memo_shell import records
+from memo_shell.paths import index_dir, quarantine_dir
 from memo_shell.store import Store
 
 

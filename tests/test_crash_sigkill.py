@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from memo_shell.paths import quarantine_dir
 from memo_shell import records
+from memo_shell.paths import quarantine_dir
 from memo_shell.store import Store
 
 KILLS = int(os.environ.get("MEMO_SHELL_CRASH_KILLS", "220"))

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 import memo_shell
-from memo_shell.paths import index_dir
 from memo_shell import records
 from memo_shell.index import Index
 from memo_shell.index.files import read_snapshot
+from memo_shell.paths import index_dir
 from memo_shell.store import Store
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

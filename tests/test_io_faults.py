@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from crashfs import Fault, RecordingDisk, det_memory, files_under, os_error
 
-from memo_shell.paths import quarantine_dir
 from memo_shell.errors import NotFound, StoreError
+from memo_shell.paths import quarantine_dir
 from memo_shell.records import CorruptRecord, InvalidRecord, Memory, encode
 from memo_shell.store import TEMP_SUFFIX, Store
 

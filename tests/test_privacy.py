@@ -27,8 +27,8 @@ from typing import Any
 import pytest
 
 import memo_shell
-from memo_shell.paths import device_dir, index_dir, quarantine_dir
 from memo_shell import records
+from memo_shell.paths import device_dir, index_dir, quarantine_dir
 from memo_shell.store import Store
 
 REPO = Path(__file__).resolve().parents[1]

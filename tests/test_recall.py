@@ -13,9 +13,9 @@ from typing import ClassVar
 import pytest
 
 import memo_shell
-from memo_shell.paths import index_dir
 from memo_shell import recall, records
 from memo_shell.index.data import IndexData
+from memo_shell.paths import index_dir
 from memo_shell.recall import RecallOptions
 
 T0 = datetime(2023, 5, 1, 12, 0, tzinfo=UTC)

@@ -30,9 +30,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from memo_shell.paths import quarantine_dir
 from memo_shell import records
 from memo_shell.errors import NotFound
+from memo_shell.paths import quarantine_dir
 from memo_shell.records import (
     FORMAT_MAJOR,
     FORMAT_MINOR,

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from memo_shell.paths import quarantine_dir
 from memo_shell import records
 from memo_shell.disk import Disk
 from memo_shell.errors import NotFound, StoreError
+from memo_shell.paths import quarantine_dir
 from memo_shell.records import CorruptRecord
 from memo_shell.store import Store
 

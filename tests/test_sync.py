@@ -265,7 +265,9 @@ def test_nothing_device_specific_is_written_into_the_data_dir(data_dir: Path) ->
     assert sorted(p.name for p in data_dir.iterdir()) == ["memories"]
     assert (index_dir(data_dir) / "snapshot").exists()
     assert quarantine_dir(data_dir).is_dir()
-    assert data_dir.resolve() != device_dir(data_dir) and data_dir not in device_dir(data_dir).parents
+    assert (
+        data_dir.resolve() != device_dir(data_dir) and data_dir not in device_dir(data_dir).parents
+    )
 
 
 def test_the_old_layout_is_adopted(data_dir: Path) -> None:

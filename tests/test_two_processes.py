@@ -23,8 +23,8 @@ import pytest
 from memory_workload import differences, fingerprint
 
 import memo_shell
-from memo_shell.paths import index_dir, store_lock
 from memo_shell.errors import NotFound
+from memo_shell.paths import index_dir, store_lock
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "memo_shell"]

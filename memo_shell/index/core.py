@@ -535,9 +535,9 @@ class Index:
         memory = self._read(memory_id)
         if memory is None:
             self._apply_op(data, "-", memory_id)
-            if sig is None and not self.store.tombstones.has(memory_id):
-                if len(self._awaiting) < MAX_PENDING:
-                    self._awaiting.add(memory_id)  # a sync tool may not have brought it yet
+            waiting = sig is None and not self.store.tombstones.has(memory_id)
+            if waiting and len(self._awaiting) < MAX_PENDING:
+                self._awaiting.add(memory_id)  # a sync tool may not have brought it yet
         else:
             self._apply_op(data, "~", memory)
             if sig is not None:
@@ -551,9 +551,7 @@ class Index:
                 self._apply_op(self._data, kind, arg)
 
     def _record(self, ops: list[Op], ids: list[str], op: str, *, defer: bool = False) -> None:
-        sigs = (
-            {i: filewatch.signature(self.store.path_for(i)) for i in ids} if op != "-" else {}
-        )
+        sigs = {i: filewatch.signature(self.store.path_for(i)) for i in ids} if op != "-" else {}
         with self._lock:
             for memory_id in ids:
                 sig = sigs.get(memory_id)

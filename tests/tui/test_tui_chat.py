@@ -16,8 +16,8 @@ from textual.widgets import Markdown
 from tui_helpers import MODEL, REPLY, make_app, screen_text, settle
 
 import memo_shell
-from memo_shell.paths import index_dir
 from memo_shell.disk import Disk
+from memo_shell.paths import index_dir
 from memo_shell.tui.screens.chat import ChatScreen
 from memo_shell.tui.screens.prompt import PromptScreen
 from memo_shell.tui.widgets.chat_log import TurnView
