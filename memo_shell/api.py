@@ -357,6 +357,14 @@ class Memories:
         """Block until the index has loaded and caught up with the files."""
         return self._ensure_index().wait_ready(timeout)
 
+    def check_store(self, *, fix: bool = False) -> dict[str, Any]:
+        """What a sync tool left behind (conflict copies, stale temp files, forgotten memories
+        that came back or sit in quarantine) and index-vs-file mismatches; ``fix`` repairs them.
+        Call it before anything else on this handle: loading the index tidies some of them."""
+        from memo_shell import storecheck
+
+        return storecheck.check(self, fix=fix)
+
     def reindex(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Rebuild every derived structure from the record files; returns records indexed."""
         return self.index.rebuild(progress)
