@@ -51,6 +51,7 @@ from memo_shell.index.files import (
     sweep_temps,
     write_snapshot,
 )
+from memo_shell.index.freshness import FreshnessMixin
 from memo_shell.index.schema import EntityInfo, IndexHit, MemoryMeta, SessionInfo
 from memo_shell.lazy import lazy
 from memo_shell.records import (
@@ -95,7 +96,7 @@ SCRUB_AFTER_SECONDS = 2.0
 Op = tuple[str, Any]  # ("+", Memory) | ("~", Memory) | ("-", memory id)
 
 
-class Index:
+class Index(FreshnessMixin):
     """Derived, disposable, lazily loaded recall index over one data directory's records."""
 
     def __init__(self, store: Store, directory: Path, *, embedder: Embedder | None = None) -> None:
@@ -411,65 +412,6 @@ class Index:
                 if self._closing.is_set():
                     return
                 self._refresh(data, memory_id)
-
-    def _refresh(self, data: IndexData, memory_id: str) -> None:
-        """Re-read one record file whose signature changed (or that is new) into ``data``."""
-        sig = filewatch.signature(self.store.path_for(memory_id))  # before the read: see api
-        memory = self._read(memory_id) if sig is not None else None
-        with self._lock:
-            if memory is not None:
-                self._apply_op(data, "~", memory)
-                self._sigs[memory_id] = sig  # type: ignore[assignment]
-                self._awaiting.discard(memory_id)
-            elif memory_id in data.catalog.doc_of and not self.store.exists(memory_id):
-                self._apply_op(data, "-", memory_id)
-                self._sigs.pop(memory_id, None)
-                self._forgotten += 1
-            else:
-                return
-            self._dirty += 1
-
-    def _files_changed(self, changed: set[Path]) -> None:
-        """The watcher saw files change: re-check those records, or walk everything when a
-        conflict copy, a forget marker or a new folder appeared."""
-        ids, other = filewatch.ids_in(changed, self.store.memories_dir, ".memo")
-        data = self._data
-        if data is None or self._closing.is_set():
-            return
-        try:
-            if other:
-                self._catch_up()
-                with self._lock:
-                    self._last_scan = time.monotonic()
-                return
-            for memory_id in sorted(ids):
-                sig = filewatch.signature(self.store.path_for(memory_id))
-                with self._lock:
-                    same = sig is not None and self._sigs.get(memory_id) == sig
-                if not same:
-                    self._refresh(data, memory_id)
-        except Exception as exc:  # keep watching; the rescan repairs what this missed
-            self._notice(f"could not index a changed memory file ({exc})")
-        if self._forgotten:
-            self._schedule_scrub()
-
-    def _watch(self) -> None:
-        """Start watching the data directory (once, for processes that search)."""
-        if self._watcher is not None or self._closing.is_set():
-            return
-        self._watcher = filewatch.Watcher(
-            self.store.root, self._files_changed, self._closing, self._notice
-        )
-        if not self._watcher.start():
-            self._notice("watchfiles is not available; checking the memory folders every minute")
-
-    def _check_awaiting(self) -> None:
-        """Change-log lines whose file had not arrived: index those that have now."""
-        with self._lock:
-            waiting = [m for m in self._awaiting if self.store.path_for(m).exists()]
-        for memory_id in waiting:
-            assert self._data is not None
-            self._refresh(self._data, memory_id)
 
     # ------------------------------------------------------------------ vectors
 
