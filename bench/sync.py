@@ -94,6 +94,7 @@ def main() -> None:
         initial = sp.settle(peers, timeout=600)
         print(f"initial sync of {args.memories} memories: {initial:.1f} s")
         with memo_shell.open(a.data_dir) as on_a, memo_shell.open(b.data_dir) as on_b:
+            on_b.recall("warm up")
             on_b.recall("warm up")  # B's open process (it watches its folders from now on)
             on_a.wait_ready()
             store_b = Store(b.data_dir)

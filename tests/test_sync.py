@@ -329,7 +329,8 @@ def test_an_open_process_sees_synced_files_within_seconds(data_dir: Path, tmp_pa
     [mid] = _add(data_dir, "the harbour memory")
     store = Store(data_dir)
     with memo_shell.open(data_dir) as memories:
-        memories.recall("harbour")  # a searching process starts watching
+        memories.recall("harbour")
+        memories.recall("harbour")  # a process that searches twice starts watching
         assert memories.index._watcher is not None
         assert memories.index._watcher.started.wait(10)
         new = records.make_memory(user="a lighthouse seen from the other laptop")

@@ -56,7 +56,9 @@ class Device:
         self.peer = peer
         self.data_dir = peer.data_dir
         self.live = memo_shell.open(peer.data_dir)
-        self.live.recall("warm up")  # a searching process: it watches the folders
+        self.live.recall("warm up")
+        self.live.recall("warm up")  # a process that searches again watches the folders
+        assert self.live.index._watcher is not None and self.live.index._watcher.started.wait(10)
 
     def command(self) -> None:
         """The next memo-shell command on this device (a one-off open, as `mem list` does)."""

@@ -220,6 +220,8 @@ class Index(FreshnessMixin):
         except OSError as exc:
             self._notice(f"index could not be rewritten without forgotten memories ({exc})")
         self._closing.set()
+        if self._watcher is not None:
+            self._watcher.join(2.0)
         if self._embedding is not None:
             self._embedding.close()
         # a few changes are already in the change log, which the next load replays (reading

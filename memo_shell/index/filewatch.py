@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -60,8 +61,11 @@ def load_signatures(directory: Path) -> dict[str, Signature]:
 class Watcher:
     """Calls ``on_change(paths)`` from a daemon thread when files under ``root`` change.
 
-    Stops when ``stop`` is set. Returns False from ``start`` if watching is impossible (no
-    ``watchfiles``, no inotify, too many watches): the caller's periodic rescan then suffices.
+    Once the watches are in place it reports ``{root}`` (anything may have changed between the
+    index's last walk and now: the caller walks everything once). Stops when ``stop`` is set or
+    when the owner of ``on_change`` is garbage-collected (the callbacks are weak references, so
+    a handle nobody closed does not keep an inotify instance forever). ``start`` returns False
+    if watching is impossible (no ``watchfiles``): the caller's periodic rescan then suffices.
     """
 
     def __init__(
@@ -72,9 +76,9 @@ class Watcher:
         on_error: Callable[[str], None],
     ) -> None:
         self.root = root
-        self.on_change = on_change
+        self._on_change = weakref.WeakMethod(on_change)  # type: ignore[arg-type]
+        self._on_error = weakref.WeakMethod(on_error)  # type: ignore[arg-type]
         self.stop = stop
-        self.on_error = on_error
         self.started = threading.Event()  # set once the watches are in place (tests wait on it)
         self._thread: threading.Thread | None = None
 
@@ -86,6 +90,11 @@ class Watcher:
         self._thread = threading.Thread(target=self._run, name="memo-index-watch", daemon=True)
         self._thread.start()
         return True
+
+    def join(self, timeout: float) -> None:
+        """Wait for the thread to end (after ``stop`` is set): it leaves native code cleanly."""
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
 
     def _run(self) -> None:
         import watchfiles
@@ -104,11 +113,20 @@ class Watcher:
                 raise_interrupt=False,
                 ignore_permission_denied=True,
             ):
-                self.started.set()
-                if changes:
-                    self.on_change({Path(path) for _change, path in changes})
+                callback = self._on_change()
+                if callback is None:
+                    return  # the index is gone
+                paths = {Path(path) for _change, path in changes}
+                if not self.started.is_set():
+                    self.started.set()
+                    paths.add(self.root)
+                if paths:
+                    callback(paths)
+                del callback
         except Exception as exc:  # inotify limits, a vanished root: the rescan takes over
-            self.on_error(f"not watching {self.root} for changes ({exc}); checking every minute")
+            report = self._on_error()
+            if report is not None:
+                report(f"not watching {self.root} for changes ({exc}); checking every minute")
         finally:
             self.started.set()
 

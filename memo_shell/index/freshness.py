@@ -29,6 +29,7 @@ class FreshnessMixin:
     _closing: threading.Event
     _watcher: filewatch.Watcher | None
     _last_scan: float
+    _reads: int = 0  # index reads so far (see _watch)
     _forgotten: int
     _dirty: int
 
@@ -82,8 +83,12 @@ class FreshnessMixin:
             self._schedule_scrub()
 
     def _watch(self) -> None:
-        """Start watching the data directory (once, for processes that search)."""
+        """Start watching the data directory, once, in a process that reads the index a second
+        time (the app, a server, a script): a one-off ``recall`` or ``ask`` never pays for it."""
         if self._watcher is not None or self._closing.is_set():
+            return
+        self._reads += 1
+        if self._reads < 2:
             return
         self._watcher = filewatch.Watcher(
             self.store.root, self._files_changed, self._closing, self._notice
