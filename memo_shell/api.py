@@ -258,6 +258,9 @@ class Memories:
         marked = self.store.exists(memory_id)
         if marked:
             self.store.tombstones.add([memory_id])
+        self._forget_marked(memory_id, marked)
+
+    def _forget_marked(self, memory_id: str, marked: bool) -> None:
         try:
             self.store.delete(memory_id)
         except NotFound:
@@ -268,11 +271,17 @@ class Memories:
         self.index.remove(memory_id)
 
     def forget_many(self, memory_ids: Iterable[str]) -> list[str]:
-        """Forget each id; returns those actually forgotten (unknown ids are skipped)."""
+        """Forget each id; returns those actually forgotten (unknown ids are skipped).
+
+        The markers are written first, all with one directory fsync (``forget --all`` of a big
+        store would otherwise pay one per memory on top of the deletes)."""
+        wanted = list(memory_ids)
+        marked = {i for i in wanted if self.store.exists(i)}
+        self.store.tombstones.add(sorted(marked))
         done = []
-        for memory_id in memory_ids:
+        for memory_id in wanted:
             try:
-                self.forget(memory_id)
+                self._forget_marked(memory_id, memory_id in marked)
             except NotFound:
                 continue
             done.append(memory_id)

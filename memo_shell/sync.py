@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,9 @@ from memo_shell.records import Memory, RecordError
 
 if TYPE_CHECKING:
     from memo_shell.store import ScanResult, Store
+
+#: How often a long-running process tidies the forget markers (see Tombstones.tidy).
+TIDY_EVERY_SECONDS = 3600.0
 
 #: meta keys holding the text of the side of a conflict that lost (newer edits win the text)
 OTHER_USER = "sync-conflict.user"
@@ -61,6 +65,10 @@ def conflict_id(name: str) -> str | None:
 def reconcile(store: Store, result: ScanResult) -> ScanResult:
     """Apply forget markers and merge conflict copies found by one scan (see module doc)."""
     forgotten = store.tombstones.ids()
+    if forgotten and time.monotonic() >= store.tombstones.next_tidy:
+        store.tombstones.next_tidy = time.monotonic() + TIDY_EVERY_SECONDS
+        if store.tombstones.tidy():  # markers' conflict copies folded, expired markers gone
+            forgotten = store.tombstones.ids()
     if forgotten:
         back = [memory_id for memory_id in result.ids if memory_id in forgotten]
         for memory_id in back:

@@ -49,6 +49,8 @@ class Tombstones:
         self.directory = Path(root) / DIR_NAME
         self._seen: tuple[int, int] | None = None  # (inode, mtime ns) of the listed directory
         self._ids: frozenset[str] = frozenset()
+        #: monotonic time of the next tidy a scan may run (memo_shell.sync.reconcile)
+        self.next_tidy = 0.0
 
     def _fingerprint(self) -> tuple[int, int] | None:
         try:

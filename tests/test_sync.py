@@ -354,3 +354,32 @@ def test_a_log_line_whose_file_has_not_arrived_waits_for_it(data_dir: Path) -> N
         assert memory.id in memories.index._awaiting
         _land(store.path_for(memory.id), memory)
         assert _until(lambda: memories.index.ids() == [memory.id])
+
+
+def test_a_conflict_copy_holding_another_record_is_quarantined(data_dir: Path) -> None:
+    """A copy named after one id but holding another record is not merged into either."""
+    [mid, other] = _add(data_dir, "one memory", "another memory")
+    store = Store(data_dir)
+    conflict = _conflict(store.path_for(mid))
+    _land(conflict, store.read(other).with_changes(pinned=True))
+    with memo_shell.open(data_dir) as memories:
+        memories.wait_ready()
+        assert not memories.get(mid).pinned and not memories.get(other).pinned
+    assert (quarantine_dir(data_dir) / conflict.name).exists()
+
+
+def test_a_scan_tidies_expired_markers(data_dir: Path) -> None:
+    [mid] = _add(data_dir, "long forgotten")
+    with memo_shell.open(data_dir, preload=False) as memories:
+        memories.forget(mid)
+    old = time.time() - (KEEP_DAYS + 1) * 86_400
+    os.utime(data_dir / "forgotten" / mid, (old, old))
+    Store(data_dir).scan()
+    assert not (data_dir / "forgotten" / mid).exists()
+
+
+def test_forget_many_marks_every_id_it_forgets(data_dir: Path) -> None:
+    ids = _add(data_dir, "one", "two", "three")
+    with memo_shell.open(data_dir, preload=False) as memories:
+        assert memories.forget_many([*ids[:2], records.new_id()]) == ids[:2]
+    assert sorted(p.name for p in (data_dir / "forgotten").iterdir()) == sorted(ids[:2])
