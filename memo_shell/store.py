@@ -58,6 +58,8 @@ class ScanResult:
     foreign: list[Path] = field(default_factory=list)
     #: other tools' files still being written (see _IN_FLIGHT): neither ours nor foreign yet
     in_flight: list[Path] = field(default_factory=list)
+    #: the date folder of each record id found in place (lets the index stat folders, not files)
+    shards: dict[Path, list[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -461,6 +463,7 @@ class Store:
             name = entry.name
             if memory_id is not None and in_place:
                 result.ids.append(memory_id)
+                result.shards.setdefault(directory, []).append(memory_id)
             elif memory_id is not None:
                 if self._rehome(directory / name, memory_id):
                     result.ids.append(memory_id)

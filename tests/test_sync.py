@@ -314,6 +314,23 @@ def test_a_pin_made_elsewhere_is_seen_at_the_next_start(data_dir: Path) -> None:
         assert sorted(memories.index.ids(pinned=True)) == sorted(ids[:2])
 
 
+def test_a_pin_landing_in_a_folder_indexed_long_ago_is_seen(data_dir: Path) -> None:
+    """Loads look inside only the date folders whose mtime moved since they were indexed; a
+    sync tool renaming a changed record into place moves it."""
+    ids = _add(data_dir, "delta memory", "epsilon memory")
+    store = Store(data_dir)
+    folder = store.path_for(ids[0]).parent
+    old = time.time() - 3600
+    os.utime(folder, (old, old))  # indexed long ago: not "racy", so its mtime is trusted
+    with memo_shell.open(data_dir) as memories:
+        memories.reindex()
+    with memo_shell.open(data_dir) as memories:  # unchanged folder: nothing re-read
+        assert memories.stats()["pinned"] == 0
+    _land(store.path_for(ids[1]), store.read(ids[1]).with_changes(pinned=True))
+    with memo_shell.open(data_dir) as memories:
+        assert memories.index.ids(pinned=True) == [ids[1]]
+
+
 def _until(condition, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -137,6 +137,9 @@ class Index(FreshnessMixin):
         # What each record file looked like when the index read it (see filewatch): a file
         # another device changed has a new signature. Guarded by ``_lock``.
         self._sigs: dict[str, filewatch.Signature] = {}
+        #: mtime of each date folder when its files last matched ``_sigs`` (see filewatch)
+        self._folders: dict[str, int] = {}
+        self._folders_saved: dict[str, int] = {}  # as last written to index/folders
         #: ids a change-log line named before their file arrived (kept until it does)
         self._awaiting: set[str] = set()
         self._scan_lock = threading.Lock()  # one walk of the files at a time
@@ -222,6 +225,7 @@ class Index(FreshnessMixin):
         self._closing.set()
         if self._watcher is not None:
             self._watcher.join(2.0)
+        self._save_folders()
         if self._embedding is not None:
             self._embedding.close()
         # a few changes are already in the change log, which the next load replays (reading
@@ -278,8 +282,10 @@ class Index(FreshnessMixin):
         if loaded is not None:
             data, snap_gen, offset = loaded
             sigs = filewatch.load_signatures(self.directory)
+            folders = filewatch.load_folders(self.directory)
             with self._lock:
                 self._sigs = sigs  # before the replay, which records the files it reads
+                self._folders = self._folders_saved = folders
             if snap_gen == gen:
                 _g, changes, offset = self._log.read_from(offset)
                 for change in changes:
@@ -341,7 +347,8 @@ class Index(FreshnessMixin):
         scan = self.store.scan()
         self._tidy(scan)
         total = len(scan.ids)
-        data.begin_bulk()
+        folders = filewatch.folder_mtimes(scan.shards)  # before the reads: a change meanwhile
+        data.begin_bulk()  # moves the mtime, and the folder is looked into again next time
         sigs: dict[str, filewatch.Signature] = {}
         for n, memory_id in enumerate(scan.ids, 1):
             if self._closing.is_set() and self._state == "loading":
@@ -357,6 +364,7 @@ class Index(FreshnessMixin):
         data.end_bulk()
         with self._lock:
             self._sigs = sigs
+            self._folders = folders
         if progress is not None and total == 0:
             progress(0, 0)
         return data.n_docs
@@ -385,21 +393,18 @@ class Index(FreshnessMixin):
         with self._scan_lock:
             scan = self.store.scan()
             self._tidy(scan)
-            on_disk = {mid: filewatch.signature(self.store.path_for(mid)) for mid in scan.ids}
+            on_disk = set(scan.ids)
             with self._lock:
                 self._apply_deferred()
                 data = self._data
                 assert data is not None
                 known = set(data.catalog.doc_of)
-                for mid in known:  # ours, or indexed before signatures: taken as they are
-                    sig = on_disk.get(mid)
-                    if sig is not None:
-                        self._sigs.setdefault(mid, sig)
-                changed = [
-                    mid
-                    for mid, sig in on_disk.items()
-                    if mid not in known or (sig is not None and self._sigs.get(mid) != sig)
-                ]
+                sigs, folders = dict(self._sigs), dict(self._folders)
+            changed, adopt, folders = filewatch.changed_in(scan.shards, known, sigs, folders)
+            with self._lock:
+                for memory_id, sig in adopt.items():
+                    self._sigs.setdefault(memory_id, sig)
+            missing = [mid for mid in scan.ids if mid not in known]
             gone = [mid for mid in known if mid not in on_disk]
             for memory_id in gone:
                 if not self.store.exists(memory_id):  # it may have been written since the walk
@@ -410,10 +415,12 @@ class Index(FreshnessMixin):
                         self._forgotten += 1
             if gone:
                 self._schedule_scrub()
-            for memory_id in changed:
+            for memory_id in [*missing, *changed]:
                 if self._closing.is_set():
                     return
                 self._refresh(data, memory_id)
+            with self._lock:  # only now: a save in between must not claim these are clean
+                self._folders = folders
 
     # ------------------------------------------------------------------ vectors
 

@@ -6,16 +6,20 @@ Two mechanisms, the second a fallback for the first:
   directory, in a daemon thread. Events name files; the index re-checks those ids at once, so a
   memory synced from another device is recallable in an open process within a second of landing.
 - ``Signature``s: (mtime ns, size) of each record file as the index last read it, kept beside
-  the snapshot (``index/files``). A pin or tag made on another device arrives with that
-  device's modification time, so the periodic rescan and each load find changed files, not
-  only new and missing ones.
+  the snapshot (``index/files``), and the mtime of each date folder whose files all matched
+  (``index/folders``). A pin or tag made on another device arrives as a new file renamed into
+  place, with that device's modification time: its folder's mtime moves, and the file's
+  signature differs. So the periodic rescan and each load find changed files, not only new and
+  missing ones, for one ``stat`` per date folder plus one per file in the folders that moved.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -30,9 +34,10 @@ np = lazy("numpy")
 #: (Syncthing, rsync -a, unison) copy the mtime of the edit, which differs from the old one.
 Signature = tuple[int, int]
 SIGNATURES_NAME = "files"
+FOLDERS_NAME = "folders"
 
 
-def signature(path: Path) -> Signature | None:
+def signature(path: Path | str) -> Signature | None:
     """(mtime ns, size) of a file, or None if it is gone."""
     try:
         st = os.stat(path)
@@ -49,13 +54,90 @@ def save_signatures(directory: Path, signatures: dict[str, Signature]) -> int:
 
 
 def load_signatures(directory: Path) -> dict[str, Signature]:
-    """The saved signatures, or {} (missing or unreadable: files are then taken as they are)."""
+    """The saved signatures, or {} if missing or unreadable (files are then compared to what
+    they are now, and taken as they are)."""
     try:
         header, _arrays = read_snapshot(directory / SIGNATURES_NAME)
         table = np.frombuffer(header["sig"], dtype=np.int64).reshape(-1, 2).tolist()
         return {i: (s[0], s[1]) for i, s in zip(header["ids"], table, strict=True)}
     except (FileNotFoundError, SnapshotError, KeyError, TypeError, ValueError):
         return {}
+
+
+def save_folders(directory: Path, folders: dict[str, int]) -> int:
+    """Write the folder mtimes (small: one per date folder) atomically, under the index lock.
+
+    Written on its own, whenever they moved: what they vouch for ("the snapshot plus the change
+    log reflect every file in this folder") holds because every change the index picks up from
+    the files is also appended to the change log.
+    """
+    return write_snapshot(directory / FOLDERS_NAME, {"folders": folders}, {})
+
+
+def load_folders(directory: Path) -> dict[str, int]:
+    try:
+        header, _arrays = read_snapshot(directory / FOLDERS_NAME)
+        return {str(k): int(v) for k, v in header["folders"].items()}
+    except (FileNotFoundError, SnapshotError, KeyError, TypeError, ValueError, AttributeError):
+        return {}
+
+
+def folder_mtimes(folders: Iterable[Path]) -> dict[str, int]:
+    """Current mtimes of folders, leaving out racy ones (see RACY_SECONDS)."""
+    racy_after = (time.time() - RACY_SECONDS) * 1e9
+    out = {}
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            mtime = os.stat(folder).st_mtime_ns
+            if mtime < racy_after:
+                out[str(folder)] = mtime
+    return out
+
+
+#: A folder modified this recently may change again within the file system's timestamp
+#: granularity without its mtime moving ("racy" like git's index): it is re-checked next time.
+RACY_SECONDS = 2.0
+
+
+def changed_in(
+    shards: dict[Path, list[str]],
+    known: set[str],
+    signatures: dict[str, Signature],
+    folders: dict[str, int],
+) -> tuple[list[str], dict[str, Signature], dict[str, int]]:
+    """Which indexed records changed on disk, stat-ing only files in folders whose mtime moved.
+
+    Every way a sync tool or memo-shell replaces a record (a temp file renamed over it) changes
+    its folder's mtime, so an unchanged folder needs no look inside: a load costs one ``stat``
+    per date folder, not per memory. (An editor rewriting a file in place is seen by the
+    watcher, or by ``doctor``.) Returns (changed ids, signatures to adopt for files indexed
+    before signatures existed, the folders' mtimes to remember).
+    """
+    changed: list[str] = []
+    adopt: dict[str, Signature] = {}
+    seen: dict[str, int] = {}
+    racy_after = (time.time() - RACY_SECONDS) * 1e9
+    for folder, ids in shards.items():
+        key = str(folder)
+        try:
+            mtime = os.stat(key).st_mtime_ns
+        except OSError:
+            continue
+        if folders.get(key) != mtime:
+            for memory_id in ids:
+                if memory_id not in known:
+                    continue  # new: the caller reads it anyway
+                sig = signature(os.path.join(key, memory_id + ".memo"))  # type: ignore[arg-type]
+                if sig is None:
+                    continue
+                old = signatures.get(memory_id)
+                if old is None:
+                    adopt[memory_id] = sig
+                elif old != sig:
+                    changed.append(memory_id)
+        if mtime < racy_after:
+            seen[key] = mtime
+    return changed, adopt, seen
 
 
 class Watcher:

@@ -6,12 +6,14 @@ module to its lifecycle and persistence; it uses the index's lock, data and noti
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memo_shell.index import filewatch
+from memo_shell.index.files import locked
 
 if TYPE_CHECKING:
     from memo_shell.index.data import IndexData
@@ -25,6 +27,11 @@ class FreshnessMixin:
     _data: IndexData | None
     _lock: threading.RLock
     _sigs: dict[str, filewatch.Signature]
+    _folders: dict[str, int]
+    _folders_saved: dict[str, int]
+    _log: Any
+    _origin: str
+    directory: Path
     _awaiting: set[str]
     _closing: threading.Event
     _watcher: filewatch.Watcher | None
@@ -57,6 +64,24 @@ class FreshnessMixin:
             else:
                 return
             self._dirty += 1
+        # in the change log too: other processes pick it up, and the next load replays it (the
+        # folder mtimes saved beside the snapshot vouch for that; see filewatch.save_folders)
+        with contextlib.suppress(OSError):
+            self._log.append("~" if memory is not None else "-", [memory_id], self._origin)
+
+    def _save_folders(self) -> None:
+        """Persist the date folders' mtimes if they moved (a small file; see filewatch)."""
+        with self._lock:
+            folders = dict(self._folders)
+            if folders == self._folders_saved or self._data is None:
+                return
+        try:
+            with locked(self.directory / "lock"):
+                filewatch.save_folders(self.directory, folders)
+        except OSError:
+            return
+        with self._lock:
+            self._folders_saved = folders
 
     def _files_changed(self, changed: set[Path]) -> None:
         """The watcher saw files change: re-check those records, or walk everything when a
