@@ -8,6 +8,7 @@ write a temp file, rename it over the record (a new inode), or put a renamed cop
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -400,3 +401,36 @@ def test_forget_many_marks_every_id_it_forgets(data_dir: Path) -> None:
     with memo_shell.open(data_dir, preload=False) as memories:
         assert memories.forget_many([*ids[:2], records.new_id()]) == ids[:2]
     assert sorted(p.name for p in (data_dir / "forgotten").iterdir()) == sorted(ids[:2])
+
+
+@given(
+    st.lists(
+        st.text(
+            alphabet=st.characters(blacklist_characters="/\x00", blacklist_categories=("Cs",)),
+            min_size=1,
+            max_size=40,
+        ),
+        max_size=8,
+    )
+)
+def test_junk_in_the_forgotten_folder_is_ignored(
+    tmp_path_factory: pytest.TempPathFactory, names: list[str]
+) -> None:
+    """Whatever a user or a sync tool puts in forgotten/ (junk names, folders, symlinks) never
+    raises and never stands for an id it does not name."""
+    root = tmp_path_factory.mktemp("junk")
+    folder = root / "forgotten"
+    folder.mkdir()
+    real = records.new_id()
+    for i, name in enumerate(names):
+        with contextlib.suppress(OSError):
+            (folder / name).mkdir() if i % 3 == 0 else (folder / name).write_bytes(b"x")
+    with contextlib.suppress(OSError):
+        (folder / "link").symlink_to("/nonexistent")
+    stones = Tombstones(root)
+    stones.add([real, "not-an-id", "../escape"])
+    assert real in stones.ids()
+    assert all(records.is_valid_id(i) for i in stones.ids())
+    stones.tidy()
+    assert real in stones.ids()
+    assert not (root / "escape").exists()
