@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from memo_shell import paths
 from memo_shell.conflicts import conflict_original, is_sync_temp
 from memo_shell.errors import MemoShellError
 from memo_shell.records import RecordError
@@ -109,7 +110,9 @@ def check(memories: Memories, *, fix: bool = False) -> dict[str, Any]:
         memories.reindex()
         fixed["reindexed"] = 1
         mismatches = index_mismatches(memories)
-    report: dict[str, Any] = {**found, **mismatches}
+    report: dict[str, Any] = {"device_dir": str(paths.device_dir(memories.data_dir))}
+    report.update(found)
+    report.update(mismatches)
     report["ok"] = not any(found.values()) and not any(mismatches.values())
     if fix:
         report["fixed"] = fixed

@@ -25,6 +25,7 @@ def check(ctx: CliContext, fix: bool) -> dict[str, Any]:
 
 
 def print_report(out: Output, report: dict[str, Any]) -> None:
+    out.line(f"this device: {report['device_dir']}  (index, quarantine: never synced)")
     problems = [(label, report[key]) for key, label in _LABELS.items() if report.get(key)]
     fixed = report.get("fixed")
     if not problems:
