@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -145,6 +146,7 @@ def main() -> None:
     finally:
         for peer in peers:
             sp.stop(peer)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":
