@@ -9,8 +9,9 @@ Reports, each beside its baseline from the same run:
   stayed open on B recalls it (memo-shell's part; goal ≤ 5 s);
 - **bytes synced per forget**: Syncthing's own counters (``/rest/system/connections``, both
   peers' ``outBytesTotal``) around one forget, beside the forgotten record's file size (the goal
-  is "about the size of the record") and beside the same window with nothing happening (the
-  peers' keep-alive traffic).
+  is "about the size of the record"), beside the same window with nothing happening (the
+  peers' keep-alive traffic), and beside the same forgets with the index kept inside the synced
+  folder as before 0.2 (``MEMO_SHELL_STATE_DIR`` pointed into it): the old layout's cost.
 
 Needs the ``syncthing`` binary (``apt install syncthing``). Nothing leaves 127.0.0.1.
 """
@@ -76,6 +77,27 @@ def _seed(data_dir: Path, n: int) -> None:
         memories.add_many(batch)
 
 
+def _bytes_per_forget(
+    peers: list[sp.Peer], on_a: memo_shell.Memories, store_b: Store, window: float, seed: int
+) -> tuple[float, float]:
+    """(median bytes both peers sent in a ``window`` around one forget on A, median record
+    size) over five forgets; each window starts at the forget and ends ``window`` s later."""
+    per_forget, sizes = [], []
+    for memory_id in random.Random(seed).sample(on_a.ids(), 5):
+        sizes.append(Store(on_a.data_dir).path_for(memory_id).stat().st_size)
+        before = _traffic(peers)
+        started = time.perf_counter()
+        on_a.forget(memory_id)
+        _wait(lambda m=memory_id: not store_b.path_for(m).exists())
+        time.sleep(max(0.0, window - (time.perf_counter() - started)))
+        per_forget.append(_traffic(peers) - before)
+    return statistics.median(per_forget), statistics.median(sizes)
+
+
+def _snapshot_bytes(state: Path) -> int:
+    return sum(p.stat().st_size for p in state.rglob("snapshot"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--memories", type=int, default=2000)
@@ -122,27 +144,37 @@ def main() -> None:
             print(f"add on A -> recallable on B, total: p50 {statistics.median(totals):.2f} s")
 
             sp.settle(peers)
-            ids = on_a.ids()
             window = 8.0
             idle_start = _traffic(peers)
             time.sleep(window)
             idle = _traffic(peers) - idle_start
-            per_forget = []
-            sizes = []
-            for memory_id in random.Random(3).sample(ids, min(5, len(ids))):
-                sizes.append(Store(a.data_dir).path_for(memory_id).stat().st_size)
-                before = _traffic(peers)
-                started = time.perf_counter()
-                on_a.forget(memory_id)
-                _wait(lambda m=memory_id: not store_b.path_for(m).exists())
-                time.sleep(max(0.0, window - (time.perf_counter() - started)))
-                per_forget.append(_traffic(peers) - before)
+            per_forget, size = _bytes_per_forget(peers, on_a, store_b, window, seed=3)
             print(
                 f"bytes synced per forget (both directions, {window:.0f} s window): p50 "
-                f"{statistics.median(per_forget):,.0f} B; idle window: {idle:,} B; "
-                f"record file: {statistics.median(sizes):,.0f} B; "
+                f"{per_forget:,.0f} B; idle window: {idle:,} B; record file: {size:,.0f} B; "
                 f"store: {args.memories:,} memories"
             )
+        # baseline, same peers and store: the index kept inside the synced folder, as before 0.2
+        for device in (a, b):
+            os.environ["MEMO_SHELL_STATE_DIR"] = str(device.data_dir / ".memo-state")
+            with memo_shell.open(device.data_dir) as memories:
+                memories.reindex()
+        os.environ["MEMO_SHELL_STATE_DIR"] = str(a.data_dir / ".memo-state")
+        on_a = memo_shell.open(a.data_dir)
+        os.environ["MEMO_SHELL_STATE_DIR"] = str(b.data_dir / ".memo-state")
+        on_b = memo_shell.open(b.data_dir)
+        try:
+            on_a.wait_ready()
+            on_b.wait_ready()
+            sp.settle(peers, timeout=600)
+            old, size = _bytes_per_forget(peers, on_a, Store(b.data_dir), window, seed=4)
+            print(
+                f"baseline, index synced too (layout before 0.2): p50 {old:,.0f} B per forget "
+                f"(snapshot {_snapshot_bytes(a.data_dir / '.memo-state'):,} B)"
+            )
+        finally:
+            on_a.close()
+            on_b.close()
     finally:
         for peer in peers:
             sp.stop(peer)
