@@ -315,7 +315,8 @@ class Store:
         if not records.is_valid_id(memory_id):
             raise NotFound(f"{memory_id!r} is not a memory id (ids look like 01JD3M8Q...)")
         if self.tombstones.has(memory_id):  # forget wins over an edit synced from elsewhere
-            sync.drop_forgotten(self, memory_id)
+            if self.path_for(memory_id).exists():
+                sync.drop_forgotten(self, memory_id)
             raise NotFound(f"memory {memory_id} was forgotten (here or on another device)")
         path = self.path_for(memory_id)
         try:
