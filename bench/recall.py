@@ -36,6 +36,7 @@ sys.path.insert(0, str(REPO))
 
 import memo_shell  # noqa: E402
 from memo_shell import records  # noqa: E402
+from memo_shell.paths import index_dir  # noqa: E402
 
 
 def _words(text: str) -> list[str]:
@@ -293,7 +294,7 @@ def run(size: int, n_queries: int, root: Path) -> dict[str, float]:
     mem.close()
     out["close_s"] = time.perf_counter() - started
     out["index_mb_on_disk"] = sum(
-        p.stat().st_size for p in (data_dir / "index").iterdir()) / 1e6
+        p.stat().st_size for p in index_dir(data_dir).iterdir()) / 1e6
     out["rss_bench_process_mb"] = rss_mb()
 
     out.update(child_rss(data_dir, queries[:100]))

@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from memo_shell import records  # noqa: E402
+from memo_shell.paths import index_dir  # noqa: E402
 
 WORDS = [
     "alpha",
@@ -201,7 +202,7 @@ def bench_forget(directory: Path, env: dict[str, str], cli: list[str]) -> dict[s
         "forget_whole_process_s": statistics.median(forgets),
         "add_whole_process_s": statistics.median(adds),
         "scrub_in_process_s": statistics.median(scrubs),
-        "snapshot_mb": (directory / "index" / "snapshot").stat().st_size / 2**20,
+        "snapshot_mb": (index_dir(directory) / "snapshot").stat().st_size / 2**20,
     }
 
 

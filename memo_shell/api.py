@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from memo_shell import records
+from memo_shell import paths, records
 from memo_shell.config import Settings, default_data_dir
 from memo_shell.disk import Disk
 from memo_shell.errors import NotFound
@@ -73,7 +73,8 @@ class Memories:
             from memo_shell.backends.embedder import make_embedder  # only when vectors are on
 
             embedder = self._owned_embedder = make_embedder(settings)
-        self.index = Index(self.store, root / "index", embedder=embedder)
+        # per device, outside the synced data dir (see memo_shell.paths)
+        self.index = Index(self.store, paths.index_dir(root), embedder=embedder)
         # id -> (memory, signature of the file it was read from)
         self._cache: OrderedDict[str, tuple[Memory, _Signature]] = OrderedDict()
         self._cache_lock = threading.Lock()
@@ -172,6 +173,7 @@ class Memories:
         """
         ids: list[str] = []
         batch: list[Memory] = []
+        forgotten = self.store.tombstones.ids()
 
         def flush() -> None:
             self.store.write_batch(batch)
@@ -182,6 +184,8 @@ class Memories:
             batch.clear()
 
         for memory in memories:
+            if memory.id in forgotten:
+                continue  # forgotten here or on another device: an import does not undo that
             batch.append(memory)
             if len(batch) >= BATCH_SIZE:
                 flush()
@@ -192,6 +196,11 @@ class Memories:
     def _rewrite(self, memory: Memory) -> Memory:
         """Replace a record's file; NotFound if another process forgot it meanwhile."""
         self._evict(memory.id)
+        if self.store.tombstones.has(memory.id):
+            raise NotFound(
+                f"memory {memory.id} was forgotten (here or on another device); "
+                "it cannot be pinned or tagged"
+            )
         self.store.replace(memory)
         self.index.update(memory)
         return memory
@@ -215,6 +224,7 @@ class Memories:
 
     def restore(self, memory: Memory) -> None:
         """Put a forgotten memory back exactly (same id, same content): the browser's undo."""
+        self.store.tombstones.discard(memory.id)  # on purpose: the marker would delete it again
         self.store.write(memory)
         self.index.add(memory)
 
@@ -240,17 +250,38 @@ class Memories:
         return moved
 
     def forget(self, memory_id: str) -> None:
-        """Delete the file (durably) first, then every derived trace of it."""
-        self.store.delete(memory_id)
+        """Delete the file (durably) first, then every derived trace of it.
+
+        A marker in ``forgotten/`` is written before the file goes, so a copy of the memory that
+        a sync tool brings back from another device is deleted there and here (forget wins).
+        """
+        marked = self.store.exists(memory_id)
+        if marked:
+            self.store.tombstones.add([memory_id])
+        self._forget_marked(memory_id, marked)
+
+    def _forget_marked(self, memory_id: str, marked: bool) -> None:
+        try:
+            self.store.delete(memory_id)
+        except NotFound:
+            if not marked:
+                raise
+            # a scan that saw the marker deleted the file first: forgotten all the same
         self._evict(memory_id)
         self.index.remove(memory_id)
 
     def forget_many(self, memory_ids: Iterable[str]) -> list[str]:
-        """Forget each id; returns those actually forgotten (unknown ids are skipped)."""
+        """Forget each id; returns those actually forgotten (unknown ids are skipped).
+
+        The markers are written first, all with one directory fsync (``forget --all`` of a big
+        store would otherwise pay one per memory on top of the deletes)."""
+        wanted = list(memory_ids)
+        marked = {i for i in wanted if self.store.exists(i)}
+        self.store.tombstones.add(sorted(marked))
         done = []
-        for memory_id in memory_ids:
+        for memory_id in wanted:
             try:
-                self.forget(memory_id)
+                self._forget_marked(memory_id, memory_id in marked)
             except NotFound:
                 continue
             done.append(memory_id)
@@ -271,6 +302,8 @@ class Memories:
         signature = _signature(self.store.path_for(memory_id))
         if signature is None:
             self._evict(memory_id)
+            if self.store.tombstones.has(memory_id):
+                raise NotFound(f"memory {memory_id} was forgotten (here or on another device)")
             raise NotFound(f"no memory with id {memory_id}")
         with self._cache_lock:
             cached = self._cache.get(memory_id)
@@ -324,16 +357,26 @@ class Memories:
         return self.store.exists(memory_id)
 
     def ids(self, *, newest_first: bool = False) -> list[str]:
-        return list(self.store.iter_ids(newest_first=newest_first))
+        forgotten = self.store.tombstones.ids()  # files a sync brought back, not yet deleted
+        return [i for i in self.store.iter_ids(newest_first=newest_first) if i not in forgotten]
 
     def count(self) -> int:
-        return sum(1 for _ in self.store.iter_ids())
+        forgotten = self.store.tombstones.ids()
+        return sum(1 for i in self.store.iter_ids() if i not in forgotten)
 
     # ------------------------------------------------------------------ maintenance
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         """Block until the index has loaded and caught up with the files."""
         return self._ensure_index().wait_ready(timeout)
+
+    def check_store(self, *, fix: bool = False) -> dict[str, Any]:
+        """What a sync tool left behind (conflict copies, stale temp files, forgotten memories
+        that came back or sit in quarantine) and index-vs-file mismatches; ``fix`` repairs them.
+        Call it before anything else on this handle: loading the index tidies some of them."""
+        from memo_shell import storecheck
+
+        return storecheck.check(self, fix=fix)
 
     def reindex(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Rebuild every derived structure from the record files; returns records indexed."""

@@ -3,7 +3,9 @@
 Layout under the data directory::
 
     memories/YYYY/MM/DD/<ULID>.memo     one record (UTC date of the id's time part)
-    quarantine/                         files that failed to decode, plus log.jsonl saying why
+    forgotten/<ULID>                    an empty marker per forgotten id (memo_shell.tombstones)
+
+Files that failed to decode go to a per-device quarantine (``memo_shell.paths``), with a log.
 
 The date shards keep every directory small, make "the newest N" a walk of the last few
 directories, and let backup and sync tools see one new file per interaction. A record's path is a
@@ -24,14 +26,15 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from memo_shell import locks, records
+from memo_shell import locks, paths, records, sync
 from memo_shell.disk import Disk, FileTooLarge, NotARegularFile
 from memo_shell.errors import NotFound, StoreError, describe_os_error
 from memo_shell.records import CorruptRecord, Memory
+from memo_shell.tombstones import Tombstones
 
 RECORD_SUFFIX = ".memo"
 TEMP_SUFFIX = ".tmp"
-#: Lock file (in the data dir) serialising rewrites and deletes across processes.
+#: Lock file name before 0.2 (in the data dir); now ``Store.lock_path``, per device.
 LOCK_NAME = ".lock"
 #: A temp file whose writer is gone (or that is older than this) is debris from a crash.
 STALE_TEMP_SECONDS = 3600.0
@@ -55,6 +58,8 @@ class ScanResult:
     foreign: list[Path] = field(default_factory=list)
     #: other tools' files still being written (see _IN_FLIGHT): neither ours nor foreign yet
     in_flight: list[Path] = field(default_factory=list)
+    #: the date folder of each record id found in place (lets the index stat folders, not files)
+    shards: dict[Path, list[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -104,11 +109,16 @@ class Store:
         self.root = Path(root).expanduser()
         self.disk = disk or Disk()
         self.memories_dir = self.root / "memories"
-        self.quarantine_dir = self.root / "quarantine"
+        # per device, outside the synced data (see memo_shell.paths)
+        self.quarantine_dir = paths.quarantine_dir(self.root)
+        self.lock_path = paths.store_lock(self.root)
+        self.tombstones = Tombstones(self.root)
         self._known_dirs: set[Path] = set()
         self._shards: dict[int, Path] = {}
         self.quarantined: list[Quarantined] = []
         self._ensure_dir(self.memories_dir)
+        with contextlib.suppress(OSError):
+            paths.prepare(self.root)
 
     # ----------------------------------------------------------------- paths and directories
 
@@ -263,7 +273,7 @@ class Store:
         and the operation itself then fails with the clear error it would have anyway."""
         with contextlib.ExitStack() as stack:
             with contextlib.suppress(OSError):
-                stack.enter_context(locks.hold(self.root / LOCK_NAME, doing))
+                stack.enter_context(locks.hold(self.lock_path, doing))
             yield
 
     def replace(self, memory: Memory) -> None:
@@ -294,12 +304,20 @@ class Store:
     # ----------------------------------------------------------------- reading
 
     def exists(self, memory_id: str) -> bool:
-        return records.is_valid_id(memory_id) and self.path_for(memory_id).exists()
+        return (
+            records.is_valid_id(memory_id)
+            and self.path_for(memory_id).exists()
+            and not self.tombstones.has(memory_id)
+        )
 
     def read(self, memory_id: str) -> Memory:
         """Read and verify one record. A corrupt file is quarantined and CorruptRecord raised."""
         if not records.is_valid_id(memory_id):
             raise NotFound(f"{memory_id!r} is not a memory id (ids look like 01JD3M8Q...)")
+        if self.tombstones.has(memory_id):  # forget wins over an edit synced from elsewhere
+            if self.path_for(memory_id).exists():
+                sync.drop_forgotten(self, memory_id)
+            raise NotFound(f"memory {memory_id} was forgotten (here or on another device)")
         path = self.path_for(memory_id)
         try:
             data = self.disk.read(path, records.MAX_FILE_BYTES)
@@ -446,6 +464,7 @@ class Store:
             name = entry.name
             if memory_id is not None and in_place:
                 result.ids.append(memory_id)
+                result.shards.setdefault(directory, []).append(memory_id)
             elif memory_id is not None:
                 if self._rehome(directory / name, memory_id):
                     result.ids.append(memory_id)
@@ -460,7 +479,7 @@ class Store:
                 result.foreign.append(directory / name)
         if rehomed:
             result.ids.sort()  # ids are time-ordered: keep the walk's order
-        return result
+        return sync.reconcile(self, result)  # forget markers, sync conflict copies
 
     def sweep_temps(self, temps: Iterable[Path] | None = None) -> int:
         """Delete temp files left by crashed writers; a live writer's temp file is left alone."""

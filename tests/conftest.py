@@ -29,6 +29,9 @@ def _isolated_dirs(
     for name in list(os.environ):
         if name.startswith("MEMO_SHELL_"):
             monkeypatch.delenv(name)
+    # per-device state (index, quarantine, store lock) lives outside the data dir
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))
+    monkeypatch.setenv("MEMO_SHELL_STATE_DIR", str(home / "state" / "memo-shell"))
 
 
 @pytest.fixture

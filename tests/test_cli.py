@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from memo_shell import records
+from memo_shell.paths import index_dir, quarantine_dir
 from memo_shell.store import Store
 
 
@@ -151,9 +152,13 @@ def test_forget_all_wipes_files_index_and_quarantine(run_cli, data_dir: Path) ->
     result = json.loads(run_cli("mem", "forget", "--all", "--yes", "--json").stdout)
     assert len(result["forgotten"]) == 3
     leftovers = [p for p in data_dir.rglob("*") if p.is_file()]
-    assert all(p.name in {".lock", "lock"} and p.stat().st_size == 0 for p in leftovers), leftovers
+    # only the empty forget markers stay, so a synced device forgets the same memories
+    assert sorted(p.name for p in leftovers) == sorted(result["forgotten"])
+    assert all(p.parent.name == "forgotten" and p.stat().st_size == 0 for p in leftovers)
+    device = [p for p in quarantine_dir(data_dir).parent.rglob("*") if p.is_file()]
+    assert all(p.name in {"store.lock", "lock", "data-dir"} for p in device), device
     # the index's lock file stays (empty) so that a process waiting on it keeps excluding others
-    assert [p.name for p in (data_dir / "index").iterdir()] == ["lock"]
+    assert [p.name for p in index_dir(data_dir).iterdir()] == ["lock"]
     assert not list((data_dir / "memories").rglob("*.memo"))
 
 
@@ -173,7 +178,7 @@ def test_reindex_rebuilds_from_files(run_cli, data_dir: Path) -> None:  # type: 
     target = add(run_cli, "the spare key is under the blue flowerpot")
     import shutil
 
-    shutil.rmtree(data_dir / "index", ignore_errors=True)
+    shutil.rmtree(index_dir(data_dir), ignore_errors=True)
     result = json.loads(run_cli("reindex", "--json").stdout)
     assert result["indexed"] == 1
     hits = json.loads(run_cli("recall", "where is the spare key", "--json").stdout)
@@ -230,7 +235,7 @@ def test_a_corrupt_file_is_reported_by_path_and_the_rest_still_lists(
     assert result.exit_code == 0
     assert [m["id"] for m in json.loads(result.stdout)] == [good]
     assert str(path) in result.stderr and "quarantine" in result.stderr
-    assert (data_dir / "quarantine" / path.name).exists()
+    assert (quarantine_dir(data_dir) / path.name).exists()
 
 
 def test_unwritable_data_dir_is_one_clear_message(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from memo_shell import records
+from memo_shell.paths import quarantine_dir
 from memo_shell.store import Store
 
 KILLS = int(os.environ.get("MEMO_SHELL_CRASH_KILLS", "220"))
@@ -103,7 +104,7 @@ def test_sigkill_never_loses_or_tears_a_memory(tmp_path: Path) -> None:
             path = store.path_for(memory_id)
             records.decode(path.read_bytes())  # raises if any final-named file is torn
         assert not scan.foreign
-        assert not (data_dir / "quarantine").exists(), "a final-named file failed to decode"
+        assert not quarantine_dir(data_dir).exists(), "a final-named file failed to decode"
         store.sweep_temps(scan.temps)
         assert not store.scan().temps
 

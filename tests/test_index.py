@@ -11,6 +11,7 @@ import memo_shell
 from memo_shell import records
 from memo_shell.index import Index
 from memo_shell.index.files import read_snapshot
+from memo_shell.paths import index_dir
 from memo_shell.store import Store
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -37,7 +38,7 @@ def test_recall_finds_by_words_and_explains(data_dir: Path) -> None:
 
 def test_add_before_load_is_queued_not_lost(data_dir: Path) -> None:
     store = Store(data_dir)
-    index = Index(store, data_dir / "index")  # not started: nothing loaded
+    index = Index(store, index_dir(data_dir))  # not started: nothing loaded
     memory = records.make_memory(user="remember the blue umbrella", at=T0)
     store.write(memory)
     index.add(memory)
@@ -52,7 +53,7 @@ def test_snapshot_is_reused_on_reopen(data_dir: Path, monkeypatch: pytest.Monkey
     with memo_shell.open(data_dir) as mem:
         mid = _add(mem, "Grandma's apple pie recipe uses cinnamon")
         mem.wait_ready()
-    assert (data_dir / "index" / "snapshot").exists()
+    assert (index_dir(data_dir) / "snapshot").exists()
 
     def no_build(*_a: object, **_k: object) -> int:
         raise AssertionError("the index was rebuilt instead of loaded")
@@ -67,7 +68,7 @@ def test_corrupt_snapshot_is_rebuilt_with_notice(data_dir: Path) -> None:
     with memo_shell.open(data_dir) as mem:
         mid = _add(mem, "The wifi password is on the fridge")
         mem.wait_ready()
-    snap = data_dir / "index" / "snapshot"
+    snap = index_dir(data_dir) / "snapshot"
     raw = bytearray(snap.read_bytes())
     raw[len(raw) // 2] ^= 0xFF
     snap.write_bytes(bytes(raw))
@@ -82,7 +83,7 @@ def test_missing_index_dir_is_rebuilt(data_dir: Path) -> None:
 
     with memo_shell.open(data_dir) as mem:
         mid = _add(mem, "The dentist appointment is on Tuesday")
-    shutil.rmtree(data_dir / "index")
+    shutil.rmtree(index_dir(data_dir))
     with memo_shell.open(data_dir) as mem:
         assert [h.memory.id for h in mem.recall("dentist")] == [mid]
         assert any("missing" in n and "1 memory" in n for n in mem.index.notices)
@@ -116,7 +117,7 @@ def test_short_lived_writer_does_not_load_but_is_seen_later(data_dir: Path) -> N
         for i in range(30):
             _add(mem, f"filler memory number {i} about gardening", minutes=i)
     store = Store(data_dir)
-    index = Index(store, data_dir / "index")  # a CLI `add` that never starts the index
+    index = Index(store, index_dir(data_dir))  # a CLI `add` that never starts the index
     memory = records.make_memory(user="Call the plumber about the leaking tap", at=T0)
     store.write(memory)
     index.add(memory)
@@ -212,7 +213,7 @@ def test_corrupt_record_is_skipped_and_reported(data_dir: Path) -> None:
     path.write_bytes(path.read_bytes()[:-3])
     import shutil
 
-    shutil.rmtree(data_dir / "index")
+    shutil.rmtree(index_dir(data_dir))
     with memo_shell.open(data_dir) as mem:
         mem.wait_ready()
         assert [h.memory.id for h in mem.recall("spare key")] == [good]
@@ -300,7 +301,7 @@ def test_a_dead_writers_temp_file_in_the_index_dir_is_swept(data_dir: Path) -> N
     with memo_shell.open(data_dir) as mem:
         _add(mem, "anything")
         mem.wait_ready()
-    debris = data_dir / "index" / ".snapshot.999999999.abcd.tmp"  # no such pid
+    debris = index_dir(data_dir) / ".snapshot.999999999.abcd.tmp"  # no such pid
     debris.write_bytes(b"half a snapshot")
     with memo_shell.open(data_dir) as mem:
         mem.wait_ready()

@@ -29,6 +29,7 @@ from memory_workload import (
 )
 
 import memo_shell
+from memo_shell.paths import index_dir, quarantine_dir
 from memo_shell.store import Store
 
 SEEDS = [11, 23, 37]
@@ -57,7 +58,7 @@ def _build(data_dir: Path, seed: int, *, rounds: int = 3, ops: int = 45, **kw: b
 
 def _rebuilt(data_dir: Path, queries: list[str]) -> Fingerprint:
     """Recall as a brand-new index built from the files alone would answer."""
-    shutil.rmtree(data_dir / "index", ignore_errors=True)
+    shutil.rmtree(index_dir(data_dir), ignore_errors=True)
     with memo_shell.open(data_dir) as memories:
         return fingerprint(memories, queries)
 
@@ -145,12 +146,15 @@ def _template(
 ) -> tuple[Path, Workload, list[str], Fingerprint]:
     """Built once per module (it is the slow part): a store after three sessions."""
     data_dir = tmp_path_factory.mktemp("template") / "data"
-    work = _build(data_dir, 101)
-    queries = _queries(work)
-    with memo_shell.open(data_dir) as memories:
-        memories.reindex()  # a snapshot that covers everything, and a new change log
-        add_one(memories, random.Random(7), work, in_order=True)  # one change in the log
-        reference = fingerprint(memories, queries)
+    with pytest.MonkeyPatch.context() as patch:  # runs before the per-test state dir is set
+        patch.setenv("MEMO_SHELL_STATE_DIR", str(tmp_path_factory.mktemp("template-state")))
+        work = _build(data_dir, 101)
+        queries = _queries(work)
+        with memo_shell.open(data_dir) as memories:
+            memories.reindex()  # a snapshot that covers everything, and a new change log
+            add_one(memories, random.Random(7), work, in_order=True)  # one change in the log
+            reference = fingerprint(memories, queries)
+        shutil.copytree(index_dir(data_dir), data_dir.parent / "index")  # this device's index
     return data_dir, work, queries, reference
 
 
@@ -161,6 +165,7 @@ def built(
     """A private copy of the template store, what it holds, the queries, a rebuild's answers."""
     source, work, queries, reference = _template
     shutil.copytree(source, data_dir, symlinks=True)
+    shutil.copytree(source.parent / "index", index_dir(data_dir))
     return copy.deepcopy(work), list(queries), copy.deepcopy(reference)
 
 
@@ -175,11 +180,11 @@ def test_deleted_index_dir_is_rebuilt_to_the_same_answers(
     data_dir: Path, built: tuple[Workload, list[str], Fingerprint]
 ) -> None:
     work, queries, reference = built
-    shutil.rmtree(data_dir / "index")
+    shutil.rmtree(index_dir(data_dir))
     got, notices = _reopened(data_dir, work, queries)
     assert differences(reference, got) == []
     assert any("missing" in n for n in notices), notices
-    assert (data_dir / "index" / "snapshot").exists()
+    assert (index_dir(data_dir) / "snapshot").exists()
 
 
 @pytest.mark.parametrize("keep", [0, 7, 21, 100, 0.5, -1])
@@ -188,7 +193,7 @@ def test_truncated_snapshot_is_rebuilt_to_the_same_answers(
 ) -> None:
     """A torn write or a full disk leaves a prefix of the snapshot: any prefix is detected."""
     work, queries, reference = built
-    snapshot = data_dir / "index" / "snapshot"
+    snapshot = index_dir(data_dir) / "snapshot"
     raw = snapshot.read_bytes()
     cut = int(len(raw) * keep) if isinstance(keep, float) else keep % len(raw)
     snapshot.write_bytes(raw[:cut])
@@ -202,7 +207,7 @@ def test_garbled_snapshot_is_rebuilt_to_the_same_answers(
     data_dir: Path, tmp_path: Path, built: tuple[Workload, list[str], Fingerprint], how: str
 ) -> None:
     work, queries, reference = built
-    snapshot = data_dir / "index" / "snapshot"
+    snapshot = index_dir(data_dir) / "snapshot"
     raw = bytearray(snapshot.read_bytes())
     rng = random.Random(how)
     if how == "bit flips":
@@ -218,7 +223,7 @@ def test_garbled_snapshot_is_rebuilt_to_the_same_answers(
         _build(other, 999, rounds=1, ops=40)
         with memo_shell.open(other) as memories:
             memories.reindex()
-        raw = bytearray((other / "index" / "snapshot").read_bytes())
+        raw = bytearray((index_dir(other) / "snapshot").read_bytes())
     snapshot.write_bytes(bytes(raw))
     got, _notices = _reopened(data_dir, work, queries)
     assert differences(reference, got) == []
@@ -237,7 +242,7 @@ def test_garbled_change_log_never_changes_what_is_recalled(
     ones: neither may hide a live memory nor resurrect a forgotten one.
     """
     work, queries, reference = built
-    log = data_dir / "index" / "changes"
+    log = index_dir(data_dir) / "changes"
     text = log.read_bytes()
     rng = random.Random(damage)
     if damage == "binary junk":
@@ -271,7 +276,7 @@ def test_a_live_handle_survives_its_change_log_being_garbled(
     work, queries, reference = built
     with memo_shell.open(data_dir) as memories:
         memories.wait_ready()
-        log = data_dir / "index" / "changes"
+        log = index_dir(data_dir) / "changes"
         junk = [f"- {i} 4242-beefed" for i in sorted(work.live)]
         junk += [f"+ {i} 4242-beefed" for i in sorted(work.forgotten)]
         with open(log, "a", encoding="ascii") as f:
@@ -424,9 +429,11 @@ def test_a_sync_tools_files_in_flight_are_left_alone(
         assert memories.index.notices == []
 
 
-def test_a_sync_conflict_copy_is_quarantined_with_a_notice_not_lost(
+def test_a_sync_conflict_copy_is_merged_into_its_record_not_quarantined(
     data_dir: Path, built: tuple[Workload, list[str], Fingerprint]
 ) -> None:
+    """A sync tool's conflict copy of a record is another version of it, not damage: it is
+    merged (see tests/test_sync.py for the merge rules) and deleted, and nothing is quarantined."""
     work = built[0]
     original = Store(data_dir).path_for(sorted(work.live)[1])
     conflict = original.with_name(f"{original.stem}.sync-conflict-20240301-101010-ABCDEFG.memo")
@@ -434,8 +441,9 @@ def test_a_sync_conflict_copy_is_quarantined_with_a_notice_not_lost(
     with memo_shell.open(data_dir) as memories:
         memories.wait_ready()
         _index_matches_files(memories, work)
-        assert any("foreign" in n and conflict.name in n for n in memories.index.notices)
-    assert (data_dir / "quarantine" / conflict.name).read_bytes() == original.read_bytes()
+        assert memories.index.notices == []
+    assert not conflict.exists() and original.exists()
+    assert not quarantine_dir(data_dir).exists()
 
 
 def test_a_record_moved_into_another_date_folder_is_put_back(
@@ -458,6 +466,6 @@ def test_a_record_moved_into_another_date_folder_is_put_back(
         assert store.path_for(moved).exists() and not misplaced_copy.exists()
         assert memories.get(moved).id == moved
         _index_matches_files(memories, work)
-        assert (data_dir / "quarantine" / misplaced_copy.name).exists()
+        assert (quarantine_dir(data_dir) / misplaced_copy.name).exists()
         memories.forget(moved)
     assert not store.exists(moved)

@@ -21,6 +21,7 @@ import pytest
 from crashfs import Fault, RecordingDisk, det_memory, files_under, os_error
 
 from memo_shell.errors import NotFound, StoreError
+from memo_shell.paths import quarantine_dir
 from memo_shell.records import CorruptRecord, InvalidRecord, Memory, encode
 from memo_shell.store import TEMP_SUFFIX, Store
 
@@ -398,5 +399,5 @@ def test_corrupt_file_in_a_read_only_store_is_reported_not_moved(
     store = Store(root, RecordingDisk(root, fault=read_only))
     with pytest.raises(CorruptRecord):
         store.read(bad.id)
-    assert path.exists() and not (root / "quarantine").exists()
+    assert path.exists() and not quarantine_dir(root).exists()
     assert all(store.read(i) == m for i, m in acked.items())

@@ -28,6 +28,7 @@ import pytest
 
 import memo_shell
 from memo_shell import records
+from memo_shell.paths import device_dir, index_dir, quarantine_dir
 from memo_shell.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,11 +37,13 @@ CLI = [sys.executable, "-m", "memo_shell"]
 
 
 def _files_containing(root: Path, needle: str) -> list[str]:
-    """Every file under ``root`` whose bytes contain ``needle`` (any case), as relative paths."""
+    """Every file under the data dir ``root`` and this device's own dir for it (index,
+    quarantine) whose bytes contain ``needle`` (any case), as paths relative to either."""
     wanted = needle.lower().encode()
     return sorted(
-        str(path.relative_to(root))
-        for path in root.rglob("*")
+        str(path.relative_to(base))
+        for base in (root, device_dir(root))
+        for path in base.rglob("*")
         if path.is_file() and wanted in path.read_bytes().lower()
     )
 
@@ -109,7 +112,7 @@ def test_everything_memo_shell_creates_is_private_whatever_the_umask(
     planted.chmod(0o644)
     # recall builds the index; mem list meets (and quarantines) the planted file
     cli(["recall", "garden"], ["reindex"], ["mem", "list"])
-    assert (data_dir / "quarantine" / planted.name).exists()
+    assert (quarantine_dir(data_dir) / planted.name).exists()
     old = os.umask(0o022)
     try:
         with memo_shell.open(data_dir, embedder=HashEmbedder()) as memories:
@@ -117,7 +120,7 @@ def test_everything_memo_shell_creates_is_private_whatever_the_umask(
             memories.index.wait_embedded(10)
     finally:
         os.umask(old)
-    assert any(p.name.startswith("vectors") for p in (data_dir / "index").iterdir())
+    assert any(p.name.startswith("vectors") for p in index_dir(data_dir).iterdir())
     assert _loose_modes(data_dir) == []
 
 
@@ -311,7 +314,7 @@ def test_a_forgotten_memory_leaves_no_trace_on_disk(data_dir: Path) -> None:
         memories.forget(memory_id)
     vector = bytes(memoryview(__import__("array").array("f", embedder.embed([text])[0])).cast("B"))
     assert _files_containing(data_dir, MARKER) == []
-    for path in (data_dir / "index").iterdir():
+    for path in index_dir(data_dir).iterdir():
         data = path.read_bytes()
         assert memory_id.encode() not in data, f"{path.name} still names the forgotten memory"
         assert vector not in data, f"{path.name} still holds the forgotten memory's vector"
@@ -371,7 +374,7 @@ def test_a_one_off_cli_forget_scrubs_the_index_and_every_embedders_vectors(data_
 
     with memo_shell.open(data_dir, embedder=HashEmbedder()) as memories:
         memory_id = _seed_marker(memories)
-    [vectors] = (data_dir / "index").glob("vectors-*")
+    [vectors] = index_dir(data_dir).glob("vectors-*")
     assert memory_id in read_snapshot(vectors)[0]["ids"]
     _forget_in_another_process(data_dir, memory_id, "--yes")
     assert _files_containing(data_dir, MARKER) == []

@@ -15,6 +15,7 @@ import pytest
 import memo_shell
 from memo_shell import recall, records
 from memo_shell.index.data import IndexData
+from memo_shell.paths import index_dir
 from memo_shell.recall import RecallOptions
 
 T0 = datetime(2023, 5, 1, 12, 0, tzinfo=UTC)
@@ -153,7 +154,7 @@ def test_vectors_add_semantic_matches_and_are_kept_per_embedder(tmp_path: Path) 
         assert [h.memory.id for h in hits] == [car]
         assert any(w.startswith("similar:") for w in hits[0].why)
         assert mem.index.stats()["vectors"] == 2
-    vector_files = sorted(p.name for p in (tmp_path / "index").glob("vectors-*"))
+    vector_files = sorted(p.name for p in index_dir(tmp_path).glob("vectors-*"))
     assert len(vector_files) == 1
     # reopen with the same embedder: vectors come from disk, nothing is re-embedded
     again = HashEmbedder()
@@ -165,7 +166,7 @@ def test_vectors_add_semantic_matches_and_are_kept_per_embedder(tmp_path: Path) 
     with memo_shell.open(tmp_path, embedder=other) as mem:
         assert mem.index.wait_embedded(10)
         assert [h.memory.id for h in mem.recall("automobile")] == [car]
-    assert len(list((tmp_path / "index").glob("vectors-*"))) == 2
+    assert len(list(index_dir(tmp_path).glob("vectors-*"))) == 2
 
 
 def test_failing_embedder_degrades_to_lexical(tmp_path: Path) -> None:

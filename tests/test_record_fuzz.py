@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 
 from memo_shell import records
 from memo_shell.errors import NotFound
+from memo_shell.paths import quarantine_dir
 from memo_shell.records import (
     FORMAT_MAJOR,
     FORMAT_MINOR,
@@ -563,7 +564,7 @@ def test_v1_0_fixtures_read_through_the_store(tmp_path: Path) -> None:
 
 
 def _log(root: Path) -> list[dict[str, object]]:
-    path = root / "quarantine" / "log.jsonl"
+    path = quarantine_dir(root) / "log.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
@@ -607,7 +608,7 @@ def test_corrupt_files_are_quarantined_and_everything_else_loads(
         with pytest.raises(CorruptRecord, match=reason.replace("(", r"\(")):
             fresh.read(memory_id)
         assert not path.exists()
-        moved = store.root / "quarantine" / path.name
+        moved = store.quarantine_dir / path.name
         assert moved.read_bytes() == data  # moved intact, for the user to inspect
         with pytest.raises(NotFound):
             fresh.read(memory_id)  # quarantined once, then simply absent
@@ -634,7 +635,7 @@ def test_file_too_large_is_refused_before_reading(populated: tuple[Store, list[M
         assert tracemalloc.get_traced_memory()[1] < 1_000_000
     finally:
         tracemalloc.stop()
-    assert (store.root / "quarantine" / path.name).exists()
+    assert (store.quarantine_dir / path.name).exists()
     assert [store.read(m.id) for m in good] == good
 
 
@@ -680,7 +681,7 @@ def test_non_regular_file_at_a_record_path_never_hangs(
         reader.join(5)
         pytest.fail(f"Store.read blocked on a {kind}")
     assert len(outcome) == 1 and isinstance(outcome[0], CorruptRecord), outcome
-    assert not path.exists() and (store.root / "quarantine" / path.name).exists()
+    assert not path.exists() and (store.quarantine_dir / path.name).exists()
     assert [store.read(m.id) for m in good] == good
 
 
@@ -725,7 +726,7 @@ def test_scan_and_quarantine_foreign_files(populated: tuple[Store, list[Memory]]
 
     assert sorted(q.original for q in moved) == sorted(foreign)
     assert not any(p.exists() for p in foreign)
-    names = sorted(p.name for p in (store.root / "quarantine").iterdir())
+    names = sorted(p.name for p in store.quarantine_dir.iterdir())
     assert "notes.txt" in names and "notes.txt.1" in names
     log = _log(store.root)
     assert len(log) == len(foreign)

@@ -12,6 +12,7 @@ import pytest
 from memo_shell import records
 from memo_shell.disk import Disk
 from memo_shell.errors import NotFound, StoreError
+from memo_shell.paths import quarantine_dir
 from memo_shell.records import CorruptRecord
 from memo_shell.store import Store
 
@@ -118,8 +119,8 @@ def test_corrupt_file_is_quarantined_with_a_reason_and_others_still_load(tmp_pat
     with pytest.raises(CorruptRecord):
         store.read(bad.id)
     assert not path.exists()
-    assert (tmp_path / "quarantine" / path.name).exists()
-    log = (tmp_path / "quarantine" / "log.jsonl").read_text()
+    assert (quarantine_dir(tmp_path) / path.name).exists()
+    log = (quarantine_dir(tmp_path) / "log.jsonl").read_text()
     assert path.name in log and "declares" in log
     assert store.read(good.id) == good
     assert list(store.iter_ids()) == [good.id]

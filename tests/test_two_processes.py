@@ -24,7 +24,7 @@ from memory_workload import differences, fingerprint
 
 import memo_shell
 from memo_shell.errors import NotFound
-from memo_shell.store import LOCK_NAME
+from memo_shell.paths import index_dir, store_lock
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "memo_shell"]
@@ -136,7 +136,7 @@ def test_writers_an_import_and_a_reader_at_once_lose_nothing(
         live = fingerprint(reader, queries)
         for token in tokens:
             assert live[token][0][0] == next(i for i, t in added.items() if t == token)
-    shutil.rmtree(data_dir / "index")
+    shutil.rmtree(index_dir(data_dir))
     with memo_shell.open(data_dir) as fresh:
         assert set(fresh.index.ids()) == on_disk
         assert differences(live, fingerprint(fresh, queries)) == []
@@ -229,7 +229,7 @@ def _hold(lock: Path, how: str) -> subprocess.Popen[str]:
 def test_a_second_writer_waits_for_the_store_lock_and_says_so(data_dir: Path) -> None:
     with memo_shell.open(data_dir, preload=False) as memories:
         memory_id = memories.add("wait for me")
-    holder = _hold(data_dir / LOCK_NAME, "store")
+    holder = _hold(store_lock(data_dir), "store")
     started = time.monotonic()
     pin = subprocess.run(
         [*CLI, "--data-dir", str(data_dir), "mem", "pin", memory_id],
@@ -250,7 +250,7 @@ def test_a_second_writer_waits_for_the_index_lock_and_says_so(data_dir: Path) ->
     with memo_shell.open(data_dir) as memories:
         memories.add("make an index")
         memories.wait_ready()
-    holder = _hold(data_dir / "index" / "lock", "index")
+    holder = _hold(index_dir(data_dir) / "lock", "index")
     started = time.monotonic()
     add = subprocess.run(
         [*CLI, "--data-dir", str(data_dir), "mem", "add", "--user", "queued behind the lock"],
@@ -270,7 +270,7 @@ def test_a_lock_holder_killed_mid_change_never_wedges_the_store(data_dir: Path, 
     with memo_shell.open(data_dir) as memories:
         memory_id = memories.add("still reachable after a crash")
         memories.wait_ready()
-    path = data_dir / LOCK_NAME if lock == "store" else data_dir / "index" / "lock"
+    path = store_lock(data_dir) if lock == "store" else index_dir(data_dir) / "lock"
     holder = _hold(path, lock)
     os.kill(holder.pid, signal.SIGKILL)
     holder.wait()

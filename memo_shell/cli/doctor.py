@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from memo_shell.cli import doctor_store
 from memo_shell.cli.main import CliContext
 from memo_shell.cli.output import Output, human_size, json_option
 from memo_shell.config import Settings
@@ -71,9 +72,10 @@ def _store(ctx: CliContext) -> dict[str, Any]:
 
 
 @click.command()
+@click.option("--fix", is_flag=True, help="Repair what a sync tool left behind; reindex if needed.")
 @json_option
 @click.pass_obj
-def doctor(ctx: CliContext, as_json: bool) -> None:
+def doctor(ctx: CliContext, fix: bool, as_json: bool) -> None:
     """Check which backends answer, which models exist, and where data and config live.
 
     Exits with status 1 when no backend can answer.
@@ -81,6 +83,7 @@ def doctor(ctx: CliContext, as_json: bool) -> None:
     out = Output(as_json)
     settings = ctx.settings
     entries, chosen = asyncio.run(_backends(settings))
+    sync_report = doctor_store.check(ctx, fix)  # first: opening the index tidies some things
     store = _store(ctx)
     report = {
         "ok": any(e["ok"] for e in entries),
@@ -91,6 +94,7 @@ def doctor(ctx: CliContext, as_json: bool) -> None:
         "config_exists": settings.config_file.exists(),
         "free_bytes": _free_bytes(settings.data_dir),
         **store,
+        "store_checks": sync_report,
     }
     if as_json:
         out.document(report)
@@ -130,5 +134,6 @@ def _print(out: Output, report: dict[str, Any]) -> None:
         + (f", {report['quarantined']} quarantined" if report["quarantined"] else "")
     )
     out.line(f"free disk:   {human_size(report['free_bytes'])}")
+    doctor_store.print_report(out, report["store_checks"])
     if not report["ok"]:
         out.note("No backend can answer: start Ollama, configure a server, or install the model.")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from memo_shell import jsonl, records
+from memo_shell import jsonl, paths, records
 from memo_shell.api import Memories
 from memo_shell.cli import imports
 from memo_shell.cli.main import CliContext
@@ -354,7 +354,7 @@ def _wipe_everything(memories: Memories) -> int:
     count = len(memories.forget_many(memories.ids()))
     memories.close()
     store = memories.store
-    index_files.wipe(memories.data_dir / "index")
+    index_files.wipe(paths.index_dir(memories.data_dir))
     for directory in (store.quarantine_dir, store.memories_dir):
         shutil.rmtree(directory, ignore_errors=True)
     return count

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from memo_shell.errors import NotFound
+from memo_shell.index import filewatch
 from memo_shell.index.embedding import Embedder, EmbeddingQueue
 from memo_shell.index.files import (
     LOG_ROTATE_BYTES,
@@ -50,9 +51,16 @@ from memo_shell.index.files import (
     sweep_temps,
     write_snapshot,
 )
+from memo_shell.index.freshness import FreshnessMixin
 from memo_shell.index.schema import EntityInfo, IndexHit, MemoryMeta, SessionInfo
 from memo_shell.lazy import lazy
-from memo_shell.records import CorruptRecord, Memory, RecordError, UnsupportedVersion
+from memo_shell.records import (
+    CorruptRecord,
+    Memory,
+    RecordError,
+    UnsupportedVersion,
+    is_valid_id,
+)
 from memo_shell.store import ScanResult, Store
 
 #: At most this many of our own changes wait for the next read before being applied.
@@ -88,7 +96,7 @@ SCRUB_AFTER_SECONDS = 2.0
 Op = tuple[str, Any]  # ("+", Memory) | ("~", Memory) | ("-", memory id)
 
 
-class Index:
+class Index(FreshnessMixin):
     """Derived, disposable, lazily loaded recall index over one data directory's records."""
 
     def __init__(self, store: Store, directory: Path, *, embedder: Embedder | None = None) -> None:
@@ -126,6 +134,16 @@ class Index:
         self._corrupt: str | None = None
         self._rescanning = False
         self._last_scan = time.monotonic()
+        # What each record file looked like when the index read it (see filewatch): a file
+        # another device changed has a new signature. Guarded by ``_lock``.
+        self._sigs: dict[str, filewatch.Signature] = {}
+        #: mtime of each date folder when its files last matched ``_sigs`` (see filewatch)
+        self._folders: dict[str, int] = {}
+        self._folders_saved: dict[str, int] = {}  # as last written to index/folders
+        #: ids a change-log line named before their file arrived (kept until it does)
+        self._awaiting: set[str] = set()
+        self._scan_lock = threading.Lock()  # one walk of the files at a time
+        self._watcher: filewatch.Watcher | None = None
         self._embedding: EmbeddingQueue | None = None
         if embedder is not None:
             self._embedding = EmbeddingQueue(
@@ -205,6 +223,9 @@ class Index:
         except OSError as exc:
             self._notice(f"index could not be rewritten without forgotten memories ({exc})")
         self._closing.set()
+        if self._watcher is not None:
+            self._watcher.join(2.0)
+        self._save_folders()
         if self._embedding is not None:
             self._embedding.close()
         # a few changes are already in the change log, which the next load replays (reading
@@ -260,6 +281,11 @@ class Index:
         loaded = self._read_snapshot()
         if loaded is not None:
             data, snap_gen, offset = loaded
+            sigs = filewatch.load_signatures(self.directory)
+            folders = filewatch.load_folders(self.directory)
+            with self._lock:
+                self._sigs = sigs  # before the replay, which records the files it reads
+                self._folders = self._folders_saved = folders
             if snap_gen == gen:
                 _g, changes, offset = self._log.read_from(offset)
                 for change in changes:
@@ -321,16 +347,24 @@ class Index:
         scan = self.store.scan()
         self._tidy(scan)
         total = len(scan.ids)
-        data.begin_bulk()
+        folders = filewatch.folder_mtimes(scan.shards)  # before the reads: a change meanwhile
+        data.begin_bulk()  # moves the mtime, and the folder is looked into again next time
+        sigs: dict[str, filewatch.Signature] = {}
         for n, memory_id in enumerate(scan.ids, 1):
             if self._closing.is_set() and self._state == "loading":
                 return -1
+            sig = filewatch.signature(self.store.path_for(memory_id))
             memory = self._read(memory_id)
             if memory is not None:
                 data.add(memory)
+                if sig is not None:
+                    sigs[memory_id] = sig
             if progress is not None and (n % 500 == 0 or n == total):
                 progress(n, total)
         data.end_bulk()
+        with self._lock:
+            self._sigs = sigs
+            self._folders = folders
         if progress is not None and total == 0:
             progress(0, 0)
         return data.n_docs
@@ -355,33 +389,38 @@ class Index:
         return None
 
     def _catch_up(self) -> None:
-        """Walk the files once: index what is missing, drop what is gone."""
-        scan = self.store.scan()
-        self._tidy(scan)
-        on_disk = set(scan.ids)
-        with self._lock:
-            self._apply_deferred()
-            data = self._data
-            assert data is not None
-            known = set(data.catalog.doc_of)
-        missing = [mid for mid in scan.ids if mid not in known]
-        gone = [mid for mid in known if mid not in on_disk]
-        for memory_id in gone:
-            if not self.store.exists(memory_id):  # it may have been written since the walk
-                with self._lock:
-                    self._apply_op(data, "-", memory_id)
-                    self._dirty += 1
-                    self._forgotten += 1
-        if gone:
-            self._schedule_scrub()
-        for memory_id in missing:
-            if self._closing.is_set():
-                return
-            memory = self._read(memory_id)
-            if memory is not None:
-                with self._lock:
-                    self._apply_op(data, "+", memory)
-                    self._dirty += 1
+        """Walk the files once: index what is missing or changed, drop what is gone."""
+        with self._scan_lock:
+            scan = self.store.scan()
+            self._tidy(scan)
+            on_disk = set(scan.ids)
+            with self._lock:
+                self._apply_deferred()
+                data = self._data
+                assert data is not None
+                known = set(data.catalog.doc_of)
+                sigs, folders = dict(self._sigs), dict(self._folders)
+            changed, adopt, folders = filewatch.changed_in(scan.shards, known, sigs, folders)
+            with self._lock:
+                for memory_id, sig in adopt.items():
+                    self._sigs.setdefault(memory_id, sig)
+            missing = [mid for mid in scan.ids if mid not in known]
+            gone = [mid for mid in known if mid not in on_disk]
+            for memory_id in gone:
+                if not self.store.exists(memory_id):  # it may have been written since the walk
+                    with self._lock:
+                        self._apply_op(data, "-", memory_id)
+                        self._sigs.pop(memory_id, None)
+                        self._dirty += 1
+                        self._forgotten += 1
+            if gone:
+                self._schedule_scrub()
+            for memory_id in [*missing, *changed]:
+                if self._closing.is_set():
+                    return
+                self._refresh(data, memory_id)
+            with self._lock:  # only now: a save in between must not claim these are clean
+                self._folders = folders
 
     # ------------------------------------------------------------------ vectors
 
@@ -441,11 +480,19 @@ class Index:
             return
         if op == "+" and memory_id in data.catalog.doc_of:
             return
+        if not is_valid_id(memory_id):  # a damaged or hostile log line names no file
+            return
+        sig = filewatch.signature(self.store.path_for(memory_id))
         memory = self._read(memory_id)
         if memory is None:
             self._apply_op(data, "-", memory_id)
+            waiting = sig is None and not self.store.tombstones.has(memory_id)
+            if waiting and len(self._awaiting) < MAX_PENDING:
+                self._awaiting.add(memory_id)  # a sync tool may not have brought it yet
         else:
             self._apply_op(data, "~", memory)
+            if sig is not None:
+                self._sigs[memory_id] = sig
 
     def _apply_deferred(self) -> None:
         """Bring the data up to date with our own deferred changes. Caller holds the lock."""
@@ -455,7 +502,14 @@ class Index:
                 self._apply_op(self._data, kind, arg)
 
     def _record(self, ops: list[Op], ids: list[str], op: str, *, defer: bool = False) -> None:
+        sigs = {i: filewatch.signature(self.store.path_for(i)) for i in ids} if op != "-" else {}
         with self._lock:
+            for memory_id in ids:
+                sig = sigs.get(memory_id)
+                if sig is None:
+                    self._sigs.pop(memory_id, None)
+                else:
+                    self._sigs[memory_id] = sig
             for kind, arg in ops:
                 if self._data is not None:
                     if defer:
@@ -606,6 +660,9 @@ class Index:
                     "saved_at": time.time(),
                 }
                 size += write_snapshot(self.snapshot_path, meta, parts[1])
+                with self._lock:
+                    sigs = {i: self._sigs[i] for i in data.catalog.doc_of if i in self._sigs}
+                size += filewatch.save_signatures(self.directory, sigs)
             if vectors is not None and self.vectors_path is not None:
                 size += write_snapshot(self.vectors_path, vectors[0], vectors[1])
             if live_ids is not None:
@@ -735,6 +792,9 @@ class Index:
         with self._lock:
             self._apply_deferred()
         self._tail()
+        if self._awaiting:
+            self._check_awaiting()
+        self._watch()
         self._maybe_rescan()
         assert self._data is not None
         return self._data

@@ -17,6 +17,7 @@ from tui_helpers import MODEL, REPLY, make_app, screen_text, settle
 
 import memo_shell
 from memo_shell.disk import Disk
+from memo_shell.paths import index_dir
 from memo_shell.tui.screens.chat import ChatScreen
 from memo_shell.tui.screens.prompt import PromptScreen
 from memo_shell.tui.widgets.chat_log import TurnView
@@ -331,7 +332,7 @@ async def test_waiting_for_another_process_lock_is_a_notification(settings, memo
             "from memo_shell.index.files import locked\n"
             "with locked(Path(sys.argv[1])):\n"
             "    print('held', flush=True)\n    time.sleep(2.0)\n",
-            str(settings.data_dir / "index" / "lock"),
+            str(index_dir(settings.data_dir) / "lock"),
         ],
         stdout=subprocess.PIPE,
         text=True,
