@@ -270,6 +270,19 @@ def test_importing_twice_adds_nothing_and_a_later_export_adds_only_new_turns(
         assert memories.count() == 7
 
 
+def test_a_forgotten_memory_stays_forgotten_when_the_export_is_imported_again(
+    tmp_path: Path,
+) -> None:
+    with Memories(tmp_path / "data") as memories:
+        first = run.store(memories, importers.turns("chatgpt", CHATGPT))
+        gone = first.imported[0]
+        memories.forget(gone)
+        again = run.store(memories, importers.turns("chatgpt", CHATGPT))
+        assert gone not in again.imported
+        assert gone not in memories.ids()
+        assert memories.count() == len(first.imported) - 1
+
+
 def test_a_conversation_repeated_inside_one_export_is_stored_once(tmp_path: Path) -> None:
     export = json.loads(CHATGPT.read_text())
     path = tmp_path / "dup.json"
