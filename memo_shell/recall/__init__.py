@@ -91,7 +91,11 @@ def search(
     seeds = signals.top_n(lex, o.graph_seeds, cat.created.view, matching)
 
     if o.session_context and q:
-        ctx = signals.context(data, lex, matching, o.w_prev, o.w_prev2, o.w_next)
+        # a question is no evidence, but it does point at its answer (the memory after it)
+        pointer = lex
+        if (o.w_question, o.w_claim) != (1.0, 1.0):
+            pointer = signals.scaled(lexical.bm25(data, q, o, evidence=False))
+        ctx = signals.context(data, pointer, np.flatnonzero(pointer), o.w_prev, o.w_prev2, o.w_next)
         c.prev, c.next = ctx.prev, ctx.next
         per_session = signals.scaled(lexical.session_bm25(data, q, o))
         c.session = o.w_session * per_session[cat.session.view]
