@@ -251,8 +251,8 @@ def run(
             if ablations:
                 for switch in ablate.available():
                     name = f"- {switch}"
-                    directory = switch.replace(" ", "-")
-                    with ablate.without(switch), _index(turns, Path(tmp), embedder, directory) as mem:
+                    sub = switch.replace(" ", "-")
+                    with ablate.without(switch), _index(turns, Path(tmp), embedder, sub) as mem:
                         for q in questions:
                             hits = mem.recall(q.text, k=k)
                             results[name].add(q, [h.memory.meta["dia_id"] for h in hits], k)
