@@ -16,7 +16,7 @@ from collections.abc import Iterator
 #: switch name -> (module, {attribute: value that turns the rule off})
 SWITCHES: dict[str, tuple[str, dict[str, object]]] = {
     "numeric dates": ("memo_shell.temporal", {"NUMERIC_DATES": False}),
-    "name variants": ("memo_shell.index.graph", {"NAME_VARIANTS": False}),
+    "name variants": ("memo_shell.index.names", {"NAME_VARIANTS": False}),
 }
 
 

@@ -25,7 +25,7 @@ from datetime import datetime
 
 import numpy as np
 
-from memo_shell.index import graph
+from memo_shell.index import graph, names
 from memo_shell.index.data import IndexData
 from memo_shell.index.schema import IndexHit
 from memo_shell.index.vectors import VectorSet
@@ -83,6 +83,10 @@ def search(
     if k <= 0 or data.n_docs == 0 or not isinstance(query, str):
         return []
     rows = cat.rows
+    if o.graph:  # "mel", "Mohammed", "jon": also the names in the store they probably mean
+        also = names.variants(data, query)
+        if also:
+            query = f"{query} {' '.join(also)}"
     q = lexical.analyse_query(data, query)
     lex = signals.scaled(lexical.bm25(data, q, o)) if q else np.zeros(rows)
     c = Contributions(lexical=lex.copy())
