@@ -19,12 +19,13 @@ import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-NAMES = tuple(
+_NAMES = (
     "Priya Tomasz Ingrid Kwame Mateo Yuki Leila Anders Bongani Chiara Dmitri Esperanza Farid "
     "Greta Hamid Isolde Jarrah Katya Lorenzo Malia Nikos Oksana Pavel Quentin Rania Soren Thandiwe "
     "Ulrich Valentina Wojtek Ximena Yusuf Zofia Aurelio Benedikt Carmela Desmond Elif Florian "
     "Gulnara Hiroshi Imogen Joaquin Kalani Ludmila Marek Nadia Osvaldo Petra Radek Sunita Teodor"
-).split()
+)
+NAMES = _NAMES.split()
 RELATIONS = ["sister", "brother", "cousin", "friend", "colleague", "neighbour", "aunt", "uncle"]
 CITIES = [
     "Brno",
