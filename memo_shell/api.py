@@ -314,6 +314,11 @@ class Memories:
         self._remember(memory, signature)
         return memory
 
+    def exists(self, memory_id: str) -> bool:
+        """Whether a memory's file is still there (one ``stat``; e.g. to drop stale views)."""
+        memory_id = memory_id.strip().upper()
+        return records.is_valid_id(memory_id) and self.store.path_for(memory_id).exists()
+
     def _get_or_none(self, memory_id: str) -> Memory | None:
         try:
             return self.get(memory_id)
