@@ -80,9 +80,16 @@ def test_sides_key_words_by_who_said_them() -> None:
     assert length == sum(counts.values())
 
 
+def test_a_question_without_an_answer_keeps_its_words() -> None:
+    """A transcript line asking something is no echo of a model's answer: full weight."""
+    memory = records.make_memory(user="Anna: did you like the pottery class?", session="s")
+    counts, _length, _plain = sides.term_counts(memory)
+    assert counts["potteri"] == 1 and not any(sides.is_side_key(k) for k in counts)
+
+
 def test_rhetorical_questions_are_statements() -> None:
     memory = records.make_memory(
-        user="Quick update: did I mention Katya relocated to Porto?", session="s"
+        user="Quick update: did I mention Katya relocated to Porto?", assistant="Nice!", session="s"
     )
     counts, _length, _plain = sides.term_counts(memory)
     assert counts["porto"] == 1 and "?porto" not in counts
