@@ -73,3 +73,16 @@ def test_name_variants_find_the_person(tmp_path: Path, stored: str, asked: str) 
         mem.wait_ready()
         hits = mem.recall(asked, k=3)
         assert hits and hits[0].memory.id == wanted
+
+
+@given(st.text(max_size=60))
+def test_name_variants_take_any_query(query: str) -> None:
+    from memo_shell import records
+    from memo_shell.index import names
+    from memo_shell.index.data import IndexData
+
+    data = IndexData()
+    for text in ("Melanie: I painted a lake", "Mohammed: the bus was late", "John: hi there"):
+        data.add(records.make_memory(user=text, session="s"))
+    found = names.variants(data, query)
+    assert all(name in ("Melanie", "Mohammed", "John") for name in found)
