@@ -73,6 +73,7 @@ def test_name_variants_find_the_person(tmp_path: Path, stored: str, asked: str) 
         mem.wait_ready()
         hits = mem.recall(asked, k=3)
         assert hits and hits[0].memory.id == wanted
+        assert f"name spelled differently: {stored.casefold()}" in hits[0].why
 
 
 @given(st.text(max_size=60))

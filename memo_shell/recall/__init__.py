@@ -83,13 +83,14 @@ def search(
     if k <= 0 or data.n_docs == 0 or not isinstance(query, str):
         return []
     rows = cat.rows
+    also: list[str] = []
     if o.graph:  # "mel", "Mohammed", "jon": also the names in the store they probably mean
         also = names.variants(data, query)
         if also:
             query = f"{query} {' '.join(also)}"
     q = lexical.analyse_query(data, query)
     lex = signals.scaled(lexical.bm25(data, q, o)) if q else np.zeros(rows)
-    c = Contributions(lexical=lex.copy())
+    c = Contributions(lexical=lex.copy(), name_variants=[n.casefold() for n in also])
     score = lex.copy()
     matching = np.flatnonzero(lex)
     seeds = signals.top_n(lex, o.graph_seeds, cat.created.view, matching)
