@@ -119,3 +119,26 @@ async def test_memory_forgotten_elsewhere_leaves_the_panel(settings, memories, s
         await settle(pilot)
         assert isinstance(app.screen, ChatScreen)
         assert all(h.memory.id != gone for h in panel.hits)
+
+
+async def test_edit_from_the_browser_updates_its_row(settings, memories, seeded):
+    app = make_app(settings, memories)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("f3")
+        await settle(pilot)
+        await pilot.press("down", "down", "enter")  # the Lisbon memory (newest first)
+        await wait_for(pilot, MemoryDetailScreen)
+        await settle(pilot)
+        await pilot.press("e")
+        await wait_for(pilot, EditMemoryScreen)
+        app.screen.query_one("#edit-user").load_text("Plan a trip to Porto with Ada in June.")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, MemoryDetailScreen)
+        await settle(pilot)
+        assert "Plan a trip to Porto with Ada in June." in screen_text(app)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert memories.get(seeded[2]).user == "Plan a trip to Porto with Ada in June."
+        assert "Plan a trip to Porto with Ada" in screen_text(app)  # the browser's row
+        assert memories.recall("Porto", k=1)[0].memory.id == seeded[2]
