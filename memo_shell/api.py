@@ -12,7 +12,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -222,6 +222,40 @@ class Memories:
             return memory
         return self._rewrite(memory.with_changes(tags=cleaned))
 
+    def edit(
+        self, memory_id: str, *, user: str | None = None, assistant: str | None = None
+    ) -> Memory:
+        """Correct what a memory says (either side); recall follows at once.
+
+        The record keeps its id, time, session and provenance; ``meta`` records the edit
+        (``edited``: which sides, ``edited_at``: when). The previous text is *not* kept: an edit
+        is how a user corrects a wrong claim or removes something said in error, and a copy of
+        the old words would keep exactly what they meant to remove (undo lives in the UI, which
+        still holds the old record). The index entry is rebuilt (words, entities and vectors).
+        """
+        memory = self.get(memory_id)
+        changes: dict[str, str] = {}
+        if user is not None and records.clean_text(user) != memory.user:
+            if not user.strip():
+                raise records.InvalidRecord("a memory needs the user's side; forget it instead")
+            changes["user"] = records.clean_text(user)
+        if assistant is not None and records.clean_text(assistant) != memory.assistant:
+            changes["assistant"] = records.clean_text(assistant)
+        if not changes:
+            return memory
+        sides = {*memory.meta.get("edited", "").split(","), *changes} - {""}
+        meta = dict(memory.meta) | {
+            "edited": ",".join(sorted(sides)),
+            "edited_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        edited = memory.with_changes(**changes, meta=meta)
+        self._evict(memory.id)
+        self.store.replace(edited)
+        index = self._ensure_index()
+        index.remove(memory.id)
+        index.add(edited)
+        return edited
+
     def restore(self, memory: Memory) -> None:
         """Put a forgotten memory back exactly (same id, same content): the browser's undo."""
         self.store.tombstones.discard(memory.id)  # on purpose: the marker would delete it again
@@ -312,6 +346,11 @@ class Memories:
         memory = self.store.read(memory_id)
         self._remember(memory, signature)
         return memory
+
+    def exists(self, memory_id: str) -> bool:
+        """Whether a memory's file is still there (one ``stat``; e.g. to drop stale views)."""
+        memory_id = memory_id.strip().upper()
+        return records.is_valid_id(memory_id) and self.store.path_for(memory_id).exists()
 
     def _get_or_none(self, memory_id: str) -> Memory | None:
         try:

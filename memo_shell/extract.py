@@ -107,8 +107,24 @@ _INSTITUTION = {
     "council",
 }
 _LOCATIVE = {"in", "at", "from", "to", "near", "into", "visit", "visited", "visiting", "around"}
-#: Capitalised words that are not names even in mid-sentence.
-_NOT_NAMES = STOPWORDS | {"i", "i'm", "i've", "i'll", "i'd", "ok", "okay", "tv", "omg", "lol"}
+#: "moved to Brno" is a place, "switched to Dagster" is not: after "to"/"into" a name is a place
+#: only when the word before says someone goes there
+_DIRECTIONAL = {"to", "into"}
+_MOTION = {
+    "go", "goes", "going", "went", "gone", "move", "moved", "moving", "moves", "relocate",
+    "relocated", "relocating", "travel", "travelled", "traveled", "travelling", "traveling",
+    "fly", "flew", "flying", "flight", "drive", "drove", "driving", "trip", "trips", "back",
+    "come", "came", "coming", "return", "returned", "returning", "head", "headed", "heading",
+    "road", "journey", "ride", "rode", "emigrated", "immigrated", "commute", "way", "tour",
+}  # fmt: skip
+#: Capitalised words that are not names even in mid-sentence: pronouns, and the interjections
+#: that open chat replies ("Noted.", "Perfect.", "Sorry,") which are not in the stopword list
+_NOT_NAMES = STOPWORDS | {
+    "i", "i'm", "i've", "i'll", "i'd", "ok", "okay", "tv", "omg", "lol", "noted", "sorry",
+    "alright", "agreed", "exactly", "indeed", "true", "perfect", "fine", "welcome", "yay", "ugh",
+    "thx", "ty", "np", "cheers", "congrats", "congratulations", "great", "cool", "nice", "sure",
+    "thanks", "hmm", "oops", "yes", "no", "yeah", "yep", "nope", "hi", "hey", "hello", "bye",
+}  # fmt: skip
 _HONORIFICS = {"dr", "mr", "mrs", "ms", "prof", "st", "mt"}
 
 _SPEAKER = re.compile(r"^\s*([A-Z][\w'’.-]*(?: [A-Z][\w'’.-]*){0,2})\s*:\s")
@@ -232,8 +248,15 @@ def _starts_sentence(text: str, start: int) -> bool:
 
 
 def _word_before(text: str, start: int) -> str:
-    words = text[max(0, start - 20) : start].split()
-    return words[-1].lower().strip(",;") if words else ""
+    """The word before ``start``; for "to"/"into", "go" first if a motion word comes a few
+    words earlier ("moved from Sweden to", "went back home to")."""
+    words = text[max(0, start - 60) : start].split()
+    if not words:
+        return ""
+    last = words[-1].lower().strip(",;")
+    if last in _DIRECTIONAL and any(w.lower().strip(",;") in _MOTION for w in words[-5:-1]):
+        return f"go {last}"
+    return last
 
 
 def extract(
@@ -314,9 +337,14 @@ def _names_in_run(text: str, run: re.Match[str], lower_here: set[str]) -> list[E
         if not key or key.isdigit() or key in MONTHS or key in WEEKDAYS:
             return
         last = parts[-1].lower()
-        if last in _INSTITUTION:
+        before = prev_word.split()
+        if last in _INSTITUTION or (name.isupper() and len(name) >= 2):  # "KPN", "NASA"
             kind = "organisation"
-        elif prev_word in _LOCATIVE:
+        elif (
+            before
+            and before[-1] in _LOCATIVE
+            and (before[-1] not in _DIRECTIONAL or (len(before) == 2 and before[0] in _MOTION))
+        ):
             kind = "place"
         else:
             kind = "name"

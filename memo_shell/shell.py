@@ -227,8 +227,12 @@ class Shell:
         )
         return hits, plan
 
-    async def turn(self, question: str) -> AsyncIterator[TurnEvent]:
-        """Run one turn; see the module docstring for cancellation and failure."""
+    async def turn(self, question: str, *, remember: bool = True) -> AsyncIterator[TurnEvent]:
+        """Run one turn; see the module docstring for cancellation and failure.
+
+        ``remember=False`` ("don't remember this turn"): the turn is answered as usual but not
+        stored anywhere (no file, no index entry); ``Done.memory_id`` is then empty.
+        """
         started = perf_counter()
         session = self._session
         backend = self.backend
@@ -249,6 +253,16 @@ class Shell:
             raise TurnFailed(str(exc), question=question, partial="".join(pieces)) from exc
 
         answer = "".join(pieces)
+        if not remember:
+            yield Done(
+                memory_id="",
+                answer=answer,
+                model=backend.model,
+                backend=backend.name,
+                first_piece_s=first_piece_s or perf_counter() - started,
+                total_s=perf_counter() - started,
+            )
+            return
         meta = {"recalled": " ".join(plan.included)} if plan.included else None
         try:
             memory_id = await asyncio.to_thread(

@@ -36,6 +36,17 @@ _YEAR_RE = r"((?:19|20)\d\d)"
 _DMY = re.compile(rf"\b{_DAY_RE}\s+(?:of\s+)?{_MONTH_RE},?\s+{_YEAR_RE}\b", re.I)
 _MDY = re.compile(rf"\b{_MONTH_RE}\s+{_DAY_RE},?\s+{_YEAR_RE}\b", re.I)
 _ISO = re.compile(r"\b((?:19|20)\d\d)-(\d\d)-(\d\d)\b")
+#: Numeric dates as people type them (bench/dates.py measures these rules against dateparser,
+#: which reads day-first dates month-first and costs ~10x more per question). Dots are
+#: day-first wherever they are used (Germany, Central and Eastern Europe, Scandinavia,
+#: Russia...); slashes and dashes are day-first in most of the world and month-first in the US,
+#: so an ambiguous one (both parts <= 12) yields both days, which costs little for a soft
+#: signal; year-first (Japan, China, ISO) is unambiguous.
+_NUM_DOT = re.compile(r"(?<![\d.])(\d{1,2})\.(\d{1,2})\.((?:19|20)\d\d|\d\d)(?![\d.]\d)")
+_NUM_SLASH = re.compile(r"(?<![\d/-])(\d{1,2})([/-])(\d{1,2})\2((?:19|20)\d\d|\d\d)(?![\d/-])")
+_NUM_YMD = re.compile(r"(?<![\d/.])((?:19|20)\d\d)([/.])(\d{1,2})\2(\d{1,2})(?![\d/.]\d)")
+#: Switch for the benchmark's ablation (bench/ablate.py); always on otherwise.
+NUMERIC_DATES = True
 _MY = re.compile(rf"\b{_MONTH_RE},?\s+{_YEAR_RE}\b", re.I)
 _MONTH_ALONE = re.compile(
     rf"\b(?:in|during|of|since|early|late|mid|last|this|next)\s+{_MONTH_RE}\b", re.I
@@ -114,6 +125,52 @@ def _month_span(y: int, m: int) -> tuple[datetime, datetime]:
     return start, end
 
 
+def _year(text: str) -> int:
+    y = int(text)
+    return y + 2000 if len(text) == 2 else y
+
+
+@dataclass(frozen=True, slots=True)
+class NumericDate:
+    """A numeric date in text and the day(s) it can mean (two when the locale is ambiguous)."""
+
+    start: int
+    end: int
+    days: tuple[datetime, ...]
+
+    @property
+    def span(self) -> tuple[int, int]:
+        return self.start, self.end
+
+
+def numeric_dates(text: str) -> list[NumericDate]:
+    """Every numeric date in ``text``: ``10.01.2024``, ``01/10/2024``, ``2024/01/10``, ``10-1-24``.
+
+    Dots are read day-first; slashes and dashes day-first unless the first part cannot be a
+    day (a part > 12 fixes the order), and give both readings when either
+    fits. Impossible dates (``31.02.2024``) are skipped.
+    """
+    found: list[NumericDate] = []
+    for m in _NUM_YMD.finditer(text):
+        day = _day(int(m[1]), int(m[3]), int(m[4]))
+        if day is not None:
+            found.append(NumericDate(m.start(), m.end(), (day,)))
+    taken = [(d.start, d.end) for d in found]
+    for m in _NUM_DOT.finditer(text):
+        day = _day(_year(m[3]), int(m[2]), int(m[1]))
+        if day is not None and not any(a < m.end() and m.start() < b for a, b in taken):
+            found.append(NumericDate(m.start(), m.end(), (day,)))
+    for m in _NUM_SLASH.finditer(text):
+        if any(a < m.end() and m.start() < b for a, b in taken):
+            continue
+        a, b, y = int(m[1]), int(m[3]), _year(m[4])
+        readings = [_day(y, b, a), _day(y, a, b)]  # day-first, then month-first
+        days = tuple(dict.fromkeys(d for d in readings if d is not None))
+        if days:
+            found.append(NumericDate(m.start(), m.end(), days))
+    return found
+
+
 def parse(query: str, now: datetime | None = None) -> TimeQuery:
     """The time windows a query mentions (see the module docstring for the rules)."""
     text = query[:2000]
@@ -124,10 +181,10 @@ def parse(query: str, now: datetime | None = None) -> TimeQuery:
     def taken(match: re.Match[str]) -> bool:
         return any(a < match.end() and match.start() < b for a, b in spans)
 
-    def add_day(when: datetime | None, match: re.Match[str]) -> None:
+    def add_day(when: datetime | None, match: re.Match[str] | NumericDate) -> None:
         if when is None:
             return
-        spans.append(match.span())
+        spans.append((match.start(), match.end()) if isinstance(match, re.Match) else match.span)
         start = when - timedelta(days=3)
         windows.append(
             Window(
@@ -145,6 +202,11 @@ def parse(query: str, now: datetime | None = None) -> TimeQuery:
     for m in _ISO.finditer(text):
         if not taken(m):
             add_day(_day(int(m[1]), int(m[2]), int(m[3])), m)
+    if NUMERIC_DATES:
+        for day in numeric_dates(text):
+            if not any(a < day.end and day.start < b for a, b in spans):
+                for when in day.days:
+                    add_day(when, day)
     for m in _MY.finditer(text):
         if taken(m):
             continue

@@ -79,3 +79,16 @@ def test_time_windows_in_questions() -> None:
     relative = temporal.parse("what did I cook last week", now)
     assert relative.windows[0].contains(datetime(2024, 3, 10, tzinfo=UTC).timestamp())
     assert temporal.parse("May I ask about pottery?", now).windows == []
+
+
+def test_chat_interjections_are_not_names() -> None:
+    for text in ("Noted. I will call tomorrow.", "Perfect. Let me know.", "Sorry, running late"):
+        assert not [e for e in extract(text) if e.kind in ("name", "person")], text
+
+
+def test_unknown_capitalised_words_are_places_only_where_someone_goes() -> None:
+    assert _keys("Noted. I will switch to Dagster next week.")["dagster"] == "name"
+    assert _keys("I migrated everything to Airflow.")["airflow"] == "name"
+    assert _keys("Thanks! The bill from KPN was high.")["kpn"] == "organisation"
+    assert _keys("Sure, we moved to Brno last spring.")["brno"] == "place"
+    assert _keys("We flew back home to Lisbon.")["lisbon"] == "place"

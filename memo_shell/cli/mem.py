@@ -1,4 +1,4 @@
-"""``memo-shell mem …``: add, import, export, list, show, forget, pin, unpin, tag, stats."""
+"""``memo-shell mem …``: add, import, export, list, show, forget, pin, unpin, tag, edit, stats."""
 
 from __future__ import annotations
 
@@ -482,6 +482,33 @@ def tag(
         out.document({"id": memory.id, "tags": list(memory.tags)})
     else:
         out.line(", ".join(memory.tags) or "(no tags)")
+
+
+@mem.command()
+@click.argument("memory_id")
+@click.option("--user", "-u", help="The corrected text of what the user said.")
+@click.option("--assistant", "-a", help="The corrected text of the model's reply ('' clears it).")
+@json_option
+@click.pass_obj
+def edit(
+    ctx: CliContext, memory_id: str, user: str | None, assistant: str | None, as_json: bool
+) -> None:
+    """Correct a memory's text; recall uses the new words at once."""
+    out = Output(as_json)
+    if user is None and assistant is None:
+        raise MemoShellError("nothing to change: give --user and/or --assistant")
+    try:
+        with ctx.open_memories() as memories:
+            memory = memories.edit(memory_id, user=user, assistant=assistant)
+    except records.InvalidRecord as exc:
+        raise MemoShellError(str(exc)) from exc
+    if as_json:
+        out.document(
+            {"id": memory.id, "user": memory.user, "assistant": memory.assistant,
+             "edited": memory.meta.get("edited", ""), "edited_at": memory.meta.get("edited_at", "")}
+        )  # fmt: skip
+    else:
+        out.note(f"edited {memory.id}", style="green")
 
 
 # ---------------------------------------------------------------------------- stats

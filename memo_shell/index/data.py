@@ -7,13 +7,12 @@ and how to save/load the lot as one snapshot. It has no threads and no files of 
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 import numpy as np
 
-from memo_shell.analyzer import stem, words
 from memo_shell.extract import Entity, extract, lowercase_words
+from memo_shell.index import sides
 from memo_shell.index import vacuum as _vacuum
 from memo_shell.index.catalog import Catalog
 from memo_shell.index.entities import EntityTable, code
@@ -21,7 +20,6 @@ from memo_shell.index.postings import Growable, InvertedIndex
 from memo_shell.index.vectors import VectorSet
 from memo_shell.index.vocab import Vocab
 from memo_shell.records import Memory
-from memo_shell.stopwords import STOPWORDS
 
 
 class IndexData:
@@ -74,15 +72,14 @@ class IndexData:
         text = memory.text
         if memory.tags:
             text = f"{text}\n{' '.join(memory.tags)}"
-        plain = words(text)
-        counts = Counter([stem(w) for w in plain if w not in STOPWORDS])
+        # words are keyed by who said them (statement, question, claim): recall weighs them
+        counts, length, plain = sides.term_counts(memory)
         numbers = self.terms.add_many(counts.keys())
         self.lexical.add(
             doc,
             dict(zip(numbers, map(float, counts.values()), strict=True)),
             forward_only=self.bulk,
         )
-        length = float(sum(counts.values()))
         self.doclen.append(length)
         self.total_len += length
         number = int(self.catalog.session[doc])

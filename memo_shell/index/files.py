@@ -38,7 +38,7 @@ from memo_shell.lazy import lazy
 np = lazy("numpy")  # only snapshots need it; appending to the change log must stay light
 
 SNAPSHOT_MAGIC = b"MEMOIDX\x00"
-SNAPSHOT_VERSION = 3
+SNAPSHOT_VERSION = 4  # 4: lexical weights by provenance (index/sides.py)
 _FIXED = struct.Struct(">8sHII")  # magic, version, header length, crc32 of the rest
 LOG_HEADER = "memo-shell-changes"
 #: Restart the change log after a snapshot once it is bigger than this.

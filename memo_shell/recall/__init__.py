@@ -25,7 +25,7 @@ from datetime import datetime
 
 import numpy as np
 
-from memo_shell.index import graph
+from memo_shell.index import graph, names
 from memo_shell.index.data import IndexData
 from memo_shell.index.schema import IndexHit
 from memo_shell.index.vectors import VectorSet
@@ -83,15 +83,24 @@ def search(
     if k <= 0 or data.n_docs == 0 or not isinstance(query, str):
         return []
     rows = cat.rows
+    also: list[str] = []
+    if o.graph:  # "mel", "Mohammed", "jon": also the names in the store they probably mean
+        also = names.variants(data, query)
+        if also:
+            query = f"{query} {' '.join(also)}"
     q = lexical.analyse_query(data, query)
     lex = signals.scaled(lexical.bm25(data, q, o)) if q else np.zeros(rows)
-    c = Contributions(lexical=lex.copy())
+    c = Contributions(lexical=lex.copy(), name_variants=[n.casefold() for n in also])
     score = lex.copy()
     matching = np.flatnonzero(lex)
     seeds = signals.top_n(lex, o.graph_seeds, cat.created.view, matching)
 
     if o.session_context and q:
-        ctx = signals.context(data, lex, matching, o.w_prev, o.w_prev2, o.w_next)
+        # a question is no evidence, but it does point at its answer (the memory after it)
+        pointer = lex
+        if (o.w_question, o.w_claim) != (1.0, 1.0):
+            pointer = signals.scaled(lexical.bm25(data, q, o, evidence=False))
+        ctx = signals.context(data, pointer, np.flatnonzero(pointer), o.w_prev, o.w_prev2, o.w_next)
         c.prev, c.next = ctx.prev, ctx.next
         per_session = signals.scaled(lexical.session_bm25(data, q, o))
         c.session = o.w_session * per_session[cat.session.view]

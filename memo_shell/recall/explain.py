@@ -38,6 +38,8 @@ class Contributions:
     time: np.ndarray = field(default_factory=lambda: _EMPTY)
     time_labels: list[str] = field(default_factory=list)
     speaker: np.ndarray = field(default_factory=lambda: _EMPTY)
+    #: names the query did not spell but probably meant (index.names), lower-case
+    name_variants: list[str] = field(default_factory=list)
 
     def get(self, name: str, doc: int) -> float:
         values: np.ndarray = getattr(self, name)
@@ -74,6 +76,9 @@ def explain(data: IndexData, ranked: list[int], q: QueryTerms, c: Contributions)
         words = present(data, doc, q)
         if words and c.get("lexical", doc) > 0:
             why.append("matched: " + ", ".join(words))
+            variants = [w for w in words if w in c.name_variants]
+            if variants:
+                why.append("name spelled differently: " + ", ".join(variants))
         if c.get("prev", doc) >= SHOWN:
             before = int(cat.prev[doc])
             why.append(

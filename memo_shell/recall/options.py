@@ -31,6 +31,14 @@ class RecallOptions:
     session_k1: float = 1.2
     session_b: float = 0.75
 
+    # who said what (memo_shell.index.sides): a word counts fully when the user stated it, and
+    # this much when it comes from a question the user asked (a question is not a fact: asked
+    # again, it would otherwise outrank the statement by echoing the query word for word) or
+    # from the model's answer (a claim, possibly wrong). Chosen on bench/truth.py together with
+    # LoCoMo dev and its real-chat variants (bench/locomo.py, "- provenance" ablation)
+    w_question: float = 0.1
+    w_claim: float = 0.1
+
     # context: a memory right after a matching one is often its answer ("how was the trip?"
     # -> "amazing, we hiked..."), and a session relevant as a whole lifts all of its memories
     w_prev: float = 0.3

@@ -86,6 +86,22 @@ KEYS: tuple[Key, ...] = (
     Key("chat.panel", "ctrl+r", "toggle_panel", "Recalled", help="Show/hide recalled memories"),
     Key("chat.memory", "ctrl+t", "toggle_memory", "Memory", help="Memory on/off for next turns"),
     Key("chat.prompt", "ctrl+o", "show_prompt", "Prompt", help="The exact prompt last sent"),
+    Key(
+        "chat.dont_remember",
+        "ctrl+b",
+        "toggle_remember",
+        "Don't remember",
+        show=False,
+        help="Don't store the next turn (press again to undo)",
+    ),
+    Key(
+        "chat.forget_last",
+        "f9",
+        "forget_last",
+        "Forget last",
+        show=False,
+        help="Forget the last turn of this chat (asks first)",
+    ),
     Key("chat.focus_panel", "ctrl+g", "focus_panel", "Go to recalled", show=False),
     Key("chat.focus_input", "ctrl+l", "focus_input", "Go to input", show=False),
     # -- recalled-memories panel (when it has focus)
@@ -121,6 +137,7 @@ KEYS: tuple[Key, ...] = (
     # -- memory detail dialog
     Key("detail.pin", "p", "pin", "Pin/unpin"),
     Key("detail.tags", "t", "tags", "Tags"),
+    Key("detail.edit", "e", "edit", "Edit", help="Correct what the memory says (either side)"),
     Key("detail.forget", "f,delete", "forget", "Forget"),
     Key("detail.close", "escape", "close", "Close"),
     # -- session picker
@@ -132,6 +149,7 @@ KEYS: tuple[Key, ...] = (
     Key("dialog.yes", "y", "yes", "Yes", palette=False),
     Key("dialog.no", "n,escape", "no", "No", palette=False),
     Key("dialog.close", "escape", "close", "Close", palette=False),
+    Key("dialog.save", "ctrl+s", "save", "Save", priority=True, palette=False),
 )
 
 BY_ID: dict[str, Key] = {k.id: k for k in KEYS}

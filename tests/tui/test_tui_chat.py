@@ -299,7 +299,7 @@ async def test_empty_store_shows_where_memories_live_and_how_to_forget(settings,
 async def test_help_lists_every_key_with_remaps(settings, memories, key):
     settings = replace(settings, keys={"browser.forget": "x", "bogus.id": "z"})
     app = make_app(settings, memories)
-    async with app.run_test(size=(130, 50)) as pilot:
+    async with app.run_test(size=(130, 60)) as pilot:  # tall enough for the browser's keys
         await settle(pilot)
         if key == "question_mark":
             pilot.app.screen.query_one("#log").focus()  # ? types into the message box

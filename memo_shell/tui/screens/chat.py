@@ -72,6 +72,8 @@ class ChatScreen(Screen[None]):
         self.turn_worker: Worker[None] | None = None
         self._notices_seen = 0
         self._index_state = ""
+        self.remember_next = True  # False: "don't remember" the next turn
+        self.last_turn_id = ""  # the last turn this chat stored (forget it with f9)
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="main"):
@@ -227,13 +229,18 @@ class ChatScreen(Screen[None]):
         turn.set_status("waiting for the model…" if self.runtime.shell is None else "recalling…")
         try:
             shell = await self.runtime.wait_shell()
-            async for event in shell.turn(question):
+            remember, self.remember_next = self.remember_next, True
+            self.panel.set_remember_next(True)
+            async for event in shell.turn(question, remember=remember):
                 if isinstance(event, Recalled):
-                    self.panel.show_hits(event.hits, list(event.plan.included))
+                    self.panel.show_hits(event.hits, list(event.plan.included), event.plan.left_out)
                     turn.set_status("thinking…")
                 elif isinstance(event, Piece):
                     await turn.write(event.text)
                 elif isinstance(event, Done):
+                    self.last_turn_id = event.memory_id
+                    if not event.memory_id:
+                        self.notify("Not remembered: this turn was not stored.")
                     self.runtime.store_changed()
                     await turn.finish()
                     turn.set_status(done_status(event))
@@ -276,6 +283,32 @@ class ChatScreen(Screen[None]):
         panel.display = not panel.display
         if not panel.display and panel.has_focus_within:
             self.composer.focus()
+
+    def action_toggle_remember(self) -> None:
+        self.remember_next = not self.remember_next
+        self.panel.set_remember_next(self.remember_next)
+        self.notify(
+            "The next turn will be remembered."
+            if self.remember_next
+            else "Don't remember: the next turn will be answered but not stored."
+        )
+
+    def action_forget_last(self) -> None:
+        if not self.last_turn_id:
+            self.notify("Nothing to forget: no turn of this chat is stored.")
+            return
+        self.forget(self.last_turn_id)
+
+    def on_screen_resume(self) -> None:
+        """Back from the browser or the graph: memories forgotten there leave the panel."""
+        if self.panel.hits:
+            self.drop_forgotten()
+
+    @work(group="panel")
+    async def drop_forgotten(self) -> None:
+        for memory_id in [h.memory.id for h in self.panel.hits]:
+            if not await self.runtime.io(self.runtime.mem.exists, memory_id):
+                self.panel.drop_memory(memory_id)
 
     def action_toggle_memory(self) -> None:
         enabled = not self.runtime.use_memory
@@ -360,5 +393,7 @@ class ChatScreen(Screen[None]):
             self.notify(str(exc), severity="error", title="Forget")
             return
         self.panel.drop_memory(memory_id)
+        if memory_id == self.last_turn_id:
+            self.last_turn_id = ""
         self.refresh_count()
         self.notify("Forgotten.")

@@ -1,7 +1,8 @@
 """One memory in full: both sides of the exchange, where it came from, its pin and tags.
 
-Pinning and tagging happen here; forgetting is handed back to the screen that opened it (the
-browser offers undo, the chat panel asks first), through the dismiss result.
+Pinning, tagging and editing (correcting what either side says) happen here; forgetting is
+handed back to the screen that opened it (the browser offers undo, the chat panel asks first),
+through the dismiss result.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.content import Content
 from textual.screen import ModalScreen
-from textual.widgets import Label, Markdown, Static
+from textual.widgets import Label, Markdown, Static, TextArea
 
 from memo_shell.errors import MemoShellError
 from memo_shell.records import RecordError
@@ -33,7 +34,7 @@ class DetailOutcome:
 
     memory: Memory | None  # the latest version (None if it could not be read)
     forget: bool = False  # the user asked to forget it
-    changed: bool = False  # pinned/unpinned or re-tagged
+    changed: bool = False  # pinned/unpinned, re-tagged or edited
     broken: bool = False  # the file was damaged (and has been quarantined)
 
 
@@ -131,12 +132,63 @@ class MemoryDetailScreen(ModalScreen[DetailOutcome]):
         self.changed = True
         self.show(memory)
 
+    @work(exclusive=True, group="detail")
+    async def action_edit(self) -> None:
+        if self.memory is None:
+            return
+        answer = await self.app.push_screen_wait(EditMemoryScreen(self.memory))
+        if answer is None:
+            return
+        user, assistant = answer
+        try:
+            memory = await self.runtime.io(
+                self.runtime.mem.edit, self.memory.id, user=user, assistant=assistant
+            )
+        except (MemoShellError, RecordError) as exc:
+            self.notify(str(exc), severity="error", title="Edit")
+            return
+        if memory is not self.memory:
+            self.changed = True
+            self.notify("Edited: recall uses the new words from now on.")
+        self.show(memory)
+
     def action_forget(self) -> None:
         if self.memory is not None:
             self.dismiss(DetailOutcome(self.memory, forget=True, changed=self.changed))
 
     def action_close(self) -> None:
         self.dismiss(DetailOutcome(self.memory, changed=self.changed))
+
+
+class EditMemoryScreen(ModalScreen[tuple[str, str] | None]):
+    """Both sides of a memory in editors; ctrl+s saves, escape cancels."""
+
+    BINDINGS = keymap.pick("dialog.save", "dialog.close")
+
+    def __init__(self, memory: Memory) -> None:
+        super().__init__(classes="dialog-screen")
+        self.memory = memory
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog wide", id="edit-memory"):
+            yield Label("Edit memory: what you said", classes="dialog-title")
+            yield TextArea(self.memory.user, id="edit-user")
+            yield Label("what the model replied (its claim)", classes="dialog-title")
+            yield TextArea(self.memory.assistant, id="edit-assistant")
+            yield Static("ctrl+s save · escape cancel", classes="dialog-hint")
+
+    def on_mount(self) -> None:
+        self.query_one("#edit-user", TextArea).focus()
+
+    def action_save(self) -> None:
+        user = self.query_one("#edit-user", TextArea).text
+        if not user.strip():
+            self.notify("What you said cannot be empty: forget the memory instead (f).")
+            return
+        self.dismiss((user, self.query_one("#edit-assistant", TextArea).text))
+
+    def action_close(self) -> None:
+        self.dismiss(None)
 
 
 def _unreadable(memory_id: str, exc: Exception) -> str:

@@ -1,13 +1,15 @@
 """The recalled-memories side panel: what memory contributed to the current turn, and why.
 
 Each recalled memory shows its score, the reasons recall gave (shared entities, matched terms,
-similarity, pinned), its date and session, and whether it made it into the prompt. Actions
+similarity, pinned), its date and session, both sides marked by who said them (the user's
+statement or question, the model's claim), and whether it made it into the prompt (and if not,
+why: too weak to count as evidence, or no room). Actions
 (open, pin, forget) are posted as messages: the chat screen owns the store calls.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -24,8 +26,18 @@ if TYPE_CHECKING:
     from memo_shell.api import Hit
 
 
-def hit_prompt(rank: int, hit: Hit, included: bool) -> Content:
-    """The multi-line entry for one recalled memory; ``#rank`` is what reasons refer to."""
+def _asks(text: str) -> bool:
+    """The user's side is a question (no fact in it) rather than a statement."""
+    return text.rstrip().endswith("?")
+
+
+def hit_prompt(rank: int, hit: Hit, included: bool, left_out: str = "") -> Content:
+    """The multi-line entry for one recalled memory; ``#rank`` is what reasons refer to.
+
+    Both sides show, marked by who said them: what the user stated is evidence, what the user
+    asked is not a fact, and the model's reply is a claim (possibly wrong), so a wrong answer
+    recalled into the prompt is visible as such.
+    """
     memory = hit.memory
     head: list[tuple[str, str] | str] = [
         (f"#{rank} ", "bold $text-muted"),
@@ -37,17 +49,24 @@ def hit_prompt(rank: int, hit: Hit, included: bool) -> Content:
     ]
     if memory.pinned:
         head += ["  ", ("★ pinned", "$warning")]
+    if str(memory.provenance) != "typed":
+        head += ["  ", (str(memory.provenance), "$text-warning")]
+    if memory.meta.get("edited"):
+        head += ["  ", ("edited", "$text-muted")]
     if not included:
-        head += ["  ", ("(not in prompt)", "$text-muted italic")]
+        reason = f"not in prompt: {left_out}" if left_out else "not in prompt"
+        head += ["  ", (f"({reason})", "$text-muted italic")]
+    head += ["  ", ("you asked" if _asks(memory.user) else "you said", "$text-muted")]
     why = " · ".join(hit.why) if hit.why else "recent"
-    return Content.assemble(
-        *head,
-        "\n",
-        (fmt.one_line(memory.user, 90), "$foreground"),
-        "\n",
-        ("why: ", "$text-muted"),
-        (why, "$text-accent"),
-    )
+    lines: list[tuple[str, str] | str] = ["\n", (fmt.one_line(memory.user, 90), "$foreground")]
+    if memory.assistant:
+        lines += [
+            "\n",
+            ("model: ", "$text-muted"),
+            (fmt.one_line(memory.assistant, 70), "$text-muted italic"),
+            (" (claim)", "$text-warning"),
+        ]
+    return Content.assemble(*head, *lines, "\n", ("why: ", "$text-muted"), (why, "$text-accent"))
 
 
 class RecallPanel(Vertical):
@@ -72,7 +91,9 @@ class RecallPanel(Vertical):
         super().__init__(id=id)
         self.hits: list[Hit] = []
         self.included: set[str] = set()
+        self.left_out: dict[str, str] = {}
         self.use_memory = True
+        self.remember_next = True
 
     def compose(self) -> ComposeResult:
         yield Static("", id="panel-title")
@@ -81,9 +102,7 @@ class RecallPanel(Vertical):
 
     def on_mount(self) -> None:
         self._render_title()
-        self.query_one("#panel-hint", Static).update(
-            Content.from_markup("[$text-muted]enter open · p pin · f forget · ctrl+o prompt")
-        )
+        self._render_hint()
         self._render_hits(empty_text="Nothing recalled yet. Ask something.")
 
     # ----------------------------------------------------------------- state from the screen
@@ -92,9 +111,19 @@ class RecallPanel(Vertical):
         self.use_memory = enabled
         self._render_title()
 
-    def show_hits(self, hits: Sequence[Hit], included: Sequence[str]) -> None:
+    def set_remember_next(self, remember: bool) -> None:
+        self.remember_next = remember
+        self._render_hint()
+
+    def show_hits(
+        self,
+        hits: Sequence[Hit],
+        included: Sequence[str],
+        left_out: Mapping[str, str] | None = None,
+    ) -> None:
         self.hits = list(hits)
         self.included = set(included)
+        self.left_out = dict(left_out or {})
         self._render_hits(
             empty_text="Nothing recalled for this turn."
             if self.use_memory
@@ -135,6 +164,14 @@ class RecallPanel(Vertical):
         state = f"[b $memo-recalled]Recalled memories[/]  {state}"
         self.query_one("#panel-title", Static).update(Content.from_markup(state))
 
+    def _render_hint(self) -> None:
+        hint = (
+            "[$text-muted]enter open · p pin · f forget · ctrl+o prompt"
+            if self.remember_next
+            else "[b $warning]next turn not remembered[/] [$text-muted](ctrl+b: undo)"
+        )
+        self.query_one("#panel-hint", Static).update(Content.from_markup(hint))
+
     def _render_hits(self, empty_text: str = "") -> None:
         option_list = self.query_one(OptionList)
         highlighted = option_list.highlighted
@@ -145,9 +182,11 @@ class RecallPanel(Vertical):
         for n, hit in enumerate(self.hits):
             if n:
                 option_list.add_option(None)  # a rule between memories
-            option_list.add_option(
-                Option(hit_prompt(n + 1, hit, hit.memory.id in self.included), id=hit.memory.id)
+            memory_id = hit.memory.id
+            entry = hit_prompt(
+                n + 1, hit, memory_id in self.included, self.left_out.get(memory_id, "")
             )
+            option_list.add_option(Option(entry, id=memory_id))
         if highlighted is not None:
             option_list.highlighted = min(highlighted, option_list.option_count - 1)
 
