@@ -94,10 +94,10 @@ class Proxy:
     async def relay(self, request: Request, chat: Chat, use_memory: bool) -> Relay:
         """The started reply to ``chat``; raises ProxyError if it cannot begin."""
         assert self.memories is not None, "the proxy is not started"
-        backend = await self.upstream.backend_for(chat.model)
         session = session_for(request, self.session)
         meta = {"via": "serve", "client": client_of(request)}
         try:
+            backend = await self.upstream.backend_for(chat.model)
             return await open_relay(
                 self.memories,
                 backend,
@@ -119,10 +119,7 @@ class Proxy:
         return {"X-Memo-Shell-Memory-Id": relay.memory_id} if relay.memory_id else {}
 
     async def models(self) -> list[ModelInfo]:
-        try:
-            return await self.upstream.models(fresh=True)
-        except Exception as exc:
-            raise from_exception(exc) from exc
+        return await self.upstream.models(fresh=True)
 
     async def upstream_ollama_version(self) -> str | None:
         base = self.upstream.base

@@ -52,7 +52,7 @@ async def read_json(request: Request) -> Any:
     if not raw.strip():
         raise bad_request("the request has no body; send a JSON object")
     try:
-        return json.loads(raw)
+        return json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise bad_request("the body is not UTF-8 text") from None
     except RecursionError:

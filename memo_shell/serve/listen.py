@@ -7,8 +7,12 @@ as one sentence before any server machinery starts.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import signal
 import socket
+import threading
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from memo_shell.errors import MemoShellError
@@ -60,8 +64,25 @@ def url_of(sock: socket.socket, path: str = "") -> str:
 
 
 def serve(app: ASGIApp, sock: socket.socket) -> None:
-    """Run ``app`` on ``sock`` until SIGINT/SIGTERM (uvicorn's graceful shutdown)."""
+    """Run ``app`` on ``sock`` until SIGINT/SIGTERM, then shut down gracefully and return."""
     import uvicorn
+    from uvicorn.server import HANDLED_SIGNALS
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # uvicorn re-raises the signal once it has shut down, which would end the process
+            # before the caller's cleanup (closing the memory store) and exit non-zero: a
+            # Ctrl-C or a service manager's SIGTERM is the normal way to stop a server.
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            originals = {sig: signal.signal(sig, self.handle_exit) for sig in HANDLED_SIGNALS}
+            try:
+                yield
+            finally:
+                for sig, handler in originals.items():
+                    signal.signal(sig, handler)
 
     config = uvicorn.Config(
         app,
@@ -72,4 +93,4 @@ def serve(app: ASGIApp, sock: socket.socket) -> None:
         # Slow clients must not hold the proxy: headers must arrive within this many seconds.
         timeout_keep_alive=5,
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    Server(config).run(sockets=[sock])

@@ -57,10 +57,13 @@ class Upstream:
         return str(getattr(base, "url", None) or getattr(base, "path", None) or self.kind)
 
     async def models(self, *, fresh: bool = False) -> list[ModelInfo]:
-        """The upstream's models (cached for LISTING_TTL_S); BackendError if it is down."""
+        """The upstream's models (cached for LISTING_TTL_S); ProxyError 502 if it is down."""
         assert self.base is not None, "Upstream.start() was not awaited"
         if fresh or time.monotonic() - self._listed_at > LISTING_TTL_S:
-            self._listing = await self.base.models()
+            try:
+                self._listing = await self.base.models()
+            except BackendError as exc:  # down or not the right server: the gateway's error
+                raise ProxyError(502, str(exc), "upstream_error") from None
             self._listed_at = time.monotonic()
         return self._listing
 
