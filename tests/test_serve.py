@@ -94,6 +94,12 @@ def test_ollama_client_chat_generate_tags_version(
     client = ollama.Client(host=proxy.url)
     assert [m.model for m in client.list().models] == [MODEL]
     assert httpx.get(f"{proxy.url}/api/version").json() == {"version": upstream.version}
+    shown = client.show("llama3.2")
+    assert shown.details is not None and shown.details.family == "llama"
+    assert shown.capabilities == ["completion"]
+    with pytest.raises(ollama.ResponseError) as unknown:
+        client.show("nope")
+    assert unknown.value.status_code == 404
 
     reply = client.chat(model="llama3.2", messages=[{"role": "user", "content": "I live in Oslo"}])
     assert reply.message.content == "You asked: I live in Oslo" and reply.done

@@ -158,3 +158,32 @@ def test_openai_and_ollama_clients_through_the_proxy_to_llama_cpp_server(
         ]
         assert stored[1].assistant == streamed and stored[1].backend == "openai"
         assert stored[1].meta["recalled"] == stored[0].id  # the boat was recalled into the prompt
+
+
+@pytest.mark.slow
+@pytest.mark.model
+def test_the_embedded_model_in_process_behind_the_proxy(data_dir: Path) -> None:
+    """`--backend llama-cpp` (what `auto` falls back to): the proxy runs the GGUF itself."""
+    from memo_shell.backends import embedded
+
+    settings = Settings(
+        data_dir=data_dir, backend="llama-cpp", context_size=2048, max_tokens=8, seed=1
+    )
+    with running_proxy(settings) as proxy:
+        client = ollama.Client(host=proxy.url)
+        assert [m.model for m in client.list().models] == [embedded.MODEL_NAME]
+        reply = client.chat(
+            model=embedded.MODEL_NAME, messages=[{"role": "user", "content": "My dog is Rex."}]
+        )
+        assert reply.message.content
+        stream = openai.OpenAI(base_url=proxy.v1, api_key="x", max_retries=0).chat.completions
+        pieces = stream.create(
+            model=embedded.MODEL_NAME,
+            messages=[{"role": "user", "content": "What is my dog called?"}],
+            stream=True,
+        )
+        answer = "".join(c.choices[0].delta.content or "" for c in pieces if c.choices)
+        assert answer
+        stored = proxy.stored()
+        assert [m.backend for m in stored] == ["llama-cpp", "llama-cpp"]
+        assert stored[1].assistant == answer

@@ -188,6 +188,7 @@ def create_app(
         route("/api/chat", ollama_api.chat, "POST"),
         route("/api/generate", ollama_api.generate, "POST"),
         route("/api/tags", ollama_api.tags, "GET"),
+        route("/api/show", ollama_api.show, "POST"),
         route("/api/version", ollama_api.version, "GET"),
     ]
     return Starlette(

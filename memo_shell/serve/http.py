@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 from pydantic import BaseModel, ValidationError
@@ -17,6 +17,9 @@ from starlette.types import Receive, Scope, Send
 
 from memo_shell.records import MAX_SHORT_FIELD
 from memo_shell.serve.errors import ProxyError, bad_request
+
+if TYPE_CHECKING:
+    from memo_shell.serve.turns import Relay
 
 #: Largest request body read, in bytes: a long conversation fits; a runaway upload does not.
 MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -134,9 +137,10 @@ class RelayResponse(StreamingResponse):
     body iterator is always closed, which stops the upstream and stores nothing.
     """
 
-    def __init__(self, content: AsyncIterator[bytes], **kwargs: Any) -> None:
+    def __init__(self, content: AsyncIterator[bytes], relay: Relay, **kwargs: Any) -> None:
         super().__init__(content, **kwargs)
         self._content = content
+        self._relay = relay
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def watch(scope_to_cancel: anyio.CancelScope) -> None:
@@ -153,7 +157,8 @@ class RelayResponse(StreamingResponse):
                     await self.stream_response(send)
                 group.cancel_scope.cancel()
         finally:
-            aclose = getattr(self._content, "aclose", None)
-            if aclose is not None:
-                with anyio.CancelScope(shield=True):
+            with anyio.CancelScope(shield=True):
+                aclose = getattr(self._content, "aclose", None)
+                if aclose is not None:
                     await aclose()
+                await self._relay.aclose()  # stops the upstream now, not at garbage collection

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse, Response
 
 from memo_shell.backends.base import Message
+from memo_shell.backends.ollama import same_model
 from memo_shell.serve.errors import ProxyError, bad_request, from_exception
 from memo_shell.serve.http import RelayResponse, memory_wanted, read_json, validate
 from memo_shell.serve.turns import Chat, Sampling, check_size, conversation
@@ -134,7 +136,7 @@ async def _reply(
 
     if not stream:
         try:
-            answer = "".join([piece async for piece in relay])
+            answer = await relay.text()
         except Exception as exc:
             return error_response(from_exception(exc))
         return JSONResponse(
@@ -144,14 +146,15 @@ async def _reply(
 
     async def lines() -> AsyncIterator[bytes]:
         try:
-            async for piece in relay:
-                yield _line({**frame(piece), "done": False})
+            async with aclosing(relay.pieces()) as pieces:
+                async for piece in pieces:
+                    yield _line({**frame(piece), "done": False})
         except Exception as exc:  # after the 200: Ollama reports it as an error line
             yield _line({"error": from_exception(exc).message})
             return
         yield _line({**frame(""), **_final(relay, started)})
 
-    return RelayResponse(lines(), media_type="application/x-ndjson", headers=headers)
+    return RelayResponse(lines(), relay, media_type="application/x-ndjson", headers=headers)
 
 
 async def chat(proxy: Proxy, request: Request) -> Response:
@@ -208,6 +211,35 @@ async def tags(proxy: Proxy, request: Request) -> Response:
         for info in await proxy.models()
     ]
     return JSONResponse({"models": models})
+
+
+class ShowRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+    model: str | None = None
+    name: str | None = None  # what older clients send
+
+
+async def show(proxy: Proxy, request: Request) -> Response:
+    """Enough of ``/api/show`` for clients that ask before chatting (oterm, Open WebUI): the
+    model's details and that it can complete text. Tool calling is not relayed, so it is not
+    advertised."""
+    body = validate(ShowRequest, await read_json(request))
+    wanted = body.model or body.name
+    if not wanted:
+        raise bad_request("'model' is required", "model")
+    name, _ = memory_wanted(request, wanted)
+    await proxy.upstream.backend_for(name)
+    info = next(m for m in await proxy.models() if same_model(m.name, name))
+    return JSONResponse(
+        {
+            "modelfile": "",
+            "parameters": "",
+            "template": "",
+            "details": _details(info, proxy.upstream.kind),
+            "model_info": {},
+            "capabilities": ["completion"],
+        }
+    )
 
 
 async def version(proxy: Proxy, request: Request) -> Response:

@@ -13,6 +13,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -138,7 +139,7 @@ async def chat_completions(proxy: Proxy, request: Request) -> Response:
     created = int(time.time())
     if not body.stream:
         try:
-            answer = "".join([piece async for piece in relay])
+            answer = await relay.text()
         except Exception as exc:
             return error_response(from_exception(exc))
         return JSONResponse(
@@ -162,6 +163,7 @@ async def chat_completions(proxy: Proxy, request: Request) -> Response:
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     return RelayResponse(
         _events(relay, reply_id, created, body.model, include_usage),
+        relay,
         media_type="text/event-stream",
         headers={**headers, "Cache-Control": "no-cache"},
     )
@@ -187,8 +189,9 @@ async def _events(
 
     yield chunk({"role": "assistant", "content": ""}, None)
     try:
-        async for piece in relay:
-            yield chunk({"content": piece}, None)
+        async with aclosing(relay.pieces()) as pieces:
+            async for piece in pieces:
+                yield chunk({"content": piece}, None)
     except Exception as exc:  # after the 200: the only way left to say it is in the stream
         yield _sse({"error": _error_body(from_exception(exc))})
         return

@@ -153,8 +153,9 @@ class Relay:
     """The reply to one request as pieces of text, started up to its first piece.
 
     ``await relay.start()`` raises (a ProxyError or the turn's own error) if the reply cannot
-    begin; then ``async for piece in relay`` yields the rest. ``memory_id`` is set once the turn
-    is stored (None with memory off), ``recalled`` lists the memories put in the prompt.
+    begin; then ``relay.pieces()`` yields the reply (or ``await relay.text()`` returns it).
+    ``memory_id`` is set once the turn is stored (None with memory off), ``recalled`` lists
+    the memories put in the prompt.
     Closing the relay (``aclose``), or cancelling the task iterating it, stops the upstream
     at once and stores nothing: exactly what happens when a client disconnects mid-stream.
     """
@@ -206,12 +207,18 @@ class Relay:
             await self._events.aclose()
             raise
 
-    async def __aiter__(self) -> AsyncIterator[str]:
+    async def pieces(self) -> AsyncIterator[str]:
+        """The reply's pieces, the first one included (use with ``aclosing``)."""
         async with aclosing(self._events) as events:
             if self._first is not None:
                 yield self._first
                 async for text in events:
                     yield text
+
+    async def text(self) -> str:
+        """The whole reply (for clients that did not ask for a stream)."""
+        async with aclosing(self.pieces()) as pieces:
+            return "".join([piece async for piece in pieces])
 
     async def aclose(self) -> None:
         await self._events.aclose()
