@@ -517,3 +517,16 @@ def test_any_request_body_gets_a_reply_or_a_400_never_a_crash(
     message_text = error["message"] if path.startswith("/v1") else error
     assert isinstance(message_text, str) and message_text
     assert "Traceback" not in message_text
+
+
+def test_a_port_in_use_is_one_sentence(run_cli: Any) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_cli("serve", "--port", str(port))
+    assert result.exit_code == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
