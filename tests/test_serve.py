@@ -530,3 +530,9 @@ def test_a_port_in_use_is_one_sentence(run_cli: Any) -> None:
     assert result.exit_code == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_backend_that_cannot_work_is_one_sentence_before_listening(run_cli: Any) -> None:
+    result = run_cli("--backend", "openai", "serve", "--port", "0")
+    assert result.exit_code == 1
+    assert "needs openai_base_url" in result.stderr and "Traceback" not in result.stderr

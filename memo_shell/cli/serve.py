@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import TYPE_CHECKING
+
 import click
 
 from memo_shell.cli.main import CliContext
+
+if TYPE_CHECKING:
+    from memo_shell.config import Settings
 
 DEFAULT_PORT = 11435  # beside Ollama's 11434, so OLLAMA_HOST=127.0.0.1:11435 is easy to type
 API_KEY_ENV = "MEMO_SHELL_SERVE_API_KEY"
@@ -71,16 +77,19 @@ def serve(
                 f"--allow-remote needs an API key (--api-key or {API_KEY_ENV}); every request"
                 " must then carry it as 'Authorization: Bearer KEY'"
             )
+    # Choose the backend once up front: a choice that cannot work (no openai_base_url, a GGUF
+    # that is not a model) is one sentence here, not a traceback from the server's start-up.
+    asyncio.run(_check_backend(ctx.settings))
     sock = bind(host, port)
     url = url_of(sock)
     proxy = Proxy(ctx.settings, session=session, api_key=api_key, allow_remote=allow_remote)
 
-    def open_memories() -> Memories:
-        memories = Memories(settings=ctx.settings, preload=True)
-        warning = memories.store.permission_problem()
-        if warning:
-            click.echo(f"warning: {warning}", err=True)
-        return memories
+    # Opened here, not in the server's start-up, so an unusable data directory is one sentence;
+    # the app closes it at shutdown.
+    memories = Memories(settings=ctx.settings, preload=True)
+    warning = memories.store.permission_problem()
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
 
     def announce(reason: str) -> None:
         click.echo(f"memo-shell serve: {reason}", err=True)
@@ -89,4 +98,15 @@ def serve(
             err=True,
         )
 
-    run_server(create_app(proxy, open_memories, announce=announce), sock)
+    try:
+        run_server(create_app(proxy, lambda: memories, announce=announce), sock)
+    finally:
+        memories.close()  # idempotent: the app's shutdown closed it already if it started
+
+
+async def _check_backend(settings: Settings) -> None:
+    """Raises BackendError (one sentence) if the configured backend cannot work at all."""
+    from memo_shell.backends import choose_backend
+
+    choice = await choose_backend(settings)
+    await choice.backend.aclose()
