@@ -284,3 +284,14 @@ def test_any_arguments_give_a_result_never_a_crash(
         assert "Traceback" not in text_of(result)
     else:
         assert result.structured_content is not None
+
+
+def test_recent_is_newest_first_and_by_session(data_dir: Path) -> None:
+    """`Memories.recent`, which `list` and `memo://recent` use."""
+    with memo_shell.open(data_dir) as mem:
+        ids = [mem.add(f"note {n}", session="a" if n % 2 else "b") for n in range(6)]
+        assert [m.id for m in mem.recent(3)] == ids[::-1][:3]
+        assert [m.id for m in mem.recent(10, session="a")] == [ids[5], ids[3], ids[1]]
+        assert mem.recent(0) == [] and mem.recent(5, session="nobody") == []
+        mem.forget(ids[5])
+        assert mem.recent(1, session="a")[0].id == ids[3]
