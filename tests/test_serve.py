@@ -536,3 +536,29 @@ def test_a_backend_that_cannot_work_is_one_sentence_before_listening(run_cli: An
     result = run_cli("--backend", "openai", "serve", "--port", "0")
     assert result.exit_code == 1
     assert "needs openai_base_url" in result.stderr and "Traceback" not in result.stderr
+
+
+async def test_a_memory_made_over_mcp_is_quoted_by_the_proxy_and_forgetting_reaches_it(
+    proxy: RunningProxy, upstream: FakeOllama
+) -> None:
+    """One memory for every client: MCP writes, the proxy recalls (as tool-written data)."""
+    from mcp import Client
+
+    import memo_shell
+    from memo_shell.mcp import build_server
+
+    client = openai.AsyncOpenAI(base_url=proxy.v1, api_key="x", max_retries=0)
+    question = [{"role": "user", "content": "Which seat do I prefer on planes?"}]
+    with memo_shell.open(proxy.data_dir) as mem:
+        async with Client(build_server(mem)) as mcp_client:
+            made = await mcp_client.call_tool(
+                "remember", {"text": "I prefer aisle seats on planes"}
+            )
+            memory_id = made.structured_content["id"]
+            await client.chat.completions.create(model="llama3.2", messages=question)  # type: ignore[arg-type]
+            system = last_prompt(upstream)[0]["content"]
+            assert "· tool\n> User: I prefer aisle seats on planes" in system
+            await mcp_client.call_tool("forget", {"ids": memory_id})
+            await client.chat.completions.create(model="llama3.2", messages=question)  # type: ignore[arg-type]
+            assert "aisle seats" not in last_prompt(upstream)[0]["content"]
+    await client.close()
