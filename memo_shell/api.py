@@ -13,6 +13,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -348,7 +349,7 @@ class Memories:
         return memory
 
     def exists(self, memory_id: str) -> bool:
-        """Whether a memory's file is still there (one ``stat``; e.g. to drop stale views)."""
+        """Whether a memory's file is there (one ``stat``): stale views drop it, imports skip it."""
         memory_id = memory_id.strip().upper()
         return records.is_valid_id(memory_id) and self.store.path_for(memory_id).exists()
 
@@ -391,9 +392,24 @@ class Memories:
             if memory is not None and (session is None or memory.session == session):
                 yield memory
 
-    def exists(self, memory_id: str) -> bool:
-        """True if a record file with this id is in the store (imports skip those)."""
-        return self.store.exists(memory_id)
+    def recent(self, limit: int = 20, *, session: str | None = None) -> list[Memory]:
+        """The ``limit`` newest readable memories, newest first (only ``session``'s if given).
+
+        A session is looked up in the index (one session may be a sliver of a large store);
+        without one the newest files are read directly, so no index load is needed.
+        """
+        if limit <= 0:
+            return []
+        if session is None:
+            return list(islice(self.iter_memories(newest_first=True), limit))
+        found = []
+        for memory_id in self._ensure_index().ids(session=session, newest_first=True):
+            memory = self._get_or_none(memory_id)
+            if memory is not None:
+                found.append(memory)
+                if len(found) == limit:
+                    break
+        return found
 
     def ids(self, *, newest_first: bool = False) -> list[str]:
         forgotten = self.store.tombstones.ids()  # files a sync brought back, not yet deleted

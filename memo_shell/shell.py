@@ -125,7 +125,8 @@ class Shell:
 
     Attributes: ``session`` (the name new turns are stored under; setting it switches the
     conversation), ``use_memory`` (recall on/off for the next turns), ``backend``, ``system``
-    (the system prompt) and ``last_plan`` (the prompt of the latest turn, for "show prompt").
+    (the system prompt), ``last_plan`` (the prompt of the latest turn, for "show prompt") and
+    ``meta`` (extra metadata stored with every turn, e.g. which client a proxied turn came from).
     """
 
     def __init__(
@@ -143,6 +144,7 @@ class Shell:
         self.use_memory = settings.use_memory
         self.system = system
         self.last_plan: PromptPlan | None = None
+        self.meta: dict[str, str] = {}
         self._session = session
         self._recent: list[Memory] | None = None  # this session's newest turns, oldest first
 
@@ -263,7 +265,9 @@ class Shell:
                 total_s=perf_counter() - started,
             )
             return
-        meta = {"recalled": " ".join(plan.included)} if plan.included else None
+        meta = dict(self.meta)
+        if plan.included:
+            meta["recalled"] = " ".join(plan.included)
         try:
             memory_id = await asyncio.to_thread(
                 self.memories.add,
@@ -272,7 +276,7 @@ class Shell:
                 session=session,
                 model=backend.model,
                 backend=backend.name,
-                meta=meta,
+                meta=meta or None,
             )
         except InvalidRecord as exc:  # e.g. a reply beyond the record size limit
             raise QuestionRejected(f"the turn cannot be stored: {exc}") from exc

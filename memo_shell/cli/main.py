@@ -118,6 +118,11 @@ def _register() -> None:
 
     cli.add_command(ask.ask)
     cli.add_command(doctor.doctor)
+    # -- surfaces for other clients (MCP server, memory proxy) --
+    from memo_shell.cli import mcp, serve
+
+    cli.add_command(mcp.mcp)
+    cli.add_command(serve.serve)
 
 
 _register()
