@@ -22,6 +22,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check memo_shell tests bench
 	$(BIN)/ruff format --check memo_shell
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(BIN)/python bench/store.py
