@@ -22,6 +22,12 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+#: ctrl+t cycles these. "off": nothing is recalled, turns are still kept; "private": nothing is
+#: recalled and a turn's record is deleted as soon as its reply is complete.
+MEMORY_MODES = ("on", "off", "private")
+#: Forget batches kept for undo (the records are held in memory while the app runs).
+UNDO_DEPTH = 20
+
 
 class Runtime:
     """Owns the ``Memories`` handle, the chosen backend and the ``Shell`` for the app's lifetime.
@@ -44,7 +50,10 @@ class Runtime:
         self.backend_error: str | None = None
         self.shell: Any | None = None
         self.session = "default"
-        self.use_memory = settings.use_memory
+        self.memory_mode = "on" if settings.use_memory else "off"
+        #: Forgotten batches, newest last: shared by every screen, so a forget made anywhere
+        #: (chat, details, browser, graph) can be undone from the browser or the graph.
+        self.undo_stack: list[Any] = []
         self._owns_memories = memories is None
         self._store_ready = asyncio.Event()
         self._backend_ready = asyncio.Event()
@@ -157,10 +166,25 @@ class Runtime:
 
     # ----------------------------------------------------------------- conversation state
 
-    def set_use_memory(self, enabled: bool) -> None:
-        self.use_memory = enabled
+    @property
+    def use_memory(self) -> bool:
+        """Whether the next turn recalls memories."""
+        return self.memory_mode == "on"
+
+    @property
+    def keep_turns(self) -> bool:
+        """Whether the next turn is kept in memory."""
+        return self.memory_mode != "private"
+
+    def set_memory_mode(self, mode: str) -> None:
+        if mode not in MEMORY_MODES:
+            raise ValueError(f"unknown memory mode {mode!r}")
+        self.memory_mode = mode
         if self.shell is not None:
-            self.shell.use_memory = enabled
+            self.shell.use_memory = self.use_memory
+
+    def set_use_memory(self, enabled: bool) -> None:
+        self.set_memory_mode("on" if enabled else "off")
 
     def set_session(self, name: str) -> None:
         self.session = name
@@ -187,6 +211,24 @@ class Runtime:
     def store_changed(self) -> None:
         """Something was written or forgotten: the disk size must be measured again."""
         self._disk_bytes = None
+
+    def forget_turn(self, memory_id: str) -> None:
+        """Forget one turn of the conversation (regenerate, edit, a private turn). Blocking.
+
+        The shell keeps the session's recent turns in memory; it reads them again from the
+        store after this, so the forgotten turn is not sent to the model any more.
+        """
+        from memo_shell.errors import NotFound
+
+        self.store_changed()
+        with contextlib.suppress(NotFound):  # already gone: nothing left to forget
+            self.mem.forget(memory_id)
+        if self.shell is not None:
+            # Shell has no public "reload recent turns" yet; switching the session away and
+            # back is the documented way it drops them (its session setter).
+            name = self.shell.session
+            self.shell.session = "\x00reload"
+            self.shell.session = name
 
     def forget_keep(self, ids: Iterable[str]) -> list[Memory]:
         """Forget memories, returning the records so the caller can offer undo. Blocking."""

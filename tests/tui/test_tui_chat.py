@@ -99,8 +99,12 @@ async def test_memory_toggle_sends_nothing_recalled(settings, memories, seeded, 
         await ask(pilot, QUESTION)
         assert "pastel de nata" not in str(ollama.posted("/api/chat")[-1]["messages"])
         assert "Memory was off for this turn." in screen_text(app)
-        await pilot.press("ctrl+t")
+        await pilot.press("ctrl+t")  # off -> private (still no recall)
+        assert "memory private: not kept" in screen_text(app)
+        assert app.runtime.shell.use_memory is False
+        await pilot.press("ctrl+t")  # private -> on
         assert app.runtime.shell.use_memory is True
+        assert "memory on" in screen_text(app)
 
 
 async def test_panel_toggles_and_its_memory_opens_pins_and_forgets(settings, memories, seeded):
@@ -148,7 +152,7 @@ async def test_escape_cancels_the_reply_stores_nothing_and_returns_the_question(
                 break
         await pilot.press("escape")
         await settle(pilot)
-        assert not pilot.app.screen.query(TurnView)
+        assert all(t.question != QUESTION for t in pilot.app.screen.query(TurnView))
         assert pilot.app.screen.query_one(Composer).text == QUESTION
         assert "Reply cancelled; nothing was stored" in notes(app)
         assert len(memories.index.ids()) == len(seeded)
@@ -298,7 +302,7 @@ async def test_empty_store_shows_where_memories_live_and_how_to_forget(settings,
 async def test_help_lists_every_key_with_remaps(settings, memories, key):
     settings = replace(settings, keys={"browser.forget": "x", "bogus.id": "z"})
     app = make_app(settings, memories)
-    async with app.run_test(size=(130, 50)) as pilot:
+    async with app.run_test(size=(130, 80)) as pilot:
         await settle(pilot)
         if key == "question_mark":
             pilot.app.screen.query_one("#log").focus()  # ? types into the message box

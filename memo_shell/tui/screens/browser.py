@@ -82,7 +82,7 @@ class BrowserScreen(Screen[None]):
         self.runtime = runtime
         self.filter = Filter()
         self.sort = SORTS[0]
-        self.undo_stack: list[Forgotten] = []
+        self.undo_stack: list[Forgotten] = runtime.undo_stack  # app-wide (see undo.py)
         self.stats: dict[str, Any] = {}
         self.disk_bytes: int | None = None
         self.index_wait = "opening the index…"

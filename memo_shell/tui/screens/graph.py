@@ -43,7 +43,7 @@ class GraphScreen(Screen[None]):
         self.entities: list[Any] = []
         self._shown: list[str] = []  # entity names by table row
         self.current: str | None = None
-        self.undo_stack: list[Forgotten] = []
+        self.undo_stack: list[Forgotten] = runtime.undo_stack  # app-wide (see undo.py)
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="Filter entities (/)", id="entity-filter")

@@ -11,6 +11,11 @@ from textual.widgets import Static
 
 from memo_shell.tui import fmt
 
+_MODE_STYLE = {
+    "on": ("on", "$success"),
+    "off": ("off (ctrl+t)", "bold $warning"),
+    "private": ("private: not kept", "bold $error"),
+}
 _INDEX_STYLE = {"ready": "$success", "loading": "$warning", "rebuilding": "$warning"}
 
 
@@ -23,7 +28,7 @@ class StatusBar(Static):
     session: reactive[str] = reactive("default")
     memories: reactive[int | None] = reactive(None)
     index_state: reactive[str] = reactive("loading")
-    use_memory: reactive[bool] = reactive(True)
+    memory_mode: reactive[str] = reactive("on")
 
     def render(self) -> Content:
         dot_style = {None: "$warning", True: "$success", False: "$error"}[self.backend_ok]
@@ -41,6 +46,6 @@ class StatusBar(Static):
         parts += [
             sep,
             ("memory ", "$text-muted"),
-            ("on", "$success") if self.use_memory else ("off", "bold $warning"),
+            _MODE_STYLE.get(self.memory_mode, (self.memory_mode, "bold $warning")),
         ]
         return Content.assemble(*parts)
