@@ -65,17 +65,6 @@ TINY_MODEL_NOTE = (
 )
 
 
-def describe(mem: Any, memory_id: str) -> str:
-    """How dialogs name a memory: its question, quoted and shortened. Blocking (reads it)."""
-    from memo_shell.records import RecordError
-
-    try:
-        memory = mem.get(memory_id)
-    except (MemoShellError, RecordError):
-        return f"memory {memory_id}"
-    return f"“{fmt.one_line(memory.user or memory.assistant, 70)}”"
-
-
 def done_status(done: Any) -> str:
     """``gemma3:270m · llama-cpp · first token 210 ms · 1.3 s``."""
     return (
@@ -525,7 +514,7 @@ class ChatScreen(Screen[None]):
 
     @work(group="panel")
     async def forget(self, memory_id: str) -> None:
-        from memo_shell.tui.screens.dialogs import ConfirmScreen
+        from memo_shell.tui.screens.dialogs import ConfirmScreen, describe
         from memo_shell.tui.undo import forget_keeping
 
         rt = self.runtime
