@@ -135,7 +135,7 @@ class ChatScreen(Screen[None]):
         elif rt.backend_error is not None:
             status.backend, status.model, status.backend_ok = "no model", "", False
         else:
-            status.backend = "finding a model…"
+            status.backend, status.model = "finding a model…", ""
         status.session = rt.session
         self.show_preparing(rt.preparing)
         if rt.memories is None:
