@@ -131,6 +131,14 @@ KEYS: tuple[Key, ...] = (
         help="Empty the chat view (nothing is forgotten; F6 starts a new session)",
     ),
     Key("chat.prompt", "ctrl+o", "show_prompt", "Prompt", help="The exact prompt last sent"),
+    Key(
+        "chat.settings",
+        "ctrl+s",
+        "session_settings",
+        "Session settings",
+        show=False,
+        help="This session's system prompt, temperature, context size and max tokens",
+    ),
     Key("chat.focus_panel", "ctrl+g", "focus_panel", "Go to recalled", show=False),
     Key("chat.focus_input", "ctrl+l", "focus_input", "Go to input", show=False),
     # -- recalled-memories panel (when it has focus)
@@ -177,6 +185,7 @@ KEYS: tuple[Key, ...] = (
     Key("dialog.yes", "y", "yes", "Yes", palette=False),
     Key("dialog.no", "n,escape", "no", "No", palette=False),
     Key("dialog.close", "escape", "close", "Close", palette=False),
+    Key("dialog.save", "ctrl+s", "save", "Save", palette=False),
 )
 
 BY_ID: dict[str, Key] = {k.id: k for k in KEYS}

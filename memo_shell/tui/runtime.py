@@ -55,6 +55,8 @@ class Runtime:
         #: (chat, details, browser, graph) can be undone from the browser or the graph.
         self.undo_stack: list[Any] = []
         self._owns_memories = memories is None
+        #: The current session's own system prompt and model parameters (session_settings.py).
+        self.session_settings: Any = None
         self._store_ready = asyncio.Event()
         self._backend_ready = asyncio.Event()
         #: While a model is being prepared: what is happening and how far (0..1, None unknown).
@@ -139,6 +141,7 @@ class Runtime:
         self._backend_ready.set()
         if self.shell is not None:
             self.shell.set_backend(backend)
+            self.apply_session_settings()
         else:
             self._make_shell()
         if old is not None and old is not backend:
@@ -151,6 +154,7 @@ class Runtime:
 
         self.shell = Shell(self.memories, self.backend, self.settings, session=self.session)
         self.shell.use_memory = self.use_memory
+        self.apply_session_settings()
 
     async def wait_shell(self) -> Any:
         """The shell once both the store and a backend are ready; raises the backend's error."""
@@ -190,6 +194,7 @@ class Runtime:
         self.session = name
         if self.shell is not None:
             self.shell.session = name
+        self.session_settings = None  # the new session's are read on the next apply
 
     def new_session(self) -> str:
         if self.shell is not None:
@@ -199,7 +204,57 @@ class Runtime:
             from memo_shell.shell import session_name
 
             self.session = session_name()
+        self.session_settings = None
+        self.apply_session_settings()
         return self.session
+
+    # ----------------------------------------------------------------- per-session settings
+
+    def load_session_settings(self) -> Any:
+        """The current session's settings (read once, then kept). Blocking (a small read).
+
+        Raises SettingsError for a damaged file; the defaults then apply until it is saved."""
+        from memo_shell.tui import session_settings
+
+        if self.session_settings is None:
+            self.session_settings = session_settings.SessionSettings()
+            if self.memories is not None:
+                self.session_settings = session_settings.load(self.memories.data_dir, self.session)
+        return self.session_settings
+
+    def save_session_settings(self, chosen: Any) -> None:
+        """Save the current session's settings and use them from the next turn. Blocking."""
+        from memo_shell.tui import session_settings
+
+        session_settings.save(self.mem.data_dir, self.session, chosen)
+        self.session_settings = chosen
+        self.apply_session_settings()
+
+    def apply_session_settings(self) -> None:
+        """Give the shell the session's system prompt and parameters (the app's otherwise).
+
+        Only from settings already read (``load_session_settings`` runs in a thread first);
+        a context size reaches the servers (Ollama's num_ctx, the prompt budget); llama.cpp
+        keeps the window its model was loaded with.
+        """
+        if self.shell is None:
+            return
+        from memo_shell.shell import DEFAULT_SYSTEM
+
+        chosen = self.session_settings
+        if chosen is None:
+            from memo_shell.tui.session_settings import SessionSettings
+
+            chosen = SessionSettings()
+        self.shell.system = chosen.system or DEFAULT_SYSTEM
+        self.shell.settings = self.settings.with_overrides(
+            temperature=chosen.temperature,
+            max_tokens=chosen.max_tokens,
+            context_size=chosen.context_size,
+        )
+        backend = self.backend
+        if backend is not None and getattr(backend, "name", "") in ("ollama", "openai"):
+            backend.context_size = self.shell.settings.context_size
 
     # ----------------------------------------------------------------- store operations
 
@@ -282,9 +337,24 @@ class Runtime:
                 mem.index.remove(memory_id)
                 mem.index.add(memory)
                 moved += 1
+        self._move_session_settings(old, new)
         if self.session == old:
             self.set_session(new)
         return moved
+
+    def _move_session_settings(self, old: str, new: str) -> None:
+        """A renamed session keeps its settings (unless the new name already has its own)."""
+        from memo_shell.tui import session_settings
+
+        data_dir = self.mem.data_dir
+        try:
+            moving = session_settings.load(data_dir, old)
+            if moving.empty or not session_settings.load(data_dir, new).empty:
+                return
+        except session_settings.SettingsError:
+            return  # a damaged file stays where it is, reported when its session is opened
+        session_settings.save(data_dir, new, moving)
+        session_settings.save(data_dir, old, session_settings.SessionSettings())
 
     async def close(self) -> None:
         if self.backend is not None:

@@ -143,7 +143,7 @@ async def test_help_spaces_long_keys_and_the_palette_offers_help_once(settings, 
         await settle(pilot)
         await pilot.press("f1")
         await settle(pilot)
-        text = screen_text(app)
+        text = str(app.screen.query_one("#help-text Static").render())
         assert "alt+enter New line" in text and "alt+enterNew" not in text
         await pilot.press("escape")
         commands = [c.title for c in app.get_system_commands(app.screen)]

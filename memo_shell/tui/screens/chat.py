@@ -210,6 +210,7 @@ class ChatScreen(Screen[None]):
         if at_start and not counts.get(rt.session) and sessions and not log.query(TurnView):
             rt.set_session(sessions[0].name)
             self.status.session = rt.session
+        await self.use_session_settings()
         ids = await rt.io(mem.index.ids, session=rt.session, newest_first=True)
         memories = []
         for memory_id in ids[:HISTORY_QUESTIONS]:
@@ -241,6 +242,17 @@ class ChatScreen(Screen[None]):
                 "F3 browses them, F6 lists sessions."
             )
         log.scroll_end(animate=False)
+
+    async def use_session_settings(self) -> None:
+        """Read the session's own settings (once) and hand them to the shell."""
+        from memo_shell.tui.session_settings import SettingsError
+
+        rt = self.runtime
+        try:
+            await rt.io(rt.load_session_settings)
+        except SettingsError as exc:
+            self.notify(str(exc), title="Session settings", severity="warning", timeout=15)
+        rt.apply_session_settings()
 
     async def session_changed(self) -> None:
         """The app switched session: start a clean view of that session."""
@@ -292,6 +304,7 @@ class ChatScreen(Screen[None]):
         turn.set_status("waiting for the model…" if self.runtime.shell is None else "recalling…")
         try:
             shell = await self.runtime.wait_shell()
+            await self.use_session_settings()
             async for event in shell.turn(question):
                 if isinstance(event, Recalled):
                     self.panel.show_hits(event.hits, list(event.plan.included))
@@ -468,6 +481,37 @@ class ChatScreen(Screen[None]):
         from memo_shell.tui.screens.prompt import PromptScreen
 
         self.app.push_screen(PromptScreen(plan.render(), list(plan.included)))
+
+    @work(group="settings", exclusive=True)
+    async def action_session_settings(self) -> None:
+        from memo_shell.tui.screens.settings import SessionSettingsScreen
+        from memo_shell.tui.session_settings import SettingsError
+
+        rt = self.runtime
+        if await rt.wait_store() is None:
+            return
+        try:
+            current = await rt.io(rt.load_session_settings)
+        except SettingsError as exc:
+            self.notify(str(exc), title="Session settings", severity="warning", timeout=15)
+            from memo_shell.tui.session_settings import SessionSettings
+
+            current = SessionSettings()
+        chosen = await self.app.push_screen_wait(
+            SessionSettingsScreen(rt.session, current, rt.settings)
+        )
+        if chosen is None:
+            return
+        try:
+            await rt.io(rt.save_session_settings, chosen)
+        except OSError as exc:
+            self.notify(
+                f"The settings could not be saved: {exc.strerror or exc}. Nothing changed.",
+                title="Session settings",
+                severity="error",
+            )
+            return
+        self.notify(f"Session {rt.session!r} now uses {chosen.describe()}.")
 
     def action_focus_panel(self) -> None:
         self.panel.display = True
