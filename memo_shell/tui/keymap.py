@@ -185,7 +185,7 @@ KEYS: tuple[Key, ...] = (
     Key("dialog.yes", "y", "yes", "Yes", palette=False),
     Key("dialog.no", "n,escape", "no", "No", palette=False),
     Key("dialog.close", "escape", "close", "Close", palette=False),
-    Key("dialog.save", "ctrl+s", "save", "Save", palette=False),
+    Key("dialog.save", "ctrl+s", "save", "Save", palette=False, priority=True),
 )
 
 BY_ID: dict[str, Key] = {k.id: k for k in KEYS}

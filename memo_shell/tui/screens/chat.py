@@ -37,8 +37,10 @@ HISTORY_QUESTIONS = 100
 POLL_S = 0.5
 
 
-def welcome_text(data_dir: str, tiny_model: bool = True) -> str:
-    model_note = f"\n{TINY_MODEL_NOTE}\n" if tiny_model else ""
+def welcome_text(data_dir: str) -> str:
+    # Always said: whether the built-in model ends up answering is only known later, and a
+    # first-run user needs to know what it is before judging memo-shell by its answers.
+    model_note = f"\n{TINY_MODEL_NOTE}\n"
     return f"""\
 ## Welcome to memo-shell
 
@@ -58,8 +60,9 @@ kept), until you press it again. **F1** lists every key.
 
 #: Said on first run and in the model picker while the built-in model answers.
 TINY_MODEL_NOTE = (
-    "The built-in model is **Gemma 3 270M**, a tiny *base* model that is here so memo-shell "
-    "works out of the box: fine for trying memory out, not for real answers. For a real "
+    "Without another model set up, memo-shell answers with its built-in **Gemma 3 270M**, a "
+    "tiny *base* model that is here so it works out of the box: fine for trying memory out, "
+    "not for real answers. For a real "
     "model, press **F5** and pick or type one: an Ollama model (`ollama pull llama3.2`), "
     "LM Studio's server (`http://127.0.0.1:1234/v1`), or the path of a `.gguf` file."
 )
@@ -199,8 +202,7 @@ class ChatScreen(Screen[None]):
         log = self.log_view
         if empty:
             if not log.query(TurnView):
-                tiny = rt.backend is None or getattr(rt.backend, "name", "") == "llama-cpp"
-                await log.show_welcome(welcome_text(str(mem.data_dir), tiny))
+                await log.show_welcome(welcome_text(str(mem.data_dir)))
             return
         from memo_shell.records import RecordError  # (msgpack, ulid: not before first paint)
 

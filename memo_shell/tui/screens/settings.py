@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Static, TextArea
+from textual.widgets import Input, Label, Static, TextArea
 
 from memo_shell.tui import keymap
 from memo_shell.tui.session_settings import SessionSettings, SettingsError, parse
+from memo_shell.tui.widgets.key_bar import KeyBar
 
 if TYPE_CHECKING:
     from memo_shell.config import Settings
@@ -37,8 +38,12 @@ class SessionSettingsScreen(ModalScreen["SessionSettings | None"]):
         with Vertical(classes="dialog", id="settings-dialog"):
             yield Label(f"Settings of session {self.session!r}", classes="dialog-title")
             yield Static(
-                "System prompt (empty: the default one)", classes="field-label", markup=False
+                "Saved with this session's memories, used from the next question; empty "
+                "fields mean the app's settings.",
+                classes="dialog-hint",
+                markup=False,
             )
+            yield Static("System prompt", classes="field-label", markup=False)
             yield TextArea(cur.system or "", id="system", soft_wrap=True, compact=True)
             with Horizontal(id="settings-numbers"):
                 yield Input(
@@ -57,24 +62,10 @@ class SessionSettingsScreen(ModalScreen["SessionSettings | None"]):
                     id="max_tokens",
                 )
             yield Static("", id="settings-error", markup=False)
-            yield Static(
-                "Saved with this session's memories; used from the next question. "
-                "ctrl+s saves · escape cancels",
-                classes="dialog-hint",
-                markup=False,
-            )
-            with Horizontal(classes="dialog-buttons"):
-                yield Button("Save (ctrl+s)", variant="primary", id="save")
-                yield Button("Cancel (esc)", id="cancel")
+            yield KeyBar()
 
     def on_mount(self) -> None:
         self.query_one("#system", TextArea).focus()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "save":
-            self.action_save()
-        else:
-            self.dismiss(None)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()

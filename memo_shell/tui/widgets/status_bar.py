@@ -20,7 +20,8 @@ _INDEX_STYLE = {"ready": "$success", "loading": "$warning", "rebuilding": "$warn
 
 
 class StatusBar(Static):
-    """``● ollama · llama3.2 │ session default │ 1,204 memories │ index ready │ memory on``."""
+    """``● ollama · llama3.2 │ session default │ 1,204 memories │ index loading │ memory on``
+    (the index part only while it is not ready)."""
 
     backend: reactive[str] = reactive("…")
     model: reactive[str] = reactive("")
@@ -38,11 +39,12 @@ class StatusBar(Static):
         sep = ("  │  ", "$text-muted")
         parts += [sep, ("session ", "$text-muted"), (self.session, "bold")]
         parts += [sep, fmt.count(self.memories, "memory", "memories")]
-        parts += [
-            sep,
-            ("index ", "$text-muted"),
-            (self.index_state, _INDEX_STYLE.get(self.index_state, "$error")),
-        ]
+        if self.index_state != "ready":  # said only while it matters (room at 80 columns)
+            parts += [
+                sep,
+                ("index ", "$text-muted"),
+                (self.index_state, _INDEX_STYLE.get(self.index_state, "$error")),
+            ]
         parts += [
             sep,
             ("memory ", "$text-muted"),
