@@ -3,9 +3,10 @@
 A seeded temporary data directory, the real CLI entry point, the real model (Gemma 3 270M,
 assembled into the user cache once and reused), keys typed with ``send-keys`` and the screen read
 back with ``capture-pane``: the answer and the recalled-memories panel must both appear, and the
-turn must be on disk afterwards. Then F7 regenerates the reply (the old record is replaced by a
-new one) and F10 copies it: the copy arrives as OSC 52, which tmux turns into a paste buffer. CI installs tmux (``apt-get install -y tmux``); without it the
-test is skipped, never silently passed.
+turn must be on disk afterwards. Then F7 regenerates the reply (the old record is replaced by
+a new one) and F10 copies it: the copy arrives as OSC 52, which tmux turns into a paste buffer.
+CI installs tmux (``apt-get install -y tmux``); without it the test is skipped, never silently
+passed.
 """
 
 from __future__ import annotations
