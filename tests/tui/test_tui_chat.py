@@ -294,6 +294,9 @@ async def test_empty_store_shows_where_memories_live_and_how_to_forget(settings,
         assert "Welcome to memo-shell" in text
         assert str(memories.data_dir)[:40] in text.replace("\n", "")
         assert "press f" in text and "F3" in text
+        welcome = app.screen.query_one("#welcome").source  # (the screen wraps it)
+        assert "tiny *base* model" in welcome and "press **F5**" in welcome
+        assert "http://127.0.0.1:1234/v1" in welcome and ".gguf" in welcome
         await ask(pilot, "hi")
         assert "Welcome to memo-shell" not in screen_text(app)
 

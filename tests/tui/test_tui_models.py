@@ -120,3 +120,16 @@ async def test_f5_says_what_the_built_in_model_is(settings, memories):
         assert "a tiny base model for trying memo-shell out" in shown
         assert "(http://127.0.0.1:1234/v1) or a .gguf file" in shown
         assert "http://127.0.0.1:1234/v1" in screen_text(app)  # on screen, wrapped not cut
+
+
+@pytest.mark.parametrize(
+    "typed",
+    ["http://[::1", "http://127.0.0.1:99999", "bad\x00host:1", "./\x00model", "[bold]x[/", "::::"],
+)
+async def test_hostile_typed_sources_are_one_line_never_a_crash(settings, memories, typed):
+    app = make_app(settings, memories)
+    async with app.run_test(size=(100, 30)) as pilot:
+        picker = await type_source(pilot, typed)
+        assert app.is_running and app.screen is picker
+        lines = [str(o.prompt) for o in picker.query_one(OptionList).options]
+        assert len(lines) == 1 and lines[0].endswith("."), lines

@@ -102,10 +102,28 @@ def parse_source(text: str) -> tuple[str, str]:
 
 
 async def typed_source(text: str, settings: Settings) -> list[ModelEntry | SourceProblem]:
-    """Models at a source the user typed (see ``parse_source``)."""
+    """Models at a source the user typed (see ``parse_source``); never raises: whatever was
+    typed (a malformed URL, a NUL in a path) becomes one line saying why it cannot be used."""
+    kind, where = parse_source(text)
+    try:
+        return await _typed_source(kind, where, settings)
+    except Exception as exc:  # user input at the boundary: a sentence, never a traceback
+        reason = str(exc).splitlines()[0].rstrip(".") if str(exc) else type(exc).__name__
+        return [SourceProblem(kind, f"{where!r} cannot be used as {_KINDS[kind]}: {reason}.")]
+
+
+_KINDS = {
+    "gguf": "a .gguf path",
+    "openai": "an OpenAI-compatible URL",
+    "ollama": "an Ollama host",
+}
+
+
+async def _typed_source(
+    kind: str, where: str, settings: Settings
+) -> list[ModelEntry | SourceProblem]:
     from memo_shell.backends import OllamaBackend, OpenAIBackend
 
-    kind, where = parse_source(text)
     if kind == "gguf":
         from memo_shell.backends.llamacpp import list_gguf
 
@@ -269,13 +287,13 @@ class ModelScreen(ModalScreen[None]):
     async def load_typed(self, text: str) -> None:
         options = self.query_one(OptionList)
         options.clear_options()
-        options.add_option(Option(f"Asking {text.strip()}…", disabled=True))
+        options.add_option(Option(Content(f"Asking {text.strip()}…"), disabled=True))
         found = await typed_source(text, self.runtime.settings)
         entries = [e for e in found if isinstance(e, ModelEntry)]
         if len(entries) == 1 and entries[0].kind == "gguf":
             self.switch(entries[0])  # a file: nothing to choose
             return
-        self.show(found)
+        self.show(found, typed=True)
         if entries:
             options.highlighted = next(i for i, o in enumerate(options.options) if not o.disabled)
             options.focus()
@@ -284,7 +302,7 @@ class ModelScreen(ModalScreen[None]):
     async def load(self) -> None:
         self.show(await discover(self.runtime.settings))
 
-    def show(self, found: list[ModelEntry | SourceProblem]) -> None:
+    def show(self, found: list[ModelEntry | SourceProblem], *, typed: bool = False) -> None:
         options = self.query_one(OptionList)
         options.clear_options()
         self.entries.clear()
@@ -298,7 +316,7 @@ class ModelScreen(ModalScreen[None]):
             self.entries[item.key] = item
             current = backend is not None and _same(item, backend)
             options.add_option(Option(entry_prompt(item, current), id=item.key))
-        if not self.entries:
+        if not self.entries and not typed:  # (a typed source has said why it gave nothing)
             options.add_option(
                 Option(
                     "No models found: start Ollama, type a server or a .gguf path above, or "
