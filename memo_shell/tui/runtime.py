@@ -267,17 +267,26 @@ class Runtime:
         """Something was written or forgotten: the disk size must be measured again."""
         self._disk_bytes = None
 
-    def forget_turn(self, memory_id: str) -> None:
+    def forget_turn(self, memory_id: str, *, undoable: bool = True) -> None:
         """Forget one turn of the conversation (regenerate, edit, a private turn). Blocking.
 
-        The shell keeps the session's recent turns in memory; it reads them again from the
-        store after this, so the forgotten turn is not sent to the model any more.
+        ``undoable``: the record is kept for undo (u in the browser or graph), as every forget
+        in the app is; a private turn's is not, since private means not kept anywhere. The
+        shell keeps the session's recent turns in memory; it reads them again from the store
+        after this, so the forgotten turn is not sent to the model any more.
         """
         from memo_shell.errors import NotFound
+        from memo_shell.tui.undo import Forgotten
 
         self.store_changed()
-        with contextlib.suppress(NotFound):  # already gone: nothing left to forget
-            self.mem.forget(memory_id)
+        if undoable:
+            kept = self.forget_keep([memory_id])
+            if kept:
+                self.undo_stack.append(Forgotten("a replaced reply", kept))
+                del self.undo_stack[:-UNDO_DEPTH]
+        else:
+            with contextlib.suppress(NotFound):  # already gone: nothing left to forget
+                self.mem.forget(memory_id)
         if self.shell is not None:
             # Shell has no public "reload recent turns" yet; switching the session away and
             # back is the documented way it drops them (its session setter).

@@ -102,6 +102,12 @@ async def test_regenerate_replaces_the_last_reply_and_forgets_the_old_one(
         assert len(memories.index.ids()) == len(seeded) + 1
         # the regenerated prompt does not carry the old reply as an earlier turn
         assert REPLY not in str(ollama.posted("/api/chat")[-1]["messages"])
+        # never lost: the old reply can be brought back from the memory browser
+        await pilot.press("f3")
+        await settle(pilot)
+        await pilot.press("u")
+        await settle(pilot)
+        assert memories.get(first).assistant == REPLY
 
 
 async def test_edit_last_question_and_resend_replaces_that_turn(settings, memories, ollama):
@@ -183,6 +189,7 @@ async def test_private_mode_keeps_the_turn_out_of_memory(settings, memories, see
         assert "not kept (private)" in text and "memory private: not kept" in text
         assert len(memories.index.ids()) == len(seeded)
         assert all("4321" not in h.memory.user for h in memories.recall("PIN 4321"))
+        assert not app.runtime.undo_stack  # not kept for undo either
         await ask(pilot, "And another")  # the mode persists until pressed again
         assert len(memories.index.ids()) == len(seeded)
 

@@ -198,7 +198,7 @@ class ChatScreen(Screen[None]):
         mem = await rt.wait_store()
         if mem is None:
             return
-        empty = await rt.io(lambda: next(iter(mem.ids(newest_first=True)), None) is None)
+        empty = await rt.io(lambda: next(mem.store.iter_ids(), None) is None)
         log = self.log_view
         if empty:
             if not log.query(TurnView):
@@ -320,7 +320,9 @@ class ChatScreen(Screen[None]):
                     if keep:
                         turn.memory_id = event.memory_id
                     else:  # private: the record goes as soon as the reply is complete
-                        await self.runtime.io(self.runtime.forget_turn, event.memory_id)
+                        await self.runtime.io(
+                            self.runtime.forget_turn, event.memory_id, undoable=False
+                        )
                         turn.add_class("private")
                         status += " · not kept (private)"
                     turn.set_status(status)
@@ -383,7 +385,11 @@ class ChatScreen(Screen[None]):
             self.notify("Nothing to regenerate yet: ask something first.")
             return
         self.stop_editing()
-        self.notify("Asking again; the earlier reply is forgotten.", timeout=3)
+        self.notify(
+            "Asking again; the earlier reply is forgotten (u in the memory browser, F3, "
+            "brings it back).",
+            timeout=5,
+        )
         self.turn_worker = self.run_turn(last.question, last)
 
     def action_edit_last(self) -> None:
@@ -409,7 +415,7 @@ class ChatScreen(Screen[None]):
         self.composer.focus()
         self.notify(
             "Editing the last question: enter sends it in place of that turn (the old turn is "
-            "forgotten); escape stops editing."
+            "forgotten; u in F3 undoes that); escape stops editing."
         )
 
     def action_copy_reply(self) -> None:
@@ -513,7 +519,14 @@ class ChatScreen(Screen[None]):
                 severity="error",
             )
             return
-        self.notify(f"Session {rt.session!r} now uses {chosen.describe()}.")
+        note = ""
+        backend = rt.backend
+        if chosen.context_size is not None and getattr(backend, "name", "") == "llama-cpp":
+            note = (
+                " llama.cpp keeps the context its model was loaded with; pick the model again "
+                "(F5) after changing context_size in the config file to change it."
+            )
+        self.notify(f"Session {rt.session!r} now uses {chosen.describe()}.{note}")
 
     def action_focus_panel(self) -> None:
         self.panel.display = True
