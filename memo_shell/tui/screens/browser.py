@@ -371,6 +371,7 @@ class BrowserScreen(Screen[None]):
             await self.reload()
             return
         self.table.discard(ids)
+        self.refresh_bindings()  # the last row may have gone: Forget, Pin, Tags go with it
         self.stats = await self.runtime.io(self.runtime.mem.index.stats)
         self.render_status()
         self.measure_disk()
