@@ -21,7 +21,7 @@ from memo_shell import paths, records
 from memo_shell.config import Settings, default_data_dir
 from memo_shell.disk import Disk
 from memo_shell.errors import NotFound
-from memo_shell.index import Index
+from memo_shell.index import Index, SessionInfo
 from memo_shell.records import CorruptRecord, Memory, Provenance, UnsupportedVersion
 from memo_shell.store import Store
 
@@ -283,6 +283,10 @@ class Memories:
             index.add(memory)
             moved += 1
         return moved
+
+    def sessions(self) -> list[SessionInfo]:
+        """Every session with its count and date range, most recently active first."""
+        return self._ensure_index().sessions()
 
     def forget(self, memory_id: str) -> None:
         """Delete the file (durably) first, then every derived trace of it.

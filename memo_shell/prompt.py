@@ -149,7 +149,8 @@ class PromptPlan:
         if self.weak:
             summary += f", {len(self.weak)} too weak to count as evidence"
         if self.recent:
-            summary += f", {len(self.recent)} earlier turns of this session"
+            turns = "earlier turn" if len(self.recent) == 1 else "earlier turns"
+            summary += f", {len(self.recent)} {turns} of this session"
         lines = [f"── prompt: {summary} ──"]
         lines += [f"   [{n}] = {memory_id}" for n, memory_id in enumerate(self.included, 1)]
         for message in self.messages:

@@ -45,6 +45,8 @@ class MemoShellApp(App[None]):
 
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses may live anywhere
     TITLE = "memo-shell"
+    #: Below 100 columns the screens get the ``-narrow`` class (app.tcss lays them out for 80).
+    HORIZONTAL_BREAKPOINTS: ClassVar = [(0, "-narrow"), (100, "-wide")]
     BINDINGS: ClassVar = keymap.bindings("app")
 
     def __init__(
@@ -224,9 +226,12 @@ class MemoShellApp(App[None]):
                 targets[scope] = screen
             elif found := screen.query(selector):
                 targets[scope] = found.first()
+        offered: set[tuple[str, str]] = set()
         for key in keymap.palette_entries(targets):
-            if key.id in own:
+            # one entry per action: "?" and F1 both open the help, offered once
+            if key.id in own or (key.scope, key.action) in offered:
                 continue
+            offered.add((key.scope, key.action))
             shown = keymap.display(keymap.effective_key(key, self.key_overrides))
             yield SystemCommand(
                 key.description,

@@ -22,6 +22,12 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+#: ctrl+t cycles these. "off": nothing is recalled, turns are still kept; "private": nothing is
+#: recalled and a turn is answered without being written at all (Shell.turn(remember=False)).
+MEMORY_MODES = ("on", "off", "private")
+#: Forget batches kept for undo (the records are held in memory while the app runs).
+UNDO_DEPTH = 20
+
 
 class Runtime:
     """Owns the ``Memories`` handle, the chosen backend and the ``Shell`` for the app's lifetime.
@@ -44,8 +50,13 @@ class Runtime:
         self.backend_error: str | None = None
         self.shell: Any | None = None
         self.session = "default"
-        self.use_memory = settings.use_memory
+        self.memory_mode = "on" if settings.use_memory else "off"
+        #: Forgotten batches, newest last: shared by every screen, so a forget made anywhere
+        #: (chat, details, browser, graph) can be undone from the browser or the graph.
+        self.undo_stack: list[Any] = []
         self._owns_memories = memories is None
+        #: The current session's own system prompt and model parameters (session_settings.py).
+        self.session_settings: Any = None
         self._store_ready = asyncio.Event()
         self._backend_ready = asyncio.Event()
         #: While a model is being prepared: what is happening and how far (0..1, None unknown).
@@ -130,6 +141,7 @@ class Runtime:
         self._backend_ready.set()
         if self.shell is not None:
             self.shell.set_backend(backend)
+            self.apply_session_settings()
         else:
             self._make_shell()
         if old is not None and old is not backend:
@@ -142,6 +154,7 @@ class Runtime:
 
         self.shell = Shell(self.memories, self.backend, self.settings, session=self.session)
         self.shell.use_memory = self.use_memory
+        self.apply_session_settings()
 
     async def wait_shell(self) -> Any:
         """The shell once both the store and a backend are ready; raises the backend's error."""
@@ -157,15 +170,31 @@ class Runtime:
 
     # ----------------------------------------------------------------- conversation state
 
-    def set_use_memory(self, enabled: bool) -> None:
-        self.use_memory = enabled
+    @property
+    def use_memory(self) -> bool:
+        """Whether the next turn recalls memories."""
+        return self.memory_mode == "on"
+
+    @property
+    def keep_turns(self) -> bool:
+        """Whether the next turn is kept in memory."""
+        return self.memory_mode != "private"
+
+    def set_memory_mode(self, mode: str) -> None:
+        if mode not in MEMORY_MODES:
+            raise ValueError(f"unknown memory mode {mode!r}")
+        self.memory_mode = mode
         if self.shell is not None:
-            self.shell.use_memory = enabled
+            self.shell.use_memory = self.use_memory
+
+    def set_use_memory(self, enabled: bool) -> None:
+        self.set_memory_mode("on" if enabled else "off")
 
     def set_session(self, name: str) -> None:
         self.session = name
         if self.shell is not None:
             self.shell.session = name
+        self.session_settings = None  # the new session's are read on the next apply
 
     def new_session(self) -> str:
         if self.shell is not None:
@@ -175,7 +204,57 @@ class Runtime:
             from memo_shell.shell import session_name
 
             self.session = session_name()
+        self.session_settings = None
+        self.apply_session_settings()
         return self.session
+
+    # ----------------------------------------------------------------- per-session settings
+
+    def load_session_settings(self) -> Any:
+        """The current session's settings (read once, then kept). Blocking (a small read).
+
+        Raises SettingsError for a damaged file; the defaults then apply until it is saved."""
+        from memo_shell.tui import session_settings
+
+        if self.session_settings is None:
+            self.session_settings = session_settings.SessionSettings()
+            if self.memories is not None:
+                self.session_settings = session_settings.load(self.memories.data_dir, self.session)
+        return self.session_settings
+
+    def save_session_settings(self, chosen: Any) -> None:
+        """Save the current session's settings and use them from the next turn. Blocking."""
+        from memo_shell.tui import session_settings
+
+        session_settings.save(self.mem.data_dir, self.session, chosen)
+        self.session_settings = chosen
+        self.apply_session_settings()
+
+    def apply_session_settings(self) -> None:
+        """Give the shell the session's system prompt and parameters (the app's otherwise).
+
+        Only from settings already read (``load_session_settings`` runs in a thread first);
+        a context size reaches the servers (Ollama's num_ctx, the prompt budget); llama.cpp
+        keeps the window its model was loaded with.
+        """
+        if self.shell is None:
+            return
+        from memo_shell.shell import DEFAULT_SYSTEM
+
+        chosen = self.session_settings
+        if chosen is None:
+            from memo_shell.tui.session_settings import SessionSettings
+
+            chosen = SessionSettings()
+        self.shell.system = chosen.system or DEFAULT_SYSTEM
+        self.shell.settings = self.settings.with_overrides(
+            temperature=chosen.temperature,
+            max_tokens=chosen.max_tokens,
+            context_size=chosen.context_size,
+        )
+        backend = self.backend
+        if backend is not None and getattr(backend, "name", "") in ("ollama", "openai"):
+            backend.context_size = self.shell.settings.context_size
 
     # ----------------------------------------------------------------- store operations
 
@@ -187,6 +266,27 @@ class Runtime:
     def store_changed(self) -> None:
         """Something was written or forgotten: the disk size must be measured again."""
         self._disk_bytes = None
+
+    def forget_turn(self, memory_id: str) -> None:
+        """Forget one turn of the conversation (regenerate, edit). Blocking.
+
+        The record is kept for undo (u in the browser or graph), as every forget in the app
+        is. The shell keeps the session's recent turns in memory; it reads them again from the store
+        after this, so the forgotten turn is not sent to the model any more.
+        """
+        from memo_shell.tui.undo import Forgotten
+
+        self.store_changed()
+        kept = self.forget_keep([memory_id])
+        if kept:
+            self.undo_stack.append(Forgotten("a replaced reply", kept))
+            del self.undo_stack[:-UNDO_DEPTH]
+        if self.shell is not None:
+            # Shell has no public "reload recent turns" yet; switching the session away and
+            # back is the documented way it drops them (its session setter).
+            name = self.shell.session
+            self.shell.session = "\x00reload"
+            self.shell.session = name
 
     def forget_keep(self, ids: Iterable[str]) -> list[Memory]:
         """Forget memories, returning the records so the caller can offer undo. Blocking."""
@@ -240,9 +340,24 @@ class Runtime:
                 mem.index.remove(memory_id)
                 mem.index.add(memory)
                 moved += 1
+        self._move_session_settings(old, new)
         if self.session == old:
             self.set_session(new)
         return moved
+
+    def _move_session_settings(self, old: str, new: str) -> None:
+        """A renamed session keeps its settings (unless the new name already has its own)."""
+        from memo_shell.tui import session_settings
+
+        data_dir = self.mem.data_dir
+        try:
+            moving = session_settings.load(data_dir, old)
+            if moving.empty or not session_settings.load(data_dir, new).empty:
+                return
+        except session_settings.SettingsError:
+            return  # a damaged file stays where it is, reported when its session is opened
+        session_settings.save(data_dir, new, moving)
+        session_settings.save(data_dir, old, session_settings.SessionSettings())
 
     async def close(self) -> None:
         if self.backend is not None:

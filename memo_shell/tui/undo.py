@@ -1,9 +1,11 @@
-"""Forgetting with undo while a screen is open (the browser's prune, the graph's forget).
+"""Forgetting with undo, wherever the forget happens (chat, details, browser, graph).
 
-The forgotten records are kept in memory as they were, so ``u`` can write them back exactly,
-same ids and content. Each screen keeps its own stack and says in its own words what happened;
-this module owns the part that must behave the same everywhere: a batch is on the stack only
-once its files are gone, and a restore that fails leaves it there to try again.
+The forgotten records are kept in memory as they were, so ``u`` in the browser or the graph can
+write them back exactly, same ids and content. There is one stack for the whole app (on the
+``Runtime``), so a memory forgotten from the chat's panel can be undone in F3, as the chat's
+dialog says; the newest ``UNDO_DEPTH`` batches are kept until the app quits. This module owns
+the part that must behave the same everywhere: a batch is on the stack only once its files are
+gone, and a restore that fails leaves it there to try again.
 """
 
 from __future__ import annotations
@@ -32,8 +34,11 @@ async def forget_keeping(
 
     Raises MemoShellError (nothing is pushed) when the store refuses.
     """
+    from memo_shell.tui.runtime import UNDO_DEPTH
+
     batch = Forgotten(label, await runtime.io(runtime.forget_keep, list(ids)))
     stack.append(batch)
+    del stack[:-UNDO_DEPTH]  # in place: the stack is shared
     return batch
 
 

@@ -120,7 +120,7 @@ async def test_cancelled_forget_keeps_everything(settings, memories, seeded):
         assert len(table.ids) == 5
 
 
-async def test_prune_by_filter_keeps_pinned_and_undo_is_dropped_with_the_screen(
+async def test_prune_by_filter_keeps_pinned_and_undo_survives_leaving_the_screen(
     settings, memories, seeded
 ):
     app = make_app(settings, memories)
@@ -136,12 +136,15 @@ async def test_prune_by_filter_keeps_pinned_and_undo_is_dropped_with_the_screen(
         await settle(pilot)
         assert table.ids == [seeded[1]]  # the pinned one
         assert not memories.store.path_for(seeded[0]).exists()
-        await pilot.press("escape")  # leave the browser: the undo buffer goes with it
+        await pilot.press("escape")  # leave the browser: undo is app-wide, so it stays
         await settle(pilot)
         await pilot.press("f3")
         await settle(pilot)
-        assert pilot.app.screen.undo_stack == []
-        assert not memories.store.path_for(seeded[0]).exists()
+        assert "u undoes forgetting 2 memories" in screen_text(app)
+        await pilot.press("u")
+        await settle(pilot)
+        assert "Restored 2 memories." in "\n".join(n.message for n in app._notifications)
+        assert memories.store.path_for(seeded[0]).exists()
 
 
 async def test_pin_and_tags_from_the_table(settings, memories, seeded):

@@ -100,8 +100,12 @@ async def test_memory_toggle_sends_nothing_recalled(settings, memories, seeded, 
         await ask(pilot, QUESTION)
         assert "pastel de nata" not in str(ollama.posted("/api/chat")[-1]["messages"])
         assert "Memory was off for this turn." in screen_text(app)
-        await pilot.press("ctrl+t")
+        await pilot.press("ctrl+t")  # off -> private (still no recall)
+        assert "memory private: not kept" in screen_text(app)
+        assert app.runtime.shell.use_memory is False
+        await pilot.press("ctrl+t")  # private -> on
         assert app.runtime.shell.use_memory is True
+        assert "memory on" in screen_text(app)
 
 
 async def test_panel_toggles_and_its_memory_opens_pins_and_forgets(settings, memories, seeded):
@@ -149,7 +153,7 @@ async def test_escape_cancels_the_reply_stores_nothing_and_returns_the_question(
                 break
         await pilot.press("escape")
         await settle(pilot)
-        assert not pilot.app.screen.query(TurnView)
+        assert all(t.question != QUESTION for t in pilot.app.screen.query(TurnView))
         assert pilot.app.screen.query_one(Composer).text == QUESTION
         assert "Reply cancelled; nothing was stored" in notes(app)
         assert len(memories.index.ids()) == len(seeded)
@@ -291,12 +295,15 @@ async def test_empty_store_shows_where_memories_live_and_how_to_forget(settings,
         assert "Welcome to memo-shell" in text
         assert str(memories.data_dir)[:40] in text.replace("\n", "")
         assert "press f" in text and "F3" in text
+        welcome = app.screen.query_one("#welcome").source  # (the screen wraps it)
+        assert "tiny *base* model" in welcome and "press **F5**" in welcome
+        assert "http://127.0.0.1:1234/v1" in welcome and ".gguf" in welcome
         await ask(pilot, "hi")
         assert "Welcome to memo-shell" not in screen_text(app)
 
 
 @pytest.mark.parametrize("key", ["f1", "question_mark"])
-async def test_help_lists_every_key_with_remaps(settings, memories, key):
+async def test_help_lists_every_key_with_remaps(settings, memories, seeded, key):
     settings = replace(settings, keys={"browser.forget": "x", "bogus.id": "z"})
     app = make_app(settings, memories)
     async with app.run_test(size=(130, 60)) as pilot:  # tall enough for the browser's keys
@@ -305,8 +312,8 @@ async def test_help_lists_every_key_with_remaps(settings, memories, key):
             pilot.app.screen.query_one("#log").focus()  # ? types into the message box
         await pilot.press(key)
         await settle(pilot)
-        text = screen_text(app)
-        assert "memo-shell keys" in text
+        assert "memo-shell keys" in screen_text(app)
+        text = str(app.screen.query_one("#help-text Static").render())  # (it scrolls)
         assert "x" in text and "[browser.forget]" in text
         assert "unknown binding id 'bogus.id'" in notes(app)
         await pilot.press("escape")
@@ -314,7 +321,7 @@ async def test_help_lists_every_key_with_remaps(settings, memories, key):
         await settle(pilot)
         await pilot.press("x")  # the remapped key forgets
         await settle(pilot)
-        assert "Forget" in screen_text(app)
+        assert "Forget 1 memory?" in screen_text(app)
 
 
 async def test_waiting_for_another_process_lock_is_a_notification(settings, memories, seeded):

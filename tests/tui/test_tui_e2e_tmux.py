@@ -3,8 +3,10 @@
 A seeded temporary data directory, the real CLI entry point, the real model (Gemma 3 270M,
 assembled into the user cache once and reused), keys typed with ``send-keys`` and the screen read
 back with ``capture-pane``: the answer and the recalled-memories panel must both appear, and the
-turn must be on disk afterwards. CI installs tmux (``apt-get install -y tmux``); without it the
-test is skipped, never silently passed.
+turn must be on disk afterwards. Then F7 regenerates the reply (the old record is replaced by
+a new one) and F10 copies it: the copy arrives as OSC 52, which tmux turns into a paste buffer.
+CI installs tmux (``apt-get install -y tmux``); without it the test is skipped, never silently
+passed.
 """
 
 from __future__ import annotations
@@ -65,6 +67,11 @@ def tmux(tmp_path: Path) -> Iterator[Tmux]:
     server.run("kill-server")
 
 
+def record_ids(data: Path) -> set[str]:
+    """The ids of the record files on disk (read without opening the store)."""
+    return {p.stem for p in (data / "memories").rglob("*") if p.is_file() and len(p.stem) == 26}
+
+
 def test_question_answer_and_recalled_panel_in_a_real_terminal(tmux: Tmux, tmp_path: Path):
     data = tmp_path / "data"
     with memo_shell.open(data) as memories:
@@ -85,9 +92,13 @@ def test_question_answer_and_recalled_panel_in_a_real_terminal(tmux: Tmux, tmp_p
     python = shlex.quote(sys.executable)
     command = f"env -u COLUMNS -u LINES {exports} {python} -m memo_shell; echo EXITED $?; sleep 60"
     tmux.run("new-session", "-d", "-s", "e2e", "-x", "130", "-y", "40", command)
+    # let the app's OSC 52 (copy) make a tmux buffer, as a terminal would fill its clipboard
+    tmux.run("set-option", "-g", "set-clipboard", "on")
 
     tmux.wait_for(
-        lambda s: "llama-cpp · gemma3-270m" in s and "index ready" in s, 120, "the model to load"
+        lambda s: "llama-cpp · gemma3-270m" in s and "index loading" not in s,
+        120,
+        "the model to load",
     )
     tmux.run("send-keys", "-t", "e2e", "-l", QUESTION)
     tmux.run("send-keys", "-t", "e2e", "Enter")
@@ -103,6 +114,30 @@ def test_question_answer_and_recalled_panel_in_a_real_terminal(tmux: Tmux, tmp_p
     end = next(i for i, ln in enumerate(lines) if "first token" in ln)
     answer = " ".join(ln for ln in lines[start + 1 : end] if ln)
     assert answer.strip(), screen
+
+    # F7: the same question again; the first reply's record is forgotten, a new one written
+    first = record_ids(data) - set(seeded)
+    assert len(first) == 1
+    tmux.run("send-keys", "-t", "e2e", "F7")
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        now = record_ids(data) - set(seeded)
+        if now and not now & first:
+            break
+        time.sleep(0.25)
+    else:
+        raise AssertionError(f"the reply was not regenerated:\n{tmux.screen()}")
+    screen = tmux.wait_for(lambda s: "first token" in s, 60, "the new reply to show")
+    assert screen.count(QUESTION) == 1  # replaced in place, not asked twice
+
+    # F10: copy the reply; OSC 52 reaches tmux, which keeps it as a buffer
+    tmux.run("send-keys", "-t", "e2e", "F10")
+    tmux.wait_for(lambda s: "Copied the last reply" in s, 30, "the copy notice")
+    copied = tmux.run("show-buffer")
+    assert copied.strip()
+    with memo_shell.open(data) as memories:
+        memories.wait_ready(30)
+        assert copied == memories.get(now.pop()).assistant
 
     tmux.run("send-keys", "-t", "e2e", "C-q")
     tmux.wait_for(lambda s: "EXITED 0" in s, 30, "memo-shell to quit")

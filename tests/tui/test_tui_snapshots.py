@@ -1,4 +1,4 @@
-"""Snapshot tests: the main screens at 120x36 in the default theme (memo-dark).
+"""Snapshot tests: the main screens at 120x36 and at 80x24 in the default theme (memo-dark).
 
 Everything that varies between runs is pinned: dates (seeded memories at fixed times, TZ=UTC),
 the data directory's path (a fixed temp path), reply timing (the one line that shows it is
@@ -22,7 +22,7 @@ from memo_shell.tui.widgets.chat_log import TurnView
 from memo_shell.tui.widgets.composer import Composer
 from memo_shell.tui.widgets.recall_panel import RecallPanel
 
-SIZE = (120, 36)
+SIZES = pytest.mark.parametrize("size", [(120, 36), (80, 24)], ids=["120x36", "80x24"])
 FIXED_DIR = Path(tempfile.gettempdir()) / "memo-shell-snapshot"
 
 
@@ -48,7 +48,8 @@ async def steady(pilot) -> None:
     await pilot.pause()
 
 
-def test_chat_with_recalled_panel(snap_compare, settings, memories, seeded):
+@SIZES
+def test_chat_with_recalled_panel(snap_compare, size, settings, memories, seeded):
     async def run_before(pilot) -> None:
         await settle(pilot)
         composer = pilot.app.screen.query_one(Composer)
@@ -63,15 +64,17 @@ def test_chat_with_recalled_panel(snap_compare, settings, memories, seeded):
         panel.show_hits(fixed, list(panel.included))
         await steady(pilot)
 
-    assert snap_compare(make_app(settings, memories), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(make_app(settings, memories), terminal_size=size, run_before=run_before)
 
 
-def test_chat_welcome_on_an_empty_store(snap_compare, fixed_store):
+@SIZES
+def test_chat_welcome_on_an_empty_store(snap_compare, size, fixed_store):
     settings, memories = fixed_store
-    assert snap_compare(make_app(settings, memories), terminal_size=SIZE, run_before=steady)
+    assert snap_compare(make_app(settings, memories), terminal_size=size, run_before=steady)
 
 
-def test_memory_browser(snap_compare, settings, memories, seeded):
+@SIZES
+def test_memory_browser(snap_compare, size, settings, memories, seeded):
     async def run_before(pilot) -> None:
         await settle(pilot)
         await pilot.press("f3")
@@ -79,10 +82,11 @@ def test_memory_browser(snap_compare, settings, memories, seeded):
         await pilot.press("space", "space")  # two selected rows
         await steady(pilot)
 
-    assert snap_compare(make_app(settings, memories), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(make_app(settings, memories), terminal_size=size, run_before=run_before)
 
 
-def test_memory_detail(snap_compare, settings, memories, seeded):
+@SIZES
+def test_memory_detail(snap_compare, size, settings, memories, seeded):
     async def run_before(pilot) -> None:
         await settle(pilot)
         await pilot.press("f3")
@@ -93,10 +97,11 @@ def test_memory_detail(snap_compare, settings, memories, seeded):
         title.update(str(title.content)[:17] + "…")  # ids are random past the time part
         await pilot.pause()
 
-    assert snap_compare(make_app(settings, memories), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(make_app(settings, memories), terminal_size=size, run_before=run_before)
 
 
-def test_knowledge_graph(snap_compare, settings, memories, seeded):
+@SIZES
+def test_knowledge_graph(snap_compare, size, settings, memories, seeded):
     async def run_before(pilot) -> None:
         await settle(pilot)
         await pilot.press("f4")
@@ -105,19 +110,21 @@ def test_knowledge_graph(snap_compare, settings, memories, seeded):
         table.move_cursor(row=[e.name for e in memories.index.entities()].index("Ada"))
         await steady(pilot)
 
-    assert snap_compare(make_app(settings, memories), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(make_app(settings, memories), terminal_size=size, run_before=run_before)
 
 
-def test_help(snap_compare, settings, memories):
+@SIZES
+def test_help(snap_compare, size, settings, memories):
     async def run_before(pilot) -> None:
         await settle(pilot)
         await pilot.press("f1")
         await steady(pilot)
 
-    assert snap_compare(make_app(settings, memories), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(make_app(settings, memories), terminal_size=size, run_before=run_before)
 
 
-def test_chat_in_the_light_theme(snap_compare, settings, memories):
+@SIZES
+def test_chat_in_the_light_theme(snap_compare, size, settings, memories):
     seed(memories)
     light = type(settings)(**{**settings.__dict__, "theme": "memo-light"})
 
@@ -127,5 +134,17 @@ def test_chat_in_the_light_theme(snap_compare, settings, memories):
         await steady(pilot)
 
     assert snap_compare(
-        make_app(light, memories, persist_theme=False), terminal_size=SIZE, run_before=run_before
+        make_app(light, memories, persist_theme=False), terminal_size=size, run_before=run_before
     )
+
+
+@SIZES
+def test_session_settings(snap_compare, size, settings, memories, seeded):
+    async def run_before(pilot) -> None:
+        await settle(pilot)
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        pilot.app.screen.query_one("#temperature").value = "0.2"
+        await steady(pilot)
+
+    assert snap_compare(make_app(settings, memories), terminal_size=size, run_before=run_before)

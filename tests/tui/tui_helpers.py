@@ -83,8 +83,9 @@ async def settle(pilot: Any, timeout: float = 15.0) -> None:
 
 def _busy(app: Any) -> bool:
     from memo_shell.tui.screens.dialogs import ConfirmScreen, TextPromptScreen
+    from memo_shell.tui.screens.settings import SessionSettingsScreen
 
-    if isinstance(app.screen, ConfirmScreen | TextPromptScreen):
+    if isinstance(app.screen, ConfirmScreen | TextPromptScreen | SessionSettingsScreen):
         return False  # the worker that opened the dialog waits for an answer: that is idle
     if any(t.pending for t in app.screen.query("MemoryTable")):
         return True

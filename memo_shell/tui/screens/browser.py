@@ -2,9 +2,10 @@
 
 Rows come from the index's metadata (``Index.ids`` / ``Index.meta``), never from the record
 files, so opening the browser over 100k memories costs one id list. Search goes through recall,
-the same ranking the chat uses. Forgetting keeps the forgotten records in memory while the screen
-is open, so ``u`` can put them back with the same ids (files and index); closing the screen
-drops them for good.
+the same ranking the chat uses, and every filter applies to its hits too. Hits without direct
+evidence (no word or vector match: reached only through the graph, context or a pin) are listed
+after the others, dimmed. Forgetting keeps the forgotten records in memory (app-wide, see
+``undo.py``), so ``u`` can put them back with the same ids (files and index).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 
 #: How many recall hits a search shows (ranked; the long tail is rarely what anyone wants).
 SEARCH_K = 500
+#: A hit is direct evidence when one of its reasons starts so; the rest are listed last, dimmed.
+DIRECT_EVIDENCE = ("matched", "similar")
 #: Typing pauses this long before a search runs, so each keystroke does not start a recall.
 SEARCH_DEBOUNCE_S = 0.25
 SORTS = ("newest", "oldest", "session", "pinned first")
@@ -53,9 +56,10 @@ class Filter:
     pinned: bool | None = None
 
     def admits(self, memory: Memory) -> bool:
-        """For recall hits, which the index filters by session only."""
+        """For recall hits (recall only nudges towards a session; it filters nothing)."""
         return (
-            (self.since is None or memory.created_at >= self.since)
+            (self.session is None or memory.session == self.session)
+            and (self.since is None or memory.created_at >= self.since)
             and (self.until is None or memory.created_at < self.until)
             and (self.pinned is None or memory.pinned == self.pinned)
         )
@@ -82,10 +86,11 @@ class BrowserScreen(Screen[None]):
         self.runtime = runtime
         self.filter = Filter()
         self.sort = SORTS[0]
-        self.undo_stack: list[Forgotten] = []
+        self.undo_stack: list[Forgotten] = runtime.undo_stack  # app-wide (see undo.py)
         self.stats: dict[str, Any] = {}
         self.disk_bytes: int | None = None
         self.index_wait = "opening the index…"
+        self.weak_hits = 0
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="browser-filters"):
@@ -133,22 +138,30 @@ class BrowserScreen(Screen[None]):
 
     # ----------------------------------------------------------------- loading rows
 
-    async def reload(self) -> None:
-        """Fetch the ids for the current filter and sort, off the event loop."""
+    async def reload(self, *, top: bool = True) -> None:
+        """Fetch the ids for the current filter and sort, off the event loop.
+
+        ``top``: the cursor goes to the first row (a new search, sort or filter); False keeps
+        it on the same memory (after an undo)."""
         rt = self.runtime
         mem = rt.mem
         filt = self.filter
         scores: dict[str, float] | None = None
+        weak: list[str] = []
         if filt.query:
             hits = await rt.io(mem.recall, filt.query, SEARCH_K, session=filt.session)
             hits = [h for h in hits if filt.admits(h.memory)]
-            ids = [h.memory.id for h in hits]
+            direct = [h for h in hits if any(w.startswith(DIRECT_EVIDENCE) for w in h.why)]
+            weak = [h.memory.id for h in hits if h not in direct]
+            ids = [h.memory.id for h in direct] + weak
             scores = {h.memory.id: h.score for h in hits}
         else:
             ids = await rt.io(self._ids, filt, self.sort)
+        self.weak_hits = len(weak)
         self.stats = await rt.io(mem.index.stats)
-        self.table.set_rows(ids, scores)
+        self.table.set_rows(ids, scores, weak=weak, top=top)
         self.render_status()
+        self.refresh_bindings()
 
     def _ids(self, filt: Filter, sort: str) -> list[str]:
         """Ids for a filter in the chosen order (newest first within a group). Blocking."""
@@ -199,6 +212,8 @@ class BrowserScreen(Screen[None]):
                 f"{len(self.table.ids):,} shown",
                 f" · sort: {self.sort if not self.filter.query else 'relevance'}",
             ]
+            if self.filter.query and self.weak_hits:
+                parts.append((f" · last {self.weak_hits:,} dimmed: no word matched", "$text-muted"))
             if self.table.selected:
                 selected = f"{len(self.table.selected):,} selected"
                 parts += [("  │  ", "$text-muted"), (selected, "bold $accent")]
@@ -285,7 +300,7 @@ class BrowserScreen(Screen[None]):
             if outcome.broken or outcome.memory is None:
                 self.drop_unreadable(memory_id)
             elif outcome.forget:
-                self.forget([memory_id], "Forget this memory?")
+                self.forget([memory_id])
             elif outcome.changed:
                 self.table.invalidate([memory_id])
 
@@ -300,11 +315,16 @@ class BrowserScreen(Screen[None]):
 
     # ----------------------------------------------------------------- prune and undo
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Row actions are offered only when there is a row for them to act on."""
+        if action in ("forget_selected", "prune_filter", "pin", "tags"):
+            return bool(self.table.ids) if self.is_mounted else False
+        return True
+
     def action_forget_selected(self) -> None:
         ids = self.table.chosen()
         if ids:
-            n = len(ids)
-            self.forget(ids, f"Forget {fmt.count(n, 'memory', 'memories')}?")
+            self.forget(ids)
 
     @work(group="edit", exclusive=True)
     async def action_prune_filter(self) -> None:
@@ -321,18 +341,25 @@ class BrowserScreen(Screen[None]):
             self.notify("Every memory shown is pinned; pinned memories are never pruned.")
             return
         note = f" ({kept:,} pinned kept)" if kept else ""
-        await self._forget(ids, f"Forget all {len(ids):,} memories shown{note}?")
+        shown = fmt.count(len(ids), "memory", "memories")
+        await self._forget(ids, f"Forget all {shown} shown{note}?")
 
     @work(group="edit", exclusive=True)
-    async def forget(self, ids: list[str], question: str) -> None:
-        await self._forget(ids, question)
+    async def forget(self, ids: list[str]) -> None:
+        await self._forget(ids, f"Forget {fmt.count(len(ids), 'memory', 'memories')}?")
 
     async def _forget(self, ids: list[str], question: str) -> None:
+        from memo_shell.tui.screens.dialogs import describe
+
+        mem = self.runtime.mem
+        named = await self.runtime.io(lambda: [describe(mem, i) for i in ids[:3]])
+        if len(ids) > 3:
+            named.append(f"… and {fmt.count(len(ids) - 3, 'other')}")
         confirmed = await self.app.push_screen_wait(
             ConfirmScreen(
                 question,
-                "Their files are deleted and they leave the index. Press u to undo while this "
-                "screen is open.",
+                "\n".join(named) + "\n\nTheir files are deleted and they leave the index. "
+                "u (here or in the graph) undoes it until the app quits.",
             )
         )
         if not confirmed:
@@ -344,6 +371,7 @@ class BrowserScreen(Screen[None]):
             await self.reload()
             return
         self.table.discard(ids)
+        self.refresh_bindings()  # the last row may have gone: Forget, Pin, Tags go with it
         self.stats = await self.runtime.io(self.runtime.mem.index.stats)
         self.render_status()
         self.measure_disk()
@@ -359,7 +387,7 @@ class BrowserScreen(Screen[None]):
         if batch is None:
             self.notify("Nothing to undo on this screen.")
             return
-        await self.reload()
+        await self.reload(top=False)
         self.measure_disk()
         self.notify(f"Restored {fmt.count(len(batch.memories), 'memory', 'memories')}.")
 
@@ -393,10 +421,13 @@ class BrowserScreen(Screen[None]):
         memory_id = self.table.current_id
         if memory_id is None:
             return
+        from memo_shell.tui.screens.dialogs import describe
+
         meta = await self.runtime.io(self.runtime.mem.index.meta, memory_id)
         current = ", ".join(meta.tags) if meta is not None else ""
+        named = await self.runtime.io(describe, self.runtime.mem, memory_id)
         answer = await self.app.push_screen_wait(
-            TextPromptScreen("Tags (comma separated)", current, "e.g. work, python")
+            TextPromptScreen(f"Tags of {named} (comma separated)", current, "e.g. work, python")
         )
         if answer is None:
             return

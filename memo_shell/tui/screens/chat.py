@@ -8,7 +8,7 @@ Cancelling the worker (escape) stops generation, stores nothing and puts the que
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -18,6 +18,7 @@ from textual.worker import Worker
 
 from memo_shell.errors import MemoShellError, StoreError
 from memo_shell.tui import fmt, keymap
+from memo_shell.tui.screens.chat_text import done_status, welcome_text
 from memo_shell.tui.widgets.chat_log import ChatLog, TurnView
 from memo_shell.tui.widgets.composer import Composer
 from memo_shell.tui.widgets.key_bar import KeyBar
@@ -30,35 +31,11 @@ if TYPE_CHECKING:
 
 #: Turns of the current session shown when it is opened (older ones come back through recall).
 HISTORY_TURNS = 10
+#: Earlier questions of the session offered by ↑ in the message box.
+HISTORY_QUESTIONS = 100
 # Screens opened from here are imported when first opened: the chat must paint before
 # anything else is loaded.
 POLL_S = 0.5
-
-
-def welcome_text(data_dir: str) -> str:
-    return f"""\
-## Welcome to memo-shell
-
-Everything you say here, and every reply, is remembered **on this computer only**, one file
-per exchange, under:
-
-`{data_dir}`
-
-When you ask something, related memories are recalled and shown on the right, with the reason
-each was recalled; **ctrl+o** shows the exact prompt the model received.
-
-To forget: select a recalled memory and press **f**, or open the memory browser (**F3**) to
-search, select and prune. **ctrl+t** turns memory off for the next question. **F1** lists
-every key.
-"""
-
-
-def done_status(done: Any) -> str:
-    """``gemma3:270m · llama-cpp · first token 210 ms · 1.3 s``."""
-    return (
-        f"{done.model} · {done.backend} · first token {fmt.seconds(done.first_piece_s)}"
-        f" · {fmt.seconds(done.total_s)}"
-    )
 
 
 class ChatScreen(Screen[None]):
@@ -72,8 +49,10 @@ class ChatScreen(Screen[None]):
         self.turn_worker: Worker[None] | None = None
         self._notices_seen = 0
         self._index_state = ""
-        self.remember_next = True  # False: "don't remember" the next turn
-        self.last_turn_id = ""  # the last turn this chat stored (forget it with f9)
+        self.last_turn_id = ""  # the last turn this chat stored (F11 forgets it)
+        #: The turn being edited (F9): sending replaces it.
+        self.editing: TurnView | None = None
+        self._code_back = 0  # ctrl+b pressed again copies the code block before the last one
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="main"):
@@ -106,7 +85,7 @@ class ChatScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.composer.focus()
-        self.status.use_memory = self.runtime.use_memory
+        self.status.memory_mode = self.runtime.memory_mode
         self.panel.set_memory_enabled(self.runtime.use_memory)
         self.status.session = self.runtime.session
         self.set_interval(POLL_S, self.poll)
@@ -122,7 +101,7 @@ class ChatScreen(Screen[None]):
         elif rt.backend_error is not None:
             status.backend, status.model, status.backend_ok = "no model", "", False
         else:
-            status.backend = "connecting…"
+            status.backend, status.model = "finding a model…", ""
         status.session = rt.session
         self.show_preparing(rt.preparing)
         if rt.memories is None:
@@ -172,8 +151,12 @@ class ChatScreen(Screen[None]):
             )
 
     @work(group="history", exclusive=True)
-    async def load_history(self) -> None:
-        """Show the welcome on an empty store, else the current session's recent turns."""
+    async def load_history(self, *, at_start: bool = True) -> None:
+        """Show the welcome on an empty store, else the session's recent turns.
+
+        At start-up, when the current session has no turns yet, the app continues the most
+        recently active one (as chat apps reopen the last chat) and says so in a hint line.
+        """
         rt = self.runtime
         mem = await rt.wait_store()
         if mem is None:
@@ -187,63 +170,123 @@ class ChatScreen(Screen[None]):
         from memo_shell.records import RecordError  # (msgpack, ulid: not before first paint)
 
         await rt.io(mem.wait_ready)
+        sessions = await rt.io(mem.sessions)
+        counts = {s.name: s.count for s in sessions}
+        if at_start and not counts.get(rt.session) and sessions and not log.query(TurnView):
+            rt.set_session(sessions[0].name)
+            self.status.session = rt.session
+        await self.use_session_settings()
         ids = await rt.io(mem.index.ids, session=rt.session, newest_first=True)
         memories = []
-        for memory_id in ids[:HISTORY_TURNS]:
+        for memory_id in ids[:HISTORY_QUESTIONS]:
             try:
                 memories.append(await rt.io(mem.get, memory_id))
             except (MemoShellError, RecordError):  # damaged (now quarantined) or gone: skip
                 continue
+        memories.reverse()  # oldest first
+        self.composer.set_history(m.user for m in memories)
+        shown = memories[-HISTORY_TURNS:]
         first = log.children[0] if log.children else None
-        for memory in reversed(memories):
+        for memory in shown:
             meta = f"{memory.model} · {fmt.when(memory.created_at)}"
-            turn = TurnView(memory.user, memory.assistant, meta)
+            turn = TurnView(memory.user, memory.assistant, meta, memory_id=memory.id)
             turn.add_class("history")
             await log.mount(turn, before=first) if first is not None else await log.mount(turn)
+        total = counts.get(rt.session, len(ids))
+        if shown:
+            last = fmt.count(len(shown), "earlier turn") if len(shown) > 1 else "turn"
+            more = f" (of {total:,})" if total > len(shown) else ""
+            await log.show_hint(
+                f"Session {rt.session!r}: its last {last}{more}. F6 switches session, ctrl+n "
+                "starts a new one; older turns come back through recall."
+            )
+        elif not log.query(TurnView):
+            yours = fmt.count(sum(counts.values()), "memory", "memories")
+            await log.show_hint(
+                f"Session {rt.session!r} is new. Your {yours} are recalled when relevant; "
+                "F3 browses them, F6 lists sessions."
+            )
         log.scroll_end(animate=False)
+
+    async def use_session_settings(self) -> None:
+        """Read the session's own settings (once) and hand them to the shell."""
+        from memo_shell.tui.session_settings import SettingsError
+
+        rt = self.runtime
+        try:
+            await rt.io(rt.load_session_settings)
+        except SettingsError as exc:
+            self.notify(str(exc), title="Session settings", severity="warning", timeout=15)
+        rt.apply_session_settings()
 
     async def session_changed(self) -> None:
         """The app switched session: start a clean view of that session."""
+        self.stop_editing()
         await self.log_view.clear()
         self.panel.show_hits([], [])
         self.status.session = self.runtime.session
-        self.load_history()
+        self.composer.set_history([])
+        self.load_history(at_start=False)
 
     # ----------------------------------------------------------------- a turn
 
+    @property
+    def busy(self) -> bool:
+        return self.turn_worker is not None and self.turn_worker.is_running
+
     @on(Composer.Submitted)
     def send(self, event: Composer.Submitted) -> None:
-        if self.turn_worker is not None and self.turn_worker.is_running:
+        if self.busy:
+            event.composer.put_back(event.text)
             self.notify("A reply is still coming: wait, or press escape to cancel it.")
             return
-        event.composer.clear()
-        self.turn_worker = self.run_turn(event.text)
+        event.composer.remember(event.text)
+        replacing, self.editing = self.editing, None
+        if replacing is not None:
+            replacing.remove_class("editing")
+        self.turn_worker = self.run_turn(event.text, replacing)
 
     @work(group="turn", exclusive=True, exit_on_error=False)
-    async def run_turn(self, question: str) -> None:
+    async def run_turn(self, question: str, replacing: TurnView | None = None) -> None:
+        """Ask ``question``; ``replacing``: a turn it takes the place of (regenerate, edit),
+        forgotten first so recall and the recent turns never see the old reply."""
         from memo_shell.shell import Done, Piece, Recalled
 
         log = self.log_view
         await log.hide_welcome()
+        if replacing is not None:
+            if replacing.memory_id is not None and self.runtime.store_ready:
+                try:
+                    await self.runtime.io(self.runtime.forget_turn, replacing.memory_id)
+                except MemoShellError as exc:
+                    self.notify(str(exc), severity="error", title="Forget")
+                    self.composer.put_back(question)
+                    return
+            await replacing.remove()
+        keep = self.runtime.keep_turns
+        self._code_back = 0
         turn = await log.add_turn(question)
         turn.set_status("waiting for the model…" if self.runtime.shell is None else "recalling…")
         try:
             shell = await self.runtime.wait_shell()
-            remember, self.remember_next = self.remember_next, True
-            self.panel.set_remember_next(True)
-            async for event in shell.turn(question, remember=remember):
+            await self.use_session_settings()
+            # private: the turn is answered but never written (not even for a moment)
+            async for event in shell.turn(question, remember=keep):
                 if isinstance(event, Recalled):
                     self.panel.show_hits(event.hits, list(event.plan.included), event.plan.left_out)
                     turn.set_status("thinking…")
                 elif isinstance(event, Piece):
                     await turn.write(event.text)
                 elif isinstance(event, Done):
-                    self.last_turn_id = event.memory_id
-                    if not event.memory_id:
-                        self.notify("Not remembered: this turn was not stored.")
                     self.runtime.store_changed()
                     await turn.finish()
-                    turn.set_status(done_status(event))
+                    status = done_status(event)
+                    if keep:
+                        turn.memory_id = self.last_turn_id = event.memory_id
+                    else:
+                        turn.add_class("private")
+                        status += " · not kept (private)"
+                    turn.set_status(status)
             self.poll()
             self.refresh_count()
         except asyncio.CancelledError:
@@ -271,10 +314,105 @@ class ChatScreen(Screen[None]):
             self.notify(str(exc), title="Model", severity="error", timeout=15)
 
     def action_cancel(self) -> None:
-        if self.turn_worker is not None and self.turn_worker.is_running:
+        if self.busy:
+            assert self.turn_worker is not None
             self.turn_worker.cancel()
+        elif self.editing is not None:
+            self.stop_editing()
+            self.notify(
+                "Stopped editing: the last turn stays; the text in the box is a new question."
+            )
         else:
             self.composer.focus()
+
+    # ----------------------------------------------------------------- regenerate, edit, copy
+
+    def _last_turn(self) -> TurnView | None:
+        turns = self.log_view.turns
+        return turns[-1] if turns else None
+
+    def stop_editing(self) -> None:
+        if self.editing is not None:
+            self.editing.remove_class("editing")
+            self.editing = None
+
+    def action_regenerate(self) -> None:
+        """Ask the last question again in place of its reply (which is forgotten)."""
+        if self.busy:
+            self.notify("A reply is still coming: wait, or press escape to cancel it.")
+            return
+        last = self._last_turn()
+        if last is None:
+            self.notify("Nothing to regenerate yet: ask something first.")
+            return
+        self.stop_editing()
+        self.notify(
+            "Asking again; the earlier reply is forgotten (u in the memory browser, F3, "
+            "brings it back).",
+            timeout=5,
+        )
+        self.turn_worker = self.run_turn(last.question, last)
+
+    def action_edit_last(self) -> None:
+        """Put the last question in the box; sending it replaces that turn."""
+        if self.busy:
+            self.notify("A reply is still coming: wait, or press escape to cancel it.")
+            return
+        last = self._last_turn()
+        if last is None:
+            self.notify("No question to edit yet.")
+            return
+        if self.composer.text.strip() and self.composer.text.strip() != last.question:
+            self.notify(
+                "The message box has text in it: send or clear it first, then edit.",
+                severity="warning",
+            )
+            return
+        self.stop_editing()
+        self.editing = last
+        last.add_class("editing")
+        self.composer.load_text(last.question)
+        self.composer.move_cursor(self.composer.document.end)
+        self.composer.focus()
+        self.notify(
+            "Editing the last question: enter sends it in place of that turn (the old turn is "
+            "forgotten; u in F3 undoes that); escape stops editing."
+        )
+
+    def action_copy_reply(self) -> None:
+        last = next((t for t in reversed(self.log_view.turns) if t.answer), None)
+        if last is None:
+            self.notify("No reply to copy yet.")
+            return
+        self.app.copy_to_clipboard(last.answer)
+        self.notify(f"Copied the last reply ({fmt.count(len(last.answer), 'character')}).")
+
+    def action_copy_code(self) -> None:
+        from memo_shell.tui.widgets.chat_log import code_blocks
+
+        last = next((t for t in reversed(self.log_view.turns) if t.answer), None)
+        blocks = code_blocks(last.answer) if last is not None else []
+        if not blocks:
+            self.notify("The last reply has no code block; F10 copies the whole reply.")
+            return
+        n = self._code_back % len(blocks)
+        self._code_back += 1
+        block = blocks[-1 - n]
+        self.app.copy_to_clipboard(block)
+        which = (
+            "the last code block" if n == 0 else f"code block {len(blocks) - n} of {len(blocks)}"
+        )
+        more = " (ctrl+b again: the one before)" if len(blocks) > 1 else ""
+        self.notify(f"Copied {which}, {fmt.count(block.count(chr(10)), 'line')}{more}.")
+
+    async def action_clear_view(self) -> None:
+        self.stop_editing()
+        await self.log_view.clear()
+        self.panel.show_hits([], [])
+        self.notify(
+            "Chat view cleared; nothing was forgotten, and the session's recent turns still "
+            "go to the model (ctrl+n starts a new session)."
+        )
 
     # ----------------------------------------------------------------- panel and toggles
 
@@ -283,15 +421,6 @@ class ChatScreen(Screen[None]):
         panel.display = not panel.display
         if not panel.display and panel.has_focus_within:
             self.composer.focus()
-
-    def action_toggle_remember(self) -> None:
-        self.remember_next = not self.remember_next
-        self.panel.set_remember_next(self.remember_next)
-        self.notify(
-            "The next turn will be remembered."
-            if self.remember_next
-            else "Don't remember: the next turn will be answered but not stored."
-        )
 
     def action_forget_last(self) -> None:
         if not self.last_turn_id:
@@ -311,14 +440,22 @@ class ChatScreen(Screen[None]):
                 self.panel.drop_memory(memory_id)
 
     def action_toggle_memory(self) -> None:
-        enabled = not self.runtime.use_memory
-        self.runtime.set_use_memory(enabled)
-        self.status.use_memory = enabled
-        self.panel.set_memory_enabled(enabled)
+        from memo_shell.tui.runtime import MEMORY_MODES
+
+        rt = self.runtime
+        mode = MEMORY_MODES[(MEMORY_MODES.index(rt.memory_mode) + 1) % len(MEMORY_MODES)]
+        rt.set_memory_mode(mode)
+        self.status.memory_mode = mode
+        self.panel.set_memory_enabled(rt.use_memory)
         self.notify(
-            "Memory is on: recalled memories go into the next prompt."
-            if enabled
-            else "Memory is off: the next turn recalls nothing (it is still remembered)."
+            {
+                "on": "Memory is on: related memories are recalled, and every turn is kept.",
+                "off": "Memory is off until you press ctrl+t again: nothing is recalled; "
+                "turns are still kept. ctrl+t once more makes the chat private.",
+                "private": "Private until you press ctrl+t again: nothing is recalled and "
+                "turns are answered without being written to disk.",
+            }[mode],
+            title=f"Memory {mode}",
         )
 
     def action_show_prompt(self) -> None:
@@ -330,6 +467,44 @@ class ChatScreen(Screen[None]):
         from memo_shell.tui.screens.prompt import PromptScreen
 
         self.app.push_screen(PromptScreen(plan.render(), list(plan.included)))
+
+    @work(group="settings", exclusive=True)
+    async def action_session_settings(self) -> None:
+        from memo_shell.tui.screens.settings import SessionSettingsScreen
+        from memo_shell.tui.session_settings import SettingsError
+
+        rt = self.runtime
+        if await rt.wait_store() is None:
+            return
+        try:
+            current = await rt.io(rt.load_session_settings)
+        except SettingsError as exc:
+            self.notify(str(exc), title="Session settings", severity="warning", timeout=15)
+            from memo_shell.tui.session_settings import SessionSettings
+
+            current = SessionSettings()
+        chosen = await self.app.push_screen_wait(
+            SessionSettingsScreen(rt.session, current, rt.settings)
+        )
+        if chosen is None:
+            return
+        try:
+            await rt.io(rt.save_session_settings, chosen)
+        except OSError as exc:
+            self.notify(
+                f"The settings could not be saved: {exc.strerror or exc}. Nothing changed.",
+                title="Session settings",
+                severity="error",
+            )
+            return
+        note = ""
+        backend = rt.backend
+        if chosen.context_size is not None and getattr(backend, "name", "") == "llama-cpp":
+            note = (
+                " llama.cpp keeps the context its model was loaded with; pick the model again "
+                "(F5) after changing context_size in the config file to change it."
+            )
+        self.notify(f"Session {rt.session!r} now uses {chosen.describe()}.{note}")
 
     def action_focus_panel(self) -> None:
         self.panel.display = True
@@ -376,24 +551,30 @@ class ChatScreen(Screen[None]):
 
     @work(group="panel")
     async def forget(self, memory_id: str) -> None:
-        from memo_shell.tui.screens.dialogs import ConfirmScreen
+        from memo_shell.tui.screens.dialogs import ConfirmScreen, describe
+        from memo_shell.tui.undo import forget_keeping
 
+        rt = self.runtime
+        named = await rt.io(describe, rt.mem, memory_id)
         confirmed = await self.app.push_screen_wait(
             ConfirmScreen(
                 "Forget this memory?",
-                "Its file is deleted and it is removed from the index. This cannot be undone "
-                "from the chat (the memory browser, F3, offers undo).",
+                f"{named}\n\nIts file is deleted and it is removed from the index. Undo: u in "
+                "the memory browser (F3), until the app quits.",
             )
         )
         if not confirmed:
             return
         try:
-            await self.runtime.io(self.runtime.mem.forget, memory_id)
+            await forget_keeping(rt, rt.undo_stack, [memory_id], named)
         except MemoShellError as exc:
             self.notify(str(exc), severity="error", title="Forget")
             return
         self.panel.drop_memory(memory_id)
         if memory_id == self.last_turn_id:
             self.last_turn_id = ""
+        for turn in self.log_view.turns:
+            if turn.memory_id == memory_id:
+                turn.memory_id = None
         self.refresh_count()
-        self.notify("Forgotten.")
+        self.notify("Forgotten. u in the memory browser (F3) undoes it.")

@@ -6,12 +6,26 @@ Both return their answer through ``dismiss`` so callers can ``push_screen(..., c
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
-from memo_shell.tui import keymap
+from memo_shell.errors import MemoShellError
+from memo_shell.tui import fmt, keymap
+
+
+def describe(mem: Any, memory_id: str) -> str:
+    """How dialogs name a memory: its question, quoted and shortened. Blocking (reads it)."""
+    from memo_shell.records import RecordError
+
+    try:
+        memory = mem.get(memory_id)
+    except (MemoShellError, RecordError):
+        return f"memory {memory_id}"
+    return f"“{fmt.one_line(memory.user or memory.assistant, 70)}”"
 
 
 class ConfirmScreen(ModalScreen[bool]):

@@ -1,6 +1,6 @@
 """The knowledge graph: the entities memo-shell found in memories, their neighbours, and the
 memories that mention each; and the one action a privacy tool owes its user here: forget
-everything about an entity (with undo while the screen is open).
+everything about an entity (with undo, app-wide: see undo.py).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class GraphScreen(Screen[None]):
         self.entities: list[Any] = []
         self._shown: list[str] = []  # entity names by table row
         self.current: str | None = None
-        self.undo_stack: list[Forgotten] = []
+        self.undo_stack: list[Forgotten] = runtime.undo_stack  # app-wide (see undo.py)
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="Filter entities (/)", id="entity-filter")
@@ -169,7 +169,7 @@ class GraphScreen(Screen[None]):
 
         def done(outcome: DetailOutcome | None) -> None:
             if outcome is not None and outcome.forget:
-                self.forget_ids(f"memory {memory_id}", [memory_id])
+                self.forget_ids(memory_id)
             elif outcome is not None and outcome.broken and self.current:
                 self.select_entity(self.current)
 
@@ -197,19 +197,22 @@ class GraphScreen(Screen[None]):
             return
         await self._forget(name, ids, f"Forget everything about {name!r}?")
 
-    def forget_ids(self, label: str, ids: list[str]) -> None:
-        self._forget_worker(label, ids)
+    def forget_ids(self, memory_id: str) -> None:
+        self._forget_worker(memory_id)
 
     @work(group="edit", exclusive=True)
-    async def _forget_worker(self, label: str, ids: list[str]) -> None:
-        await self._forget(label, ids, "Forget this memory?")
+    async def _forget_worker(self, memory_id: str) -> None:
+        from memo_shell.tui.screens.dialogs import describe
+
+        label = await self.runtime.io(describe, self.runtime.mem, memory_id)
+        await self._forget(label, [memory_id], f"Forget {label}?")
 
     async def _forget(self, label: str, ids: list[str], question: str) -> None:
         confirmed = await self.app.push_screen_wait(
             ConfirmScreen(
                 question,
                 f"{fmt.count(len(ids), 'memory', 'memories').capitalize()} will be deleted (files "
-                "and index). Press u to undo while this screen is open.",
+                "and index). u (here or in the memory browser) undoes it until the app quits.",
             )
         )
         if not confirmed:

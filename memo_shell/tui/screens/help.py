@@ -26,7 +26,7 @@ def help_content(overrides: Mapping[str, str], config_file: Path) -> Content:
         (
             "Every action is also in the command palette (ctrl+p). The mouse works too: click a "
             "row, double-click to open it, ctrl+click to select it, click a key below to press "
-            "it.\n",
+            "it. In the message box, ↑ and ↓ walk the questions asked earlier in the session.\n",
             "$text-muted",
         )
     ]
@@ -38,7 +38,8 @@ def help_content(overrides: Mapping[str, str], config_file: Path) -> Content:
         for key in keys:
             shown = keymap.display(keymap.effective_key(key, overrides))
             parts += [
-                (f"  {shown:<{KEY_WIDTH}}", "bold $footer-key-foreground"),
+                # the space after the key is kept when a long key list fills the column
+                (f"  {shown:<{KEY_WIDTH}} ", "bold $footer-key-foreground"),
                 (key.description, "$foreground"),
                 (f" — {key.help}" if key.help else "", "$text-muted"),
                 (f"  [{key.id}]", "$text-muted italic"),

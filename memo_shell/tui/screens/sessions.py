@@ -14,7 +14,7 @@ from textual.containers import Vertical
 from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList
-from textual.widgets.option_list import Option
+from textual.widgets.option_list import Option, OptionDoesNotExist
 
 from memo_shell.errors import MemoShellError
 from memo_shell.records import MAX_SHORT_FIELD
@@ -82,6 +82,11 @@ class SessionsScreen(ModalScreen[str | None]):
                     id=info.name,
                 )
             )
+        # open with the current session highlighted, so enter and r act at once
+        try:
+            options.highlighted = options.get_option_index(rt.session)
+        except OptionDoesNotExist:
+            options.highlighted = 0 if options.option_count else None
 
     @property
     def current(self) -> str | None:

@@ -7,6 +7,7 @@ the Markdown widget itself.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
@@ -23,6 +24,15 @@ if TYPE_CHECKING:
 SHOWN_CHARS = 4_000
 
 
+#: A fenced code block: ``` or ~~~ (3 or more), an optional info string, the code, the same fence.
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})[^\n]*\n(.*?)^ {0,3}\1[`~]*[ \t]*$", re.M | re.S)
+
+
+def code_blocks(markdown: str) -> list[str]:
+    """The fenced code blocks of a reply, in order, without their fences."""
+    return [m.group(2) for m in _FENCE.finditer(markdown)]
+
+
 def shorten(text: str, limit: int = SHOWN_CHARS) -> str:
     """The text as shown: whole if short, else its start and a note of what was left out."""
     if len(text) <= limit:
@@ -33,9 +43,13 @@ def shorten(text: str, limit: int = SHOWN_CHARS) -> str:
 class TurnView(Vertical):
     """One question and its reply; the reply area fills in as pieces arrive."""
 
-    def __init__(self, question: str, answer: str = "", meta: str = "") -> None:
+    def __init__(
+        self, question: str, answer: str = "", meta: str = "", memory_id: str | None = None
+    ) -> None:
         super().__init__(classes="turn")
         self.question = question
+        #: The stored record of this turn (None until stored, or when it was not kept).
+        self.memory_id = memory_id
         self._answer = answer
         self._meta = meta
         self._stream: MarkdownStream | None = None
@@ -99,6 +113,19 @@ class ChatLog(VerticalScroll):
     async def hide_welcome(self) -> None:
         for welcome in self.query("#welcome"):
             await welcome.remove()
+
+    @property
+    def turns(self) -> list[TurnView]:
+        return list(self.query_children(TurnView))
+
+    async def show_hint(self, text: str) -> None:
+        """One dim line at the top (e.g. which session the turns below belong to)."""
+        await self.remove_children("#log-hint")
+        hint = Static(text, id="log-hint", markup=False)
+        if self.children:
+            await self.mount(hint, before=self.children[0])
+        else:
+            await self.mount(hint)
 
     async def clear(self) -> None:
         await self.remove_children()

@@ -52,13 +52,17 @@ class KeyBar(Widget):
         if app.ENABLE_COMMAND_PALETTE:
             palette = self.screen.active_bindings.get(app.COMMAND_PALETTE_BINDING)
             entries = [e for e in entries if e is not palette]
+        # F1 and the palette are always shown: on a narrow terminal they are how the rest is found
+        kept = [e for e in entries if e.binding.action == "help"][:1]
+        entries = [e for e in entries if e not in kept]
         cells = [self._cell(e) for e in entries]
-        tail = self._cell(palette) if palette is not None else None
-        room = width - (len(tail[0]) + len(tail[1]) if tail else 0)
+        tail = [self._cell(e) for e in kept]
+        if palette is not None:
+            tail.append(self._cell(palette))
+        room = width - sum(len(k) + len(d) for k, d, _s, _e in tail)
         while cells and sum(len(k) + len(d) for k, d, _s, _e in cells) > room:
             cells.pop()  # the least important (app-wide) keys go first; F1 lists them all
-        if tail is not None:
-            cells.append(tail)
+        cells += tail
         parts: list[tuple[str, str]] = []
         spans: list[tuple[int, int, str]] = []
         x = 0

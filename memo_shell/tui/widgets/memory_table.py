@@ -48,11 +48,13 @@ COLUMNS: tuple[Column, ...] = (
     Column("", 2),  # selection mark
     Column("", 2),  # pin
     Column("date", 17),
-    Column("session", 14),
-    Column("tags", 14),
+    Column("session", 17),  # a generated name is 17 characters: 2026-11-30-134512
+    Column("tags", 12),
     Column("memory", 0),
 )
 SCORE_COLUMN = Column("score", 6)
+#: Below this width the tags column is left out.
+NARROW_WIDTH = 100
 
 
 class MemoryTable(ScrollView, can_focus=True):
@@ -94,22 +96,42 @@ class MemoryTable(ScrollView, can_focus=True):
         self.ids: list[str] = []
         self.scores: dict[str, float] = {}
         self.selected: set[str] = set()
+        self.weak: set[str] = set()
         self._wanted: set[str] = set()
         self._filling = False
         self._styles: dict[str, Style] = {}
 
     # ----------------------------------------------------------------- data
 
-    def set_rows(self, ids: Sequence[str], scores: dict[str, float] | None = None) -> None:
-        """Show these ids in this order; keeps the cursor on the same memory when it is still in."""
+    def set_rows(
+        self,
+        ids: Sequence[str],
+        scores: dict[str, float] | None = None,
+        *,
+        weak: Iterable[str] = (),
+        top: bool = False,
+    ) -> None:
+        """Show these ids in this order.
+
+        ``top``: a new search, sort or filter, so the cursor goes to the first row and the first
+        rows are in view (what an action like pin then applies to is what the user sees).
+        Otherwise the cursor stays on the same memory when it is still in (rows forgotten,
+        restored). ``weak``: search hits without direct evidence, drawn dimmed.
+        """
         current = self.current_id
         self.ids = list(ids)
         self.scores = dict(scores or {})
-        try:
-            index = self.ids.index(current) if current is not None else 0
-        except ValueError:  # the row under the cursor went away: stay at the same height
-            index = self.cursor
+        self.weak = set(weak)
+        if top:
+            index = 0
+        else:
+            try:
+                index = self.ids.index(current) if current is not None else 0
+            except ValueError:  # the row under the cursor went away: stay at the same height
+                index = self.cursor
         self.virtual_size = Size(self.size.width, len(self.ids) + 1)
+        if top:
+            self.scroll_to(y=0, animate=False, immediate=True)
         self.cursor = min(index, max(len(self.ids) - 1, 0))
         self.refresh()
 
@@ -185,7 +207,9 @@ class MemoryTable(ScrollView, can_focus=True):
         """Remove rows (forgotten memories) without a reload."""
         gone = set(ids)
         self.selected -= gone
-        self.set_rows([i for i in self.ids if i not in gone], self.scores or None)
+        self.set_rows(
+            [i for i in self.ids if i not in gone], self.scores or None, weak=self.weak - gone
+        )
         self.post_message(self.SelectionChanged(self, len(self.selected)))
 
     # ----------------------------------------------------------------- cursor and selection
@@ -260,8 +284,13 @@ class MemoryTable(ScrollView, can_focus=True):
     def on_resize(self, event: events.Resize) -> None:
         self.virtual_size = Size(event.size.width, len(self.ids) + 1)
 
+    @property
+    def _show_tags(self) -> bool:
+        """Narrow terminals (80 columns) drop the tags column so the memory text keeps room."""
+        return self.size.width >= NARROW_WIDTH
+
     def _columns(self) -> list[Column]:
-        columns = list(COLUMNS)
+        columns = [c for c in COLUMNS if c.name != "tags" or self._show_tags]
         if self.scores:
             columns.insert(2, SCORE_COLUMN)
         return columns
@@ -270,6 +299,11 @@ class MemoryTable(ScrollView, can_focus=True):
         columns = self._columns()
         fixed = sum(c.width + 1 for c in columns if c.width)
         return [c.width if c.width else max(width - fixed, 8) for c in columns]
+
+    def _cells(self, cells: list[str]) -> list[str]:
+        if not self._show_tags:
+            del cells[4]
+        return cells
 
     def notify_style_update(self) -> None:
         self._styles.clear()  # theme, focus or CSS changed: look the styles up again
@@ -314,12 +348,15 @@ class MemoryTable(ScrollView, can_focus=True):
             )
         else:
             kind, cells = ("memory-table--pinned" if cached.pinned else ""), list(cached.cells)
+            if memory_id in self.weak:
+                kind = "memory-table--muted"
         style = self._style(kind)
         if memory_id in self.selected:
             cells[0] = "✓"
             style += self._style("memory-table--selected")
         if row == self.cursor:
             style += self._style("memory-table--cursor")
+        cells = self._cells(cells)
         if self.scores:
             cells.insert(2, f"{self.scores.get(memory_id, 0.0):.2f}")
         return self._line(cells, widths, style)

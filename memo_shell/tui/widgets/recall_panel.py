@@ -93,7 +93,6 @@ class RecallPanel(Vertical):
         self.included: set[str] = set()
         self.left_out: dict[str, str] = {}
         self.use_memory = True
-        self.remember_next = True
 
     def compose(self) -> ComposeResult:
         yield Static("", id="panel-title")
@@ -110,10 +109,6 @@ class RecallPanel(Vertical):
     def set_memory_enabled(self, enabled: bool) -> None:
         self.use_memory = enabled
         self._render_title()
-
-    def set_remember_next(self, remember: bool) -> None:
-        self.remember_next = remember
-        self._render_hint()
 
     def show_hits(
         self,
@@ -165,11 +160,7 @@ class RecallPanel(Vertical):
         self.query_one("#panel-title", Static).update(Content.from_markup(state))
 
     def _render_hint(self) -> None:
-        hint = (
-            "[$text-muted]enter open · p pin · f forget · ctrl+o prompt"
-            if self.remember_next
-            else "[b $warning]next turn not remembered[/] [$text-muted](ctrl+b: undo)"
-        )
+        hint = "[$text-muted]enter open · p pin · f forget · ctrl+o prompt"
         self.query_one("#panel-hint", Static).update(Content.from_markup(hint))
 
     def _render_hits(self, empty_text: str = "") -> None:

@@ -11,11 +11,17 @@ from textual.widgets import Static
 
 from memo_shell.tui import fmt
 
+_MODE_STYLE = {
+    "on": ("on", "$success"),
+    "off": ("off (ctrl+t)", "bold $warning"),
+    "private": ("private: not kept", "bold $error"),
+}
 _INDEX_STYLE = {"ready": "$success", "loading": "$warning", "rebuilding": "$warning"}
 
 
 class StatusBar(Static):
-    """``● ollama · llama3.2 │ session default │ 1,204 memories │ index ready │ memory on``."""
+    """``● ollama · llama3.2 │ session default │ 1,204 memories │ index loading │ memory on``
+    (the index part only while it is not ready)."""
 
     backend: reactive[str] = reactive("…")
     model: reactive[str] = reactive("")
@@ -23,7 +29,7 @@ class StatusBar(Static):
     session: reactive[str] = reactive("default")
     memories: reactive[int | None] = reactive(None)
     index_state: reactive[str] = reactive("loading")
-    use_memory: reactive[bool] = reactive(True)
+    memory_mode: reactive[str] = reactive("on")
 
     def render(self) -> Content:
         dot_style = {None: "$warning", True: "$success", False: "$error"}[self.backend_ok]
@@ -33,14 +39,15 @@ class StatusBar(Static):
         sep = ("  │  ", "$text-muted")
         parts += [sep, ("session ", "$text-muted"), (self.session, "bold")]
         parts += [sep, fmt.count(self.memories, "memory", "memories")]
-        parts += [
-            sep,
-            ("index ", "$text-muted"),
-            (self.index_state, _INDEX_STYLE.get(self.index_state, "$error")),
-        ]
+        if self.index_state != "ready":  # said only while it matters (room at 80 columns)
+            parts += [
+                sep,
+                ("index ", "$text-muted"),
+                (self.index_state, _INDEX_STYLE.get(self.index_state, "$error")),
+            ]
         parts += [
             sep,
             ("memory ", "$text-muted"),
-            ("on", "$success") if self.use_memory else ("off", "bold $warning"),
+            _MODE_STYLE.get(self.memory_mode, (self.memory_mode, "bold $warning")),
         ]
         return Content.assemble(*parts)
