@@ -97,7 +97,12 @@ class Done:
     backend: str
     first_piece_s: float
     total_s: float
+    #: The reply stopped at ``max_tokens`` (the stored memory's meta says so too).
+    cut_off: bool = False
 
+
+#: The meta key that marks a memory whose reply was cut off at max_tokens.
+CUT_OFF_META = "cut_off"
 
 TurnEvent = Recalled | Piece | Done
 
@@ -249,7 +254,11 @@ class Shell:
             raise TurnFailed(str(exc), question=question, partial="".join(pieces)) from exc
 
         answer = "".join(pieces)
-        meta = {"recalled": " ".join(plan.included)} if plan.included else None
+        meta = {"recalled": " ".join(plan.included)} if plan.included else {}
+        # A reply that ran into max_tokens is incomplete: say so in the record, for good.
+        cut_off = getattr(backend, "last_finish", None) == "length"
+        if cut_off:
+            meta[CUT_OFF_META] = f"max_tokens={self.settings.max_tokens}"
         try:
             memory_id = await asyncio.to_thread(
                 self.memories.add,
@@ -258,7 +267,7 @@ class Shell:
                 session=session,
                 model=backend.model,
                 backend=backend.name,
-                meta=meta,
+                meta=meta or None,
             )
         except InvalidRecord as exc:  # e.g. a reply beyond the record size limit
             raise QuestionRejected(f"the turn cannot be stored: {exc}") from exc
@@ -273,4 +282,5 @@ class Shell:
             backend=backend.name,
             first_piece_s=first_piece_s,
             total_s=perf_counter() - started,
+            cut_off=cut_off,
         )
