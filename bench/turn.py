@@ -14,6 +14,13 @@ Measured in one run, on the same questions:
   embedder is configured; the default has none), and prompt building within the token budget
   (exact token counts from the model's tokenizer). Also recall alone, for the breakdown.
 
+* **tui**: the real app, headless, answering with the same backend: every frame the chat screen
+  renders while a reply streams (one ``Screen._compositor_refresh``), and the event loop's
+  lateness measured by a 60 Hz ticker running beside it (how late a frame could be drawn).
+  The model runs in a worker process since issue 11; run this script on an older checkout
+  (``git archive <commit> | tar -x -C DIR``, then copy this file into ``DIR/bench``) for the
+  in-process figures beside these.
+
 Stores of 10k and 100k synthetic memories (bench/recall.py's deterministic corpus) are kept in
 ``--keep`` (default bench/out/turn) and reused by later runs. Target: p50 added ≤ 25% of the
 model's p50 time to first token on the bare question (the strict reading).
@@ -152,6 +159,76 @@ async def first_token(
     return elapsed
 
 
+async def tui_while_streaming(
+    backend: LlamaCppBackend, data_dir: Path, questions: list[str]
+) -> dict[str, object]:
+    """Frame times and event-loop lateness of the real app while replies stream."""
+    import tempfile
+
+    from memo_shell.tui.app import MemoShellApp
+    from memo_shell.tui.widgets.composer import Composer
+
+    frames: list[float] = []
+    lateness: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(
+            data_dir=data_dir,
+            config_file=Path(tmp) / "config.toml",
+            context_size=CONTEXT,
+            max_tokens=MAX_TOKENS,
+            seed=1,
+            temperature=None,
+            top_p=None,  # type: ignore[arg-type]
+        )
+        app = MemoShellApp(settings, backend=backend, persist_theme=False)
+        async with app.run_test(size=(120, 36)) as pilot:
+            await app.runtime.wait_shell()
+            await asyncio.to_thread(app.runtime.mem.wait_ready)
+            screen = app.screen
+            render = screen._compositor_refresh
+            streaming = False
+
+            def timed_render() -> None:
+                began = time.perf_counter()
+                render()
+                if streaming:
+                    frames.append(time.perf_counter() - began)
+
+            screen._compositor_refresh = timed_render  # type: ignore[method-assign]
+
+            async def ticker() -> None:
+                period = 1 / 60
+                while True:
+                    began = time.perf_counter()
+                    await asyncio.sleep(period)
+                    if streaming:
+                        lateness.append(time.perf_counter() - began - period)
+
+            tick = asyncio.create_task(ticker())
+            for question in questions:
+                while any(w.is_running for w in app.workers):
+                    await pilot.pause(0.01)
+                composer = screen.query_one(Composer)
+                composer.load_text(question)
+                streaming = True
+                await pilot.press("enter")
+                worker = screen.turn_worker  # type: ignore[attr-defined]
+                while worker is not None and worker.is_running:
+                    await pilot.pause(0.005)
+                streaming = False
+            tick.cancel()
+    frames.sort()
+    lateness.sort()
+    return {
+        "tui_frames": len(frames),
+        "tui_frame_p50_ms": ms(statistics.median(frames)) if frames else None,
+        "tui_frame_p95_ms": ms(percentile(frames, 95)) if frames else None,
+        "tui_loop_late_p50_ms": ms(statistics.median(lateness)) if lateness else None,
+        "tui_loop_late_p95_ms": ms(percentile(lateness, 95)) if lateness else None,
+        "tui_loop_late_max_ms": ms(lateness[-1]) if lateness else None,
+    }
+
+
 def memories_count(data_dir: Path) -> int:
     with memo_shell.open(data_dir, preload=False) as mem:
         return mem.count()
@@ -176,6 +253,7 @@ def main() -> None:
         print(f"{size:,} memories:", flush=True)
         data_dir, queries = prepare_store(args.keep, size, Corpus())
         result = asyncio.run(measure(backend, data_dir, queries[: args.turns + 1]))
+        result |= asyncio.run(tui_while_streaming(backend, data_dir, queries[1 : args.turns + 1]))
         results.append(result)
         for key, value in result.items():
             print(f"  {key:26} {value}")
