@@ -136,10 +136,10 @@ class Worker:
         except (BrokenPipeError, OSError, ValueError):
             pass  # the child is gone: the next recv() reports why
 
-    def stop(self) -> None:
-        """Ask the child to stop the reply it is generating (any thread)."""
+    def stop(self, request_id: int) -> None:
+        """Ask the child to stop generation ``request_id`` (any thread; harmless if done)."""
         if self.alive:
-            self.send({"op": "stop"})
+            self.send({"op": "stop", "id": request_id})
 
     def recv(self, model: str) -> dict[str, Any]:
         """The next message; WorkerCrashed if the child died (its exit explained)."""

@@ -8,9 +8,9 @@ request (:mod:`memo_shell.backends.llama_process` is the parent's side).
 
 Protocol: frames of a 4-byte big-endian length and a msgpack map, requests on stdin and
 replies on stdout (the real stdout is moved aside first, so nothing a C library prints can
-corrupt a frame). A reader thread takes requests; ``{"op": "stop"}`` is handled there at
-once (it sets a flag checked after every token), everything else runs in order on the main
-thread. Requests: ``load``, ``generate`` (replies: ``piece``... then ``end``), ``embed``;
+corrupt a frame). A reader thread takes requests; ``{"op": "stop", "id": N}`` is handled there
+at once (generation N checks for it after every token), everything else runs in order on the
+main thread. Requests: ``load``, ``generate`` (replies: ``piece``... then ``end``), ``embed``;
 any request may be answered by ``{"error": sentence}``. End of stdin means the parent is
 gone: the worker exits.
 """
@@ -37,7 +37,8 @@ _HEADER = struct.Struct(">I")
 #: Last lines of llama.cpp's log, to explain a load failure.
 _RECENT_LOG: deque[str] = deque(maxlen=8)
 _MODELS: dict[tuple[str, int, bool], Any] = {}
-_stop = threading.Event()
+#: Ids of generations asked to stop (a late stop never touches a later generation).
+_stopped: set[int] = set()
 
 
 # ---------------------------------------------------------------------------- framing
@@ -252,7 +253,7 @@ def generate(out: IO[bytes], request: dict[str, Any]) -> None:
             write_frame(out, {"piece": piece})
             sent += 1
             _fault(fault, sent)
-            if _stop.is_set():
+            if request.get("id") in _stopped:
                 result["finish"] = "cancelled"
                 break
     write_frame(out, {"end": True, "finish": result["finish"], "generated": llm.n_tokens})
@@ -279,7 +280,7 @@ def _read_requests(stdin: IO[bytes], requests: queue.Queue[dict[str, Any]]) -> N
         if message is None:  # the parent is gone (or closed us): nothing left to do
             os._exit(0)
         if message.get("op") == "stop":
-            _stop.set()
+            _stopped.add(message.get("id"))  # set.add is atomic: no lock needed
         else:
             requests.put(message)
 
@@ -301,7 +302,6 @@ def main() -> None:
     write_frame(out, {"ready": True})
     while True:
         request = requests.get()
-        _stop.clear()
         try:
             handle(out, request)
         except LoadFailed as exc:

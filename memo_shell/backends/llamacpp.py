@@ -27,6 +27,7 @@ import asyncio
 import atexit
 import contextlib
 import ctypes
+import itertools
 import logging
 import os
 import threading
@@ -130,6 +131,7 @@ _COUNT_CACHE_SIZE = 4096
 _MAX_CACHED_CHARS = 8192
 
 _worker: Worker | None = None
+_REQUEST_IDS = itertools.count(1)
 _worker_lock = threading.Lock()
 #: Tokenizers (vocabulary only: no weights, no compute) for exact counts in this process.
 _VOCABS: dict[str, Llama] = {}
@@ -347,6 +349,7 @@ class LlamaCppBackend:
         queue: asyncio.Queue[object] = asyncio.Queue()
         stop = threading.Event()
         running: list[Worker] = []
+        request_id = next(_REQUEST_IDS)
         self.last_finish = None
 
         def post(item: object) -> None:
@@ -360,9 +363,9 @@ class LlamaCppBackend:
                 self._load_now()
                 worker = _current_worker()
                 running.append(worker)
-                worker.send(self._generate_request(messages, options))
+                worker.send(self._generate_request(messages, options) | {"id": request_id})
                 if stop.is_set():
-                    worker.stop()
+                    worker.stop(request_id)
                 while True:
                     reply = worker.recv(self.model)
                     if "piece" in reply:
@@ -391,7 +394,7 @@ class LlamaCppBackend:
         finally:
             stop.set()
             if running:
-                running[0].stop()  # the executor thread drains the rest of the reply
+                running[0].stop(request_id)  # the executor thread drains the rest of the reply
 
     def _generate_request(
         self, messages: Sequence[Message], options: GenerationOptions
