@@ -1,6 +1,6 @@
 """One turn's latency: the embedded model's own speed, and what memo-shell adds before it.
 
-    .venv/bin/python bench/turn.py [--sizes 10000 100000] [--turns 20] [--keep DIR]
+    .venv/bin/python bench/turn.py [--sizes 10000 100000] [--turns 20] [--worker-turns 20]
 
 Measured in one run, on the same questions:
 
@@ -14,6 +14,9 @@ Measured in one run, on the same questions:
   embedder is configured; the default has none), and prompt building within the token budget
   (exact token counts from the model's tokenizer). Also recall alone, for the breakdown.
 
+* **worker**: the cost of running the model in a worker process (since issue 11), beside the
+  same model loaded in this process, alternating question by question on the bare prompt:
+  time to first token and tokens/s of each, and their ratios (target: within 10%).
 * **tui**: the real app, headless, answering with the same backend: every frame the chat screen
   renders while a reply streams (one ``Screen._compositor_refresh``), and the event loop's
   lateness measured by a 60 Hz ticker running beside it (how late a frame could be drawn).
@@ -45,7 +48,7 @@ from recall import Corpus, percentile  # noqa: E402
 import memo_shell  # noqa: E402
 from memo_shell.backends import GenerationOptions, LlamaCppBackend, embedded  # noqa: E402
 from memo_shell.config import Settings  # noqa: E402
-from memo_shell.shell import Shell  # noqa: E402
+from memo_shell.shell import DEFAULT_SYSTEM, Shell  # noqa: E402
 
 CONTEXT = 4096
 MAX_TOKENS = 32
@@ -163,6 +166,7 @@ async def tui_while_streaming(
     backend: LlamaCppBackend, data_dir: Path, questions: list[str]
 ) -> dict[str, object]:
     """Frame times and event-loop lateness of the real app while replies stream."""
+    import shutil
     import tempfile
 
     from memo_shell.tui.app import MemoShellApp
@@ -171,8 +175,10 @@ async def tui_while_streaming(
     frames: list[float] = []
     lateness: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
+        # a copy: the turns the app stores must not change the kept store
+        shutil.copytree(data_dir, Path(tmp) / "data")
         settings = Settings(
-            data_dir=data_dir,
+            data_dir=Path(tmp) / "data",
             config_file=Path(tmp) / "config.toml",
             context_size=CONTEXT,
             max_tokens=MAX_TOKENS,
@@ -229,6 +235,79 @@ async def tui_while_streaming(
     }
 
 
+async def worker_overhead(
+    backend: LlamaCppBackend, questions: list[str], system: str
+) -> dict[str, object]:
+    """First token and tokens/s through the worker process vs llama.cpp in this process."""
+    import llama_cpp
+
+    from memo_shell.backends import completion_format
+    from memo_shell.backends.llama_worker import _threads
+    from memo_shell.prompt import MEMORY_PREAMBLE
+
+    local = llama_cpp.Llama(
+        model_path=str(backend.path), n_ctx=backend.n_ctx, n_threads=_threads(), verbose=False
+    )
+    options = GenerationOptions(max_tokens=MAX_TOKENS, seed=1)
+
+    def in_process(messages: list) -> tuple[float, float | None]:
+        prompt = completion_format.render(messages, MEMORY_PREAMBLE)
+        started = time.perf_counter()
+        first, texts = None, []
+        for chunk in local.create_completion(
+            prompt,
+            max_tokens=MAX_TOKENS,
+            stop=completion_format.STOP,
+            temperature=completion_format.TEMPERATURE,
+            top_p=completion_format.TOP_P,
+            repeat_penalty=completion_format.REPEAT_PENALTY,
+            seed=1,
+            stream=True,
+        ):
+            if first is None and chunk["choices"][0]["text"].strip():
+                first = time.perf_counter()
+            texts.append(chunk["choices"][0]["text"])
+        return rate(started, first, time.perf_counter(), "".join(texts))
+
+    async def in_worker(messages: list) -> tuple[float, float | None]:
+        started = time.perf_counter()
+        first, texts = None, []
+        async for piece in backend.stream(messages, options):
+            first = first or time.perf_counter()
+            texts.append(piece)
+        return rate(started, first, time.perf_counter(), "".join(texts))
+
+    def rate(started: float, first: float | None, ended: float, text: str) -> tuple:
+        rest = backend.count_tokens(text) - 1
+        speed = rest / (ended - first) if first is not None and rest > 0 else None
+        return (first or ended) - started, speed
+
+    worker_ttft, local_ttft, worker_rate, local_rate = [], [], [], []
+    for n, question in enumerate(questions):
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": question}]
+        for mode in ("worker", "local") if n % 2 else ("local", "worker"):
+            if mode == "worker":
+                ttft, speed = await in_worker(messages)
+                worker_ttft.append(ttft)
+                worker_rate += [speed] if speed else []
+            else:
+                ttft, speed = in_process(messages)
+                local_ttft.append(ttft)
+                local_rate += [speed] if speed else []
+    local.close()
+    w_ttft, l_ttft = statistics.median(worker_ttft), statistics.median(local_ttft)
+    w_rate = statistics.median(worker_rate) if worker_rate else None
+    l_rate = statistics.median(local_rate) if local_rate else None
+    return {
+        "worker_ttft_p50_ms": ms(w_ttft),
+        "in_process_ttft_p50_ms": ms(l_ttft),
+        "worker_over_in_process_ttft": round(w_ttft / l_ttft, 3),
+        "worker_tokens_per_s_p50": round(w_rate, 1) if w_rate else None,
+        "in_process_tokens_per_s_p50": round(l_rate, 1) if l_rate else None,
+        "worker_over_in_process_rate": round(w_rate / l_rate, 3) if w_rate and l_rate else None,
+    }
+
+
 def memories_count(data_dir: Path) -> int:
     with memo_shell.open(data_dir, preload=False) as mem:
         return mem.count()
@@ -236,8 +315,11 @@ def memories_count(data_dir: Path) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
     parser.add_argument("--turns", type=int, default=20)
+    parser.add_argument(
+        "--worker-turns", type=int, default=20, help="questions for the worker-vs-in-process part"
+    )
     parser.add_argument("--keep", type=Path, default=REPO / "bench" / "out" / "turn")
     args = parser.parse_args()
 
@@ -249,6 +331,14 @@ def main() -> None:
     print(f"embedded model loaded in {time.perf_counter() - started:.2f} s")
 
     results = []
+    if args.worker_turns:
+        questions = Corpus().queries(Corpus().memories(200), args.worker_turns)
+        system = DEFAULT_SYSTEM
+        overhead = asyncio.run(worker_overhead(backend, questions[: args.worker_turns], system))
+        print("model in a worker process vs in this process:")
+        for key, value in overhead.items():
+            print(f"  {key:30} {value}")
+        results.append(overhead)
     for size in args.sizes:
         print(f"{size:,} memories:", flush=True)
         data_dir, queries = prepare_store(args.keep, size, Corpus())
