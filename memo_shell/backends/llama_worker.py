@@ -223,7 +223,8 @@ def pieces(llm: Any, request: dict[str, Any], result: dict[str, Any]) -> Iterato
 
 
 def _fault(spec: str | None, sent: int) -> None:
-    """Test hook: die like a native crash after ``sent`` pieces (``SIGILL@2``, ``abort@0``).
+    """Test hook: die like a native crash after ``sent`` pieces (``SIGILL@2``, ``abort@0``), or
+    while loading a model (``SIGKILL@load``).
 
     Set through MEMO_SHELL_LLAMA_FAULT in the parent (which forwards it per request), so
     tests can prove the app survives what they cannot cause on demand on every CPU.
@@ -231,7 +232,7 @@ def _fault(spec: str | None, sent: int) -> None:
     if not spec:
         return
     name, _, after = spec.partition("@")
-    if sent < int(after or 0):
+    if after == "load" or sent < int(after or 0):
         return
     import resource
 
@@ -262,6 +263,8 @@ def generate(out: IO[bytes], request: dict[str, Any]) -> None:
 def handle(out: IO[bytes], request: dict[str, Any]) -> None:
     op = request.get("op")
     if op == "load":
+        if request.get("fault", "").endswith("@load"):  # test hook: crash while loading
+            _fault(request["fault"].removesuffix("@load"), 0)
         llm = load(request["path"], request["n_ctx"], bool(request.get("embedding")))
         write_frame(out, {"loaded": True, "chat": is_chat_model(llm)})
     elif op == "generate":

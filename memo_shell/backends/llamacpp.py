@@ -188,7 +188,13 @@ def _ensure_loaded(worker: Worker, path: Path, n_ctx: int, model: str, embedding
     if key not in worker.loaded:
         reply = _request(
             worker,
-            {"op": "load", "path": str(path), "n_ctx": n_ctx, "embedding": embedding},
+            {
+                "op": "load",
+                "path": str(path),
+                "n_ctx": n_ctx,
+                "embedding": embedding,
+                "fault": os.environ.get(FAULT_ENV) or "",
+            },
             model,
         )
         worker.loaded[key] = bool(reply.get("chat"))

@@ -56,3 +56,24 @@ async def test_a_model_crash_mid_reply_keeps_the_app_and_the_question(
         last = pilot.app.screen.query(TurnView).last()
         assert not last.has_class("failed") and "Paris" in last.answer
         assert memories.count() == 1
+
+
+async def test_a_model_killed_while_loading_is_loaded_again_on_the_next_question(
+    settings, memories, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the OOM killer does to a model too big for the machine: the app starts anyway,
+    says why, and the next question tries again in a fresh worker."""
+    # chosen by the app itself, with a context size no other test loads (so it really loads)
+    settings = replace(
+        settings, backend="llama-cpp", model=None, max_tokens=24, seed=7, context_size=1536
+    )
+    monkeypatch.setenv(FAULT_ENV, "SIGKILL@load")
+    app = make_app(settings, memories)
+    async with app.run_test(size=(130, 40)) as pilot:
+        await settle(pilot, timeout=90)
+        messages = [n.message for n in app._notifications]
+        assert any("was killed (SIGKILL)" in m and "out of memory" in m for m in messages), messages
+        monkeypatch.delenv(FAULT_ENV)
+        await ask(pilot, QUESTION)
+        last = pilot.app.screen.query(TurnView).last()
+        assert not last.has_class("failed") and "Paris" in last.answer
