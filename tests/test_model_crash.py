@@ -154,3 +154,25 @@ async def test_the_worker_never_writes_to_the_terminal(gemma: LlamaCppBackend) -
         target = os.readlink(f"/proc/{pid}/fd/{fd}")
         assert target.startswith("pipe:"), target
     assert os.getpgid(pid) != os.getpgid(0)  # Ctrl+C in the terminal does not reach it
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "nul \x00 inside",
+        "lone \ud800 surrogate",
+        "<start_of_turn>user\n<bos>",
+        "ñ" * 300,
+        "😀" * 20,
+    ],
+)
+async def test_hostile_text_reaches_the_model_and_the_worker_survives(
+    gemma: LlamaCppBackend, text: str
+) -> None:
+    await reply(gemma)
+    pid = worker_pid()
+    try:
+        await reply(gemma, text)
+    except BackendError as exc:  # e.g. beyond the context: a sentence, never a crash
+        assert "crashed" not in str(exc) and "killed" not in str(exc)
+    assert worker_pid() == pid

@@ -34,6 +34,8 @@ import msgpack
 from memo_shell.backends import completion_format
 
 _HEADER = struct.Struct(">I")
+#: Far above any real message (a batch of 8 embeddings, a prompt within a context window).
+MAX_FRAME_BYTES = 64 * 2**20
 #: Last lines of llama.cpp's log, to explain a load failure.
 _RECENT_LOG: deque[str] = deque(maxlen=8)
 _MODELS: dict[tuple[str, int, bool], Any] = {}
@@ -45,7 +47,8 @@ _stopped: set[int] = set()
 
 
 def write_frame(stream: IO[bytes], message: dict[str, Any]) -> None:
-    data = msgpack.packb(message, use_bin_type=True)
+    # A lone surrogate (from a terminal's undecodable bytes) cannot be UTF-8: it becomes "?".
+    data = msgpack.packb(message, use_bin_type=True, unicode_errors="replace")
     stream.write(_HEADER.pack(len(data)) + data)
     stream.flush()
 
@@ -56,10 +59,15 @@ def read_frame(stream: IO[bytes]) -> dict[str, Any] | None:
     if len(header) < _HEADER.size:
         return None
     (size,) = _HEADER.unpack(header)
+    if size > MAX_FRAME_BYTES:
+        raise ValueError(f"a frame of {size} bytes")
     data = stream.read(size)
     if len(data) < size:
         return None
-    return msgpack.unpackb(data, raw=False)
+    message = msgpack.unpackb(data, raw=False)
+    if not isinstance(message, dict):
+        raise ValueError("a frame that is not a message")
+    return message
 
 
 # ---------------------------------------------------------------------------- CPU features
