@@ -17,12 +17,11 @@ Measured in one run, on the same questions:
 * **worker**: the cost of running the model in a worker process (since issue 11), beside the
   same model loaded in this process, alternating question by question on the bare prompt:
   time to first token and tokens/s of each, and their ratios (target: within 10%).
-* **tui**: the real app, headless, answering with the same backend: every frame the chat screen
-  renders while a reply streams (one ``Screen._compositor_refresh``), and the event loop's
-  lateness measured by a 60 Hz ticker running beside it (how late a frame could be drawn).
-  The model runs in a worker process since issue 11; run this script on an older checkout
-  (``git archive <commit> | tar -x -C DIR``, then copy this file into ``DIR/bench``) for the
-  in-process figures beside these.
+* **tui**: the real app, headless, answering the same questions alternately from the worker
+  process and from the model in this process (the baseline: how memo-shell ran it before):
+  every frame the chat screen renders while a reply streams (one
+  ``Screen._compositor_refresh``), and the event loop's lateness measured by a 60 Hz ticker
+  running beside it (how late a frame could be drawn).
 
 Stores of 10k and 100k synthetic memories (bench/recall.py's deterministic corpus) are kept in
 ``--keep`` (default bench/out/turn) and reused by later runs. Target: p50 added ≤ 25% of the
@@ -37,6 +36,7 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -162,18 +162,82 @@ async def first_token(
     return elapsed
 
 
+class InProcess:
+    """The baseline: the model in this process, on a thread, as memo-shell ran it before the
+    worker process (pieces cross to the event loop through a queue; Esc stops the thread)."""
+
+    name = "llama-cpp"
+
+    def __init__(self, backend: LlamaCppBackend) -> None:
+        import llama_cpp
+
+        from memo_shell.backends.llama_worker import _threads
+
+        self.model = backend.model
+        self.context_size = backend.context_size
+        self.count_tokens = backend.count_tokens
+        self.render_prompt = backend.render_prompt
+        self.llm = llama_cpp.Llama(
+            model_path=str(backend.path), n_ctx=backend.n_ctx, n_threads=_threads(), verbose=False
+        )
+
+    async def stream(self, messages: list, options: GenerationOptions) -> AsyncIterator[str]:
+        import threading
+
+        from memo_shell.backends import completion_format
+        from memo_shell.prompt import MEMORY_PREAMBLE
+
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[object] = asyncio.Queue()
+        stop = threading.Event()
+        end = object()
+
+        def work() -> None:
+            try:
+                for chunk in self.llm.create_completion(
+                    completion_format.render(messages, MEMORY_PREAMBLE),
+                    max_tokens=options.max_tokens,
+                    stop=completion_format.STOP,
+                    temperature=completion_format.TEMPERATURE,
+                    top_p=completion_format.TOP_P,
+                    repeat_penalty=completion_format.REPEAT_PENALTY,
+                    seed=options.seed,
+                    stream=True,
+                ):
+                    loop.call_soon_threadsafe(queue.put_nowait, chunk["choices"][0]["text"])
+                    if stop.is_set():
+                        break
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, end)
+
+        thread = threading.Thread(target=work, daemon=True)
+        thread.start()
+        try:
+            while (item := await queue.get()) is not end:
+                if item:
+                    yield item
+        finally:
+            stop.set()
+            await asyncio.to_thread(thread.join)
+
+    async def aclose(self) -> None:
+        pass
+
+
 async def tui_while_streaming(
-    backend: LlamaCppBackend, data_dir: Path, questions: list[str]
+    backends: dict[str, object], data_dir: Path, questions: list[str]
 ) -> dict[str, object]:
-    """Frame times and event-loop lateness of the real app while replies stream."""
+    """Frame times and event-loop lateness of the real app while replies stream, with each of
+    ``backends`` answering in turn (question by question, so both meet the same load)."""
     import shutil
     import tempfile
 
     from memo_shell.tui.app import MemoShellApp
     from memo_shell.tui.widgets.composer import Composer
 
-    frames: list[float] = []
-    lateness: list[float] = []
+    frames: dict[str, list[float]] = {name: [] for name in backends}
+    lateness: dict[str, list[float]] = {name: [] for name in backends}
+    current: list[str] = []  # the backend answering now; empty between replies
     with tempfile.TemporaryDirectory() as tmp:
         # a copy: the turns the app stores must not change the kept store
         shutil.copytree(data_dir, Path(tmp) / "data")
@@ -186,19 +250,19 @@ async def tui_while_streaming(
             temperature=None,
             top_p=None,  # type: ignore[arg-type]
         )
-        app = MemoShellApp(settings, backend=backend, persist_theme=False)
+        first = next(iter(backends.values()))
+        app = MemoShellApp(settings, backend=first, persist_theme=False)
         async with app.run_test(size=(120, 36)) as pilot:
             await app.runtime.wait_shell()
             await asyncio.to_thread(app.runtime.mem.wait_ready)
             screen = app.screen
             render = screen._compositor_refresh
-            streaming = False
 
             def timed_render() -> None:
                 began = time.perf_counter()
                 render()
-                if streaming:
-                    frames.append(time.perf_counter() - began)
+                if current:
+                    frames[current[0]].append(time.perf_counter() - began)
 
             screen._compositor_refresh = timed_render  # type: ignore[method-assign]
 
@@ -207,32 +271,36 @@ async def tui_while_streaming(
                 while True:
                     began = time.perf_counter()
                     await asyncio.sleep(period)
-                    if streaming:
-                        lateness.append(time.perf_counter() - began - period)
+                    if current:
+                        lateness[current[0]].append(time.perf_counter() - began - period)
 
             tick = asyncio.create_task(ticker())
-            for question in questions:
-                while any(w.is_running for w in app.workers):
-                    await pilot.pause(0.01)
-                composer = screen.query_one(Composer)
-                composer.load_text(question)
-                streaming = True
-                await pilot.press("enter")
-                worker = screen.turn_worker  # type: ignore[attr-defined]
-                while worker is not None and worker.is_running:
-                    await pilot.pause(0.005)
-                streaming = False
+            names = list(backends)
+            for n, question in enumerate(questions):
+                for name in names if n % 2 == 0 else names[::-1]:
+                    while any(w.is_running for w in app.workers):
+                        await pilot.pause(0.01)
+                    app.runtime.shell.set_backend(backends[name])  # type: ignore[union-attr]
+                    screen.query_one(Composer).load_text(question)
+                    current.append(name)
+                    await pilot.press("enter")
+                    worker = screen.turn_worker  # type: ignore[attr-defined]
+                    while worker is not None and worker.is_running:
+                        await pilot.pause(0.005)
+                    current.clear()
             tick.cancel()
-    frames.sort()
-    lateness.sort()
-    return {
-        "tui_frames": len(frames),
-        "tui_frame_p50_ms": ms(statistics.median(frames)) if frames else None,
-        "tui_frame_p95_ms": ms(percentile(frames, 95)) if frames else None,
-        "tui_loop_late_p50_ms": ms(statistics.median(lateness)) if lateness else None,
-        "tui_loop_late_p95_ms": ms(percentile(lateness, 95)) if lateness else None,
-        "tui_loop_late_max_ms": ms(lateness[-1]) if lateness else None,
-    }
+    out: dict[str, object] = {}
+    for name in backends:
+        f, late = sorted(frames[name]), sorted(lateness[name])
+        out |= {
+            f"tui_{name}_frames": len(f),
+            f"tui_{name}_frame_p50_ms": ms(statistics.median(f)) if f else None,
+            f"tui_{name}_frame_p95_ms": ms(percentile(f, 95)) if f else None,
+            f"tui_{name}_loop_late_p50_ms": ms(statistics.median(late)) if late else None,
+            f"tui_{name}_loop_late_p95_ms": ms(percentile(late, 95)) if late else None,
+            f"tui_{name}_loop_late_max_ms": ms(late[-1]) if late else None,
+        }
+    return out
 
 
 async def worker_overhead(
@@ -330,6 +398,7 @@ def main() -> None:
     asyncio.run(backend.load())
     print(f"embedded model loaded in {time.perf_counter() - started:.2f} s")
 
+    baseline = InProcess(backend)  # the same model in this process, for the TUI part
     results = []
     if args.worker_turns:
         questions = Corpus().queries(Corpus().memories(200), args.worker_turns)
@@ -343,7 +412,8 @@ def main() -> None:
         print(f"{size:,} memories:", flush=True)
         data_dir, queries = prepare_store(args.keep, size, Corpus())
         result = asyncio.run(measure(backend, data_dir, queries[: args.turns + 1]))
-        result |= asyncio.run(tui_while_streaming(backend, data_dir, queries[1 : args.turns + 1]))
+        tui = {"worker": backend, "in_process": baseline}
+        result |= asyncio.run(tui_while_streaming(tui, data_dir, queries[1 : args.turns + 1]))
         results.append(result)
         for key, value in result.items():
             print(f"  {key:26} {value}")
