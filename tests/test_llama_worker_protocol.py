@@ -4,7 +4,9 @@ for text that cannot be UTF-8, replaced), and a cut or garbled stream reads as t
 from __future__ import annotations
 
 import io
+import os
 import struct
+from pathlib import Path
 
 import msgpack
 import pytest
@@ -63,3 +65,16 @@ def test_a_frame_that_is_not_a_message_is_refused() -> None:
 def test_a_frame_claiming_to_be_huge_is_refused_before_reading() -> None:
     with pytest.raises(ValueError, match="a frame of"):
         read_frame(io.BytesIO(struct.pack(">I", 2**32 - 1) + b"x"))
+
+
+def test_the_worker_does_not_spin_idle_threads_unless_told_to(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from memo_shell.backends.llama_process import _child_env
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    assert _child_env()["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    assert _child_env()["OMP_WAIT_POLICY"] == "ACTIVE"
+    root = Path(__file__).resolve().parents[1]
+    assert _child_env()["PYTHONPATH"].split(os.pathsep)[0] == str(root)  # this very memo_shell

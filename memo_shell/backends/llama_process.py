@@ -78,6 +78,11 @@ def _child_env() -> dict[str, str]:
     """The environment for the child: this very memo_shell importable first, whatever the
     parent's sys.path tricks (benchmarks and tests insert paths at run time)."""
     env = dict(os.environ)
+    # llama.cpp's OpenMP threads otherwise spin while idle (between replies, after each
+    # token's graph), taking the cores the app needs to draw. Measured on a busy 2-core
+    # machine (bench/turn.py): the same first-token time and tokens/s, or better. A user's own
+    # setting wins.
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
     return env
