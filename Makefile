@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 LLAMA_NO_AMX     := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
 LLAMA_CMAKE_ARGS := -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF \
                     -DCMAKE_C_FLAGS='$(LLAMA_NO_AMX)' -DCMAKE_CXX_FLAGS='$(LLAMA_NO_AMX)'
-export CMAKE_ARGS := $(LLAMA_CMAKE_ARGS)
+export CMAKE_ARGS := $(LLAMA_CMAKE_ARGS) $(CMAKE_ARGS)  # a user's own CMAKE_ARGS (GPU...) come after
 # Built once per virtualenv with those flags. --no-cache-dir: pip's wheel cache is keyed by the
 # package version only, so a wheel built earlier with other flags would be reused silently.
 LLAMA_STAMP := $(VENV)/.llama-cpp-no-amx
