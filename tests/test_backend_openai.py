@@ -189,3 +189,37 @@ async def test_context_window_learned_from_vllm_model_list(fake_openai: FakeOpen
     await backend.learn_context()
     assert backend.context_size == 2048
     await backend.aclose()
+
+
+@pytest.mark.parametrize(
+    ("routes", "window"),
+    [
+        # llama-server: GET /props
+        ({"/props": {"default_generation_settings": {"n_ctx": 3072}}}, 3072),
+        # LM Studio: GET /api/v0/models
+        (
+            {
+                "/v1/models": {"data": [{"id": "qwen"}]},
+                "/api/v0/models": {"data": [{"id": "qwen", "loaded_context_length": 2560}]},
+            },
+            2560,
+        ),
+        # nothing says: the configured size stays
+        ({"/v1/models": {"data": [{"id": "qwen"}]}}, None),
+    ],
+)
+async def test_context_window_from_llama_server_and_lm_studio(routes: dict, window: int) -> None:
+    import httpx
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = routes.get(request.url.path)
+        return httpx.Response(200, json=body) if body else httpx.Response(404, json={})
+
+    backend = OpenAIBackend("http://127.0.0.1:9/v1", "qwen", context_size=4096)
+    await backend._client.aclose()
+    backend._client = httpx.AsyncClient(
+        base_url=backend.url, transport=httpx.MockTransport(handler)
+    )
+    assert await backend.learn_context() == window
+    assert backend.context_size == (window or 4096)
+    await backend.aclose()
