@@ -78,3 +78,35 @@ def test_the_worker_does_not_spin_idle_threads_unless_told_to(
     assert _child_env()["OMP_WAIT_POLICY"] == "ACTIVE"
     root = Path(__file__).resolve().parents[1]
     assert _child_env()["PYTHONPATH"].split(os.pathsep)[0] == str(root)  # this very memo_shell
+
+
+def fake_llama_cpp() -> object:
+    from types import SimpleNamespace
+
+    low = SimpleNamespace(llama_model_default_params=lambda: SimpleNamespace(use_extra_bufts=True))
+    return SimpleNamespace(llama_cpp=low)
+
+
+@pytest.mark.parametrize(
+    ("amx", "override", "extra"), [(True, None, False), (True, "1", True), (False, None, True)]
+)
+def test_amx_cpus_load_models_without_the_extra_buffer_types(
+    monkeypatch: pytest.MonkeyPatch, amx: bool, override: str | None, extra: bool
+) -> None:
+    from memo_shell.backends import llama_worker
+
+    monkeypatch.setattr(llama_worker, "cpu_has_amx", lambda: amx)
+    if override is None:
+        monkeypatch.delenv("MEMO_SHELL_LLAMA_EXTRA_BUFFERS", raising=False)
+    else:
+        monkeypatch.setenv("MEMO_SHELL_LLAMA_EXTRA_BUFFERS", override)
+    module = fake_llama_cpp()
+    llama_worker._without_extra_buffers(module)
+    assert module.llama_cpp.llama_model_default_params().use_extra_bufts is extra
+
+
+def test_requesting_amx_state_is_harmless_everywhere() -> None:
+    from memo_shell.backends.llama_worker import cpu_has_amx, request_amx_permission
+
+    request_amx_permission()  # fails quietly where the CPU or kernel has no AMX
+    assert isinstance(cpu_has_amx(), bool)
