@@ -97,7 +97,12 @@ class Done:
     backend: str
     first_piece_s: float
     total_s: float
+    #: The reply stopped at ``max_tokens`` (the stored memory's meta says so too).
+    cut_off: bool = False
 
+
+#: The meta key that marks a memory whose reply was cut off at max_tokens.
+CUT_OFF_META = "cut_off"
 
 TurnEvent = Recalled | Piece | Done
 
@@ -255,6 +260,8 @@ class Shell:
             raise TurnFailed(str(exc), question=question, partial="".join(pieces)) from exc
 
         answer = "".join(pieces)
+        # A reply that ran into max_tokens is incomplete: say so in the record, for good.
+        cut_off = getattr(backend, "last_finish", None) == "length"
         if not remember:
             yield Done(
                 memory_id="",
@@ -263,11 +270,14 @@ class Shell:
                 backend=backend.name,
                 first_piece_s=first_piece_s or perf_counter() - started,
                 total_s=perf_counter() - started,
+                cut_off=cut_off,
             )
             return
         meta = dict(self.meta)
         if plan.included:
             meta["recalled"] = " ".join(plan.included)
+        if cut_off:
+            meta[CUT_OFF_META] = f"max_tokens={self.settings.max_tokens}"
         try:
             memory_id = await asyncio.to_thread(
                 self.memories.add,
@@ -291,4 +301,5 @@ class Shell:
             backend=backend.name,
             first_piece_s=first_piece_s,
             total_s=perf_counter() - started,
+            cut_off=cut_off,
         )

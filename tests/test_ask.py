@@ -119,3 +119,34 @@ def test_context_overflow(run_cli: Callable, data_dir: Path, fake_ollama: FakeOl
     assert "more than the" in result.stderr and "shorten it" in result.stderr
     assert fake_ollama.posted("/api/chat") == []
     assert stored(data_dir) == []
+
+
+def test_a_reply_cut_off_at_max_tokens_is_marked_and_said(
+    run_cli: Callable, data_dir: Path, fake_ollama: FakeOllama
+) -> None:
+    fake_ollama.add(ScriptedModel("llama3.2:latest", reply="Once upon a", finish="length"))
+    result = run_cli("ask", *OLLAMA, "--json", "Tell me a story.")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["cut_off"] is True
+    assert "cut off at max_tokens (512)" in result.stderr
+    [memory] = stored(data_dir)
+    assert memory.meta["cut_off"] == "max_tokens=512"
+
+
+def test_show_prompt_shows_what_an_openai_server_receives(
+    run_cli: Callable, fake_openai, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from memo_shell.prompt import MEMORY_PREAMBLE
+
+    monkeypatch.setenv("MEMO_SHELL_OPENAI_BASE_URL", fake_openai.base_url)
+    server = ("--backend", "openai")
+    assert run_cli("ask", *server, "-s", "monday", "My cat is called Miso.").exit_code == 0
+    result = run_cli("ask", *server, "--show-prompt", "-s", "friday", "What is my cat called?")
+    assert result.exit_code == 0, result.stderr
+    exact = result.stderr.split("── exact text sent to")[1]
+    system, user = exact.split("── user ──")
+    assert MEMORY_PREAMBLE not in system
+    assert MEMORY_PREAMBLE in user and "My cat is called Miso." in user
+    sent = fake_openai.posted("/v1/chat/completions")[-1]["messages"]
+    assert "My cat is called Miso." in sent[-1]["content"]
+    assert all(MEMORY_PREAMBLE not in m["content"] for m in sent if m["role"] == "system")

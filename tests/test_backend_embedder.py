@@ -55,3 +55,63 @@ def test_failures_are_backend_errors(dead_url: str) -> None:
     embedder.close()
     with pytest.raises(BackendError, match="is not one of"):
         make_embedder(Settings(embedder="word2vec"))
+
+
+class SlowEmbedder:
+    """A backend whose every embedding request takes ``delay`` seconds (one at a time, like
+    llama_cpp.server), recording what it was asked, in order."""
+
+    name = "slow"
+    model = "slow"
+
+    def __init__(self, delay: float) -> None:
+        import asyncio
+
+        self.delay = delay
+        self.calls: list[list[str]] = []
+        self._busy = asyncio.Lock()
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        import asyncio
+
+        async with self._busy:
+            self.calls.append(list(texts))
+            await asyncio.sleep(self.delay)
+            return [[float(len(t)), 1.0] for t in texts]
+
+    async def aclose(self) -> None:
+        pass
+
+
+def test_a_question_never_waits_behind_a_background_backlog() -> None:
+    import time
+
+    from memo_shell.backends.embedder import BACKFILL_CHUNK, BackendEmbedder
+
+    backend = SlowEmbedder(0.1)
+    embedder = BackendEmbedder("slow", backend)  # type: ignore[arg-type]
+    backlog = [f"memory {n}" for n in range(BACKFILL_CHUNK * 6)]
+    done: list[list[list[float]]] = []
+    thread = threading.Thread(target=lambda: done.append(embedder.embed(backlog)))
+    thread.start()
+    time.sleep(0.15)  # the backlog is under way
+    started = time.perf_counter()
+    assert embedder.embed_query("what is my dog called?") == [22.0, 1.0]
+    waited = time.perf_counter() - started
+    thread.join(10)
+    assert len(done[0]) == len(backlog)  # the backlog completes, in order
+    assert [v[0] for v in done[0]] == [float(len(t)) for t in backlog]
+    assert waited < 0.35  # at most the one request in flight, not the 0.6 s backlog
+    position = backend.calls.index(["what is my dog called?"])
+    assert position < len(backend.calls) - 2
+    embedder.close()
+
+
+def test_a_slow_question_embedding_gives_up_quickly(monkeypatch: pytest.MonkeyPatch) -> None:
+    from memo_shell.backends import embedder as module
+
+    monkeypatch.setattr(module, "QUERY_TIMEOUT_S", 0.2)
+    embedder = module.BackendEmbedder("slow", SlowEmbedder(5.0))  # type: ignore[arg-type]
+    with pytest.raises(BackendError, match=r"no vector for the question within 0\.2 s"):
+        embedder.embed_query("hello")
+    embedder.close()

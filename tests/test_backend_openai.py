@@ -135,3 +135,91 @@ async def test_closing_the_stream_stops_the_server_promptly(fake_openai: FakeOpe
     assert await asyncio.to_thread(fake_openai.disconnected.wait, 10)
     assert fake_openai.pieces_sent < 400
     await backend.aclose()
+
+
+async def test_server_dying_before_the_first_token_is_a_sentence(fake_openai: FakeOpenAI) -> None:
+    fake_openai.add(ScriptedModel("flaky", reply="a b c", die_after=0))
+    backend = OpenAIBackend(fake_openai.base_url, "flaky")
+    with pytest.raises(BackendError) as caught:
+        await collect(backend)
+    message = str(caught.value)
+    assert "closed the connection before the reply began" in message
+    assert "peer closed" not in message and "chunked" not in message
+    await backend.aclose()
+
+
+@pytest.mark.parametrize(
+    ("body", "text"),
+    [
+        (b'{"detail": "Invalid API key"}', "Invalid API key"),
+        (b'{"detail": [{"loc": ["body", "messages"], "msg": "Field required"}]}', "Field required"),
+        (b'{"detail": {"odd": 1}}', '{"odd": 1}'),
+    ],
+)
+def test_fastapi_detail_is_read(body: bytes, text: str) -> None:
+    from memo_shell.backends.http import error_text
+
+    assert error_text(body) == text
+
+
+@pytest.mark.parametrize(
+    ("model_id", "short"),
+    [
+        ("/home/u/models/gemma-3-270m-Q4_K_M.gguf", "gemma-3-270m-Q4_K_M"),
+        ("C:\\models\\phi-3.gguf", "phi-3"),
+        ("Qwen/Qwen2.5-7B-Instruct", "Qwen/Qwen2.5-7B-Instruct"),
+        ("qwen2.5-7b-instruct", "qwen2.5-7b-instruct"),
+        ("", ""),
+    ],
+)
+def test_short_model_names(model_id: str, short: str) -> None:
+    from memo_shell.backends.openai import short_model_name
+
+    assert short_model_name(model_id) == short
+
+
+async def test_context_window_learned_from_vllm_model_list(fake_openai: FakeOpenAI) -> None:
+    """The fake lists vLLM's ``max_model_len``; llama-server's /props and LM Studio's
+    /api/v0/models are tried first and fail over quietly."""
+    fake_openai.add(ScriptedModel(MODEL, context=3000))
+    backend = OpenAIBackend(fake_openai.base_url, MODEL, context_size=8192)
+    assert await backend.learn_context() == 3000
+    assert backend.context_size == 3000
+    backend.context_size = 2048  # a window larger than context_size is not taken up
+    await backend.learn_context()
+    assert backend.context_size == 2048
+    await backend.aclose()
+
+
+@pytest.mark.parametrize(
+    ("routes", "window"),
+    [
+        # llama-server: GET /props
+        ({"/props": {"default_generation_settings": {"n_ctx": 3072}}}, 3072),
+        # LM Studio: GET /api/v0/models
+        (
+            {
+                "/v1/models": {"data": [{"id": "qwen"}]},
+                "/api/v0/models": {"data": [{"id": "qwen", "loaded_context_length": 2560}]},
+            },
+            2560,
+        ),
+        # nothing says: the configured size stays
+        ({"/v1/models": {"data": [{"id": "qwen"}]}}, None),
+    ],
+)
+async def test_context_window_from_llama_server_and_lm_studio(routes: dict, window: int) -> None:
+    import httpx
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = routes.get(request.url.path)
+        return httpx.Response(200, json=body) if body else httpx.Response(404, json={})
+
+    backend = OpenAIBackend("http://127.0.0.1:9/v1", "qwen", context_size=4096)
+    await backend._client.aclose()
+    backend._client = httpx.AsyncClient(
+        base_url=backend.url, transport=httpx.MockTransport(handler)
+    )
+    assert await backend.learn_context() == window
+    assert backend.context_size == (window or 4096)
+    await backend.aclose()

@@ -15,7 +15,7 @@ import pytest
 
 import memo_shell
 from memo_shell.backends import GenerationOptions, LlamaCppBackend, embedded, estimate_tokens
-from memo_shell.backends.llamacpp import _REGISTRY, run_on_worker
+from memo_shell.backends.llamacpp import wait_idle
 from memo_shell.config import Settings
 from memo_shell.errors import BackendError
 from memo_shell.shell import Done, Piece, Recalled, Shell
@@ -91,11 +91,12 @@ async def test_closing_the_turn_stops_generation_within_a_few_tokens(
             if isinstance(event, Piece):
                 break
         await stream.aclose()
-        llm = run_on_worker(lambda: _REGISTRY[(str(gemma.path), CONTEXT, False)])
+        await wait_idle()  # the worker has stopped and reported how far it went
         assert shell.last_plan is not None
         prompt = gemma.render_prompt(shell.last_plan.messages) or ""
-        prompt_tokens = len(llm.tokenize(prompt.encode()))
-        assert llm.n_tokens - prompt_tokens < 10  # generated after the close: one or two
+        prompt_tokens = gemma.count_tokens(prompt) + 1  # and the BOS token
+        assert gemma.last_finish == "cancelled"
+        assert gemma.last_generated - prompt_tokens < 10  # generated after the close: one or two
         assert memories.count() == 0
 
 

@@ -19,7 +19,7 @@ from memo_shell.backends.base import Backend
 from memo_shell.backends.http import PROBE_TIMEOUT_S
 from memo_shell.backends.llamacpp import LlamaCppBackend, check_gguf, resolve_gguf
 from memo_shell.backends.ollama import OllamaBackend, same_model
-from memo_shell.backends.openai import OpenAIBackend
+from memo_shell.backends.openai import OpenAIBackend, short_model_name
 from memo_shell.errors import BackendError
 
 if TYPE_CHECKING:
@@ -84,8 +84,9 @@ async def _pick_model(backend: OllamaBackend | OpenAIBackend, wanted: str | None
         raise BackendError(
             f"Ollama at {backend.url} has no model {wanted!r}; run `ollama pull {wanted}`"
         )
-    if any(m.name == wanted for m in listed):
-        return wanted
+    for m in listed:  # the server's id, or its short name (a GGUF path's file name)
+        if wanted in (m.name, short_model_name(m.name)):
+            return m.name
     raise BackendError(f"the OpenAI-compatible server at {backend.url} has no model {wanted!r}")
 
 
@@ -151,6 +152,7 @@ async def _auto(settings: Settings) -> Choice:
             except BackendError as exc:
                 tried.append(str(exc))
             else:
+                await openai.learn_context()
                 return Choice(
                     openai, f"auto: {'; '.join(tried)}; using {openai.model} at {openai.url}"
                 )
@@ -187,4 +189,6 @@ async def choose_backend(settings: Settings) -> Choice:
         except (BackendError, TimeoutError) as exc:
             detail = str(exc) or "it did not answer in time"
             return Choice(server, f"--backend {kind}: {detail}")
+    if isinstance(server, OpenAIBackend):
+        await server.learn_context()
     return Choice(server, f"--backend {kind}: using {server.model} at {server.url}")

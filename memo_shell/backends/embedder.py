@@ -30,6 +30,11 @@ if TYPE_CHECKING:
 
 #: Longest wait for one batch of embeddings before the index is told it failed.
 EMBED_TIMEOUT_S = 120.0
+#: Longest a question's recall waits for its vector; then it goes on without vectors.
+QUERY_TIMEOUT_S = 5.0
+#: Texts per request in background embedding, so a question's embedding (sent between two
+#: requests) never waits behind a whole backlog on a server that answers one at a time.
+BACKFILL_CHUNK = 8
 
 
 class BackendEmbedder:
@@ -43,14 +48,19 @@ class BackendEmbedder:
         self.id = spec
         self.backend = backend
         self._loop = asyncio.new_event_loop()
+        self._queries = 0  # question embeddings in flight (touched on the loop only)
+        self._no_queries = asyncio.Event()
+        self._no_queries.set()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="memo-embedder", daemon=True
         )
         self._thread.start()
 
     def embed(self, texts: list[str]) -> list[list[float]]:
-        """Vectors for ``texts`` (raises BackendError when the backend cannot embed)."""
-        future = asyncio.run_coroutine_threadsafe(self.backend.embed(list(texts)), self._loop)
+        """Vectors for ``texts`` (raises BackendError when the backend cannot embed).
+
+        Sent in small requests; a question's embedding waiting to go out goes first."""
+        future = asyncio.run_coroutine_threadsafe(self._backfill(list(texts)), self._loop)
         try:
             return future.result(EMBED_TIMEOUT_S)
         except TimeoutError:
@@ -58,6 +68,36 @@ class BackendEmbedder:
             raise BackendError(
                 f"the embedder {self.id} gave no vectors within {EMBED_TIMEOUT_S:.0f} s"
             ) from None
+
+    def embed_query(self, text: str) -> list[float]:
+        """The vector of a question, within QUERY_TIMEOUT_S (BackendError after that, so recall
+        goes on without vectors instead of waiting on a busy embedding server)."""
+        future = asyncio.run_coroutine_threadsafe(self._query(text), self._loop)
+        try:
+            return future.result(QUERY_TIMEOUT_S)
+        except TimeoutError:
+            future.cancel()
+            raise BackendError(
+                f"the embedder {self.id} gave no vector for the question within"
+                f" {QUERY_TIMEOUT_S:g} s; this recall goes on without vectors"
+            ) from None
+
+    async def _query(self, text: str) -> list[float]:
+        self._queries += 1
+        self._no_queries.clear()
+        try:
+            return (await self.backend.embed([text]))[0]
+        finally:
+            self._queries -= 1
+            if not self._queries:
+                self._no_queries.set()
+
+    async def _backfill(self, texts: list[str]) -> list[list[float]]:
+        vectors: list[list[float]] = []
+        for start in range(0, len(texts), BACKFILL_CHUNK):
+            await self._no_queries.wait()  # questions first
+            vectors += await self.backend.embed(texts[start : start + BACKFILL_CHUNK])
+        return vectors
 
     def close(self) -> None:
         if not self._loop.is_running():

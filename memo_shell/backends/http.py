@@ -85,12 +85,25 @@ def error_text(body: object) -> str:
     else:
         data = body
     if isinstance(data, dict):
+        if "error" not in data and "detail" in data:  # FastAPI (llama_cpp.server, vLLM)
+            return _fastapi_detail(data["detail"])
         err = data.get("error", data)
         if isinstance(err, dict):
             err = err.get("message") or err.get("error") or json.dumps(err)
         if isinstance(err, str):
             return short(err)
     return short(str(data))
+
+
+def _fastapi_detail(detail: object) -> str:
+    """FastAPI's ``detail``: a string, or a list of validation errors each with a ``msg``."""
+    if isinstance(detail, str):
+        return short(detail)
+    if isinstance(detail, list):
+        messages = [str(item.get("msg")) for item in detail if isinstance(item, dict)]
+        if any(messages):
+            return short("; ".join(m for m in messages if m))
+    return short(json.dumps(detail))
 
 
 def transport_error(
@@ -107,6 +120,11 @@ def transport_error(
         return BackendError(
             f"the connection to {service} at {url} broke in the middle of the reply"
             " (did the server stop?)"
+        )
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
+        return BackendError(
+            f"{service} at {url} closed the connection before the reply began"
+            " (did the server stop or crash?); check it is running and ask again"
         )
     return BackendError(
         f"the connection to {service} at {url} failed: {short(str(exc)) or type(exc).__name__}"

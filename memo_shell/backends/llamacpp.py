@@ -1,16 +1,20 @@
-"""llama.cpp in-process (``llama-cpp-python``): any GGUF file, or one from a models directory.
+"""llama.cpp (``llama-cpp-python``) for any GGUF file, run in a child process of the app.
 
-Three rules shape this module:
+Four rules shape this module:
 
-* **Load once per process.** A model is loaded on first use and kept in a module-level
-  registry, keyed by file and context size, so switching back to a model or opening a second
-  ``Shell`` costs nothing.
-* **Never on the event loop.** Loading and generation run on one dedicated worker thread (a
-  ``llama.cpp`` context is not thread-safe, so one thread also serialises them). Pieces cross to
-  the loop through a queue; cancelling the consumer sets a flag the worker checks after every
-  token, so Esc stops generation within one token.
-* **Never on the terminal.** llama.cpp logs to stderr from C, which would scribble over the TUI;
-  its log goes to Python's ``logging`` instead, and the last lines are kept to explain failures.
+* **A crash of the model is not a crash of the app.** Loading and generation run in a worker
+  process (:mod:`memo_shell.backends.llama_worker`): an illegal instruction, a segmentation
+  fault, an abort or the OOM killer end only that process, and the user reads one sentence
+  naming the cause and the fix (:mod:`memo_shell.backends.llama_process`). The next request
+  starts a new worker.
+* **Load once.** The worker keeps every model it loaded, keyed by file and context size, so
+  switching back to a model or opening a second ``Shell`` costs nothing.
+* **Never on the event loop.** Requests go to the worker from one dedicated thread (llama.cpp
+  contexts are not thread-safe; one thread serialises them). Pieces cross to the loop through
+  a queue; cancelling the consumer tells the worker to stop after the current token.
+* **Never on the terminal.** The worker's output streams are pipes; this process only loads
+  a model's vocabulary (no weights, no compute) for exact token counts, with llama.cpp's log
+  routed to Python ``logging``.
 
 Models with a chat template in their GGUF metadata use it (``create_chat_completion``); base
 models (no template, like the embedded Gemma 3 270M) get the completion format of
@@ -23,11 +27,12 @@ import asyncio
 import atexit
 import contextlib
 import ctypes
+import itertools
 import logging
 import os
 import threading
-from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +46,7 @@ from memo_shell.backends.base import (
     estimate_tokens,
     unsupported_embedding,
 )
+from memo_shell.backends.llama_process import FAULT_ENV, Worker, WorkerCrashed
 from memo_shell.errors import BackendError
 
 if TYPE_CHECKING:
@@ -51,47 +57,6 @@ log = logging.getLogger("memo_shell.llama_cpp")
 GGUF_MAGIC = b"GGUF"
 #: Projector and adapter files sit beside models in the usual directories but cannot chat.
 _NOT_MODELS = ("mmproj", "lora", "adapter", "vocab")
-
-_EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama-cpp")
-_REGISTRY: dict[tuple[str, int, bool], Llama] = {}
-_REGISTRY_LOCK = threading.Lock()
-_RECENT_LOG: deque[str] = deque(maxlen=8)
-_LOG_HOOKED = False
-_END = object()
-#: Exact token counts remembered per backend (texts longer than the limit are not kept).
-_COUNT_CACHE_SIZE = 4096
-_MAX_CACHED_CHARS = 8192
-
-
-def _hook_logging() -> None:
-    """Route llama.cpp's C-level log into Python logging (once per process)."""
-    global _LOG_HOOKED, _log_callback
-    if _LOG_HOOKED:
-        return
-    import llama_cpp
-
-    @llama_cpp.llama_log_callback
-    def callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
-        line = text.decode("utf-8", "replace").rstrip()
-        if line:
-            _RECENT_LOG.append(line)
-            log.debug("%s", line)
-
-    _log_callback = callback  # keep a reference: C holds only a raw pointer
-    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
-    _LOG_HOOKED = True
-
-
-_log_callback: Any = None
-
-
-def default_threads() -> int:
-    """All the CPUs this process may use, up to 8 (beyond that memory bandwidth limits)."""
-    try:
-        available = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        available = os.cpu_count() or 1
-    return max(1, min(available, 8))
 
 
 # ---------------------------------------------------------------------------- GGUF files
@@ -157,77 +122,177 @@ def resolve_gguf(location: Path, model: str | None) -> Path:
     raise BackendError(f"{model!r} matches several models in {location}: {names}")
 
 
-# ---------------------------------------------------------------------------- loading
+# ---------------------------------------------------------------------------- the worker
+
+_EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama-cpp")
+_END = object()
+#: Exact token counts remembered per backend (texts longer than the limit are not kept).
+_COUNT_CACHE_SIZE = 4096
+_MAX_CACHED_CHARS = 8192
+
+_worker: Worker | None = None
+_REQUEST_IDS = itertools.count(1)
+_worker_lock = threading.Lock()
+#: Tokenizers (vocabulary only: no weights, no compute) for exact counts in this process.
+_VOCABS: dict[str, Llama] = {}
+_VOCAB_LOCK = threading.Lock()
+_log_callback: Any = None
 
 
-def _load(path: Path, n_ctx: int, embedding: bool = False) -> Llama:
-    """The loaded model (from the registry, or loaded now). Runs on the worker thread."""
+def _hook_logging() -> None:
+    """Keep llama.cpp's C-level log off the terminal (the vocab loads in this process)."""
+    global _log_callback
+    if _log_callback is not None:
+        return
+    import llama_cpp
+
+    @llama_cpp.llama_log_callback
+    def callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+        line = text.decode("utf-8", "replace").rstrip()
+        if line:
+            log.debug("%s", line)
+
+    _log_callback = callback  # keep a reference: C holds only a raw pointer
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+
+
+def _current_worker() -> Worker:
+    """The live worker process, started now if there is none (or the last one died)."""
+    global _worker
+    with _worker_lock:
+        if _worker is None or not _worker.alive:
+            if _worker is not None:
+                _worker.close()
+            _worker = Worker()
+        return _worker
+
+
+def worker_pid() -> int | None:
+    """The worker process's id, if one runs (for tests and `doctor`)."""
+    with _worker_lock:
+        return _worker.pid if _worker is not None and _worker.alive else None
+
+
+def _request(worker: Worker, message: dict[str, Any], model: str) -> dict[str, Any]:
+    """Send one request and wait for its one reply (runs on the executor thread)."""
+    worker.send(message)
+    reply = worker.recv(model)
+    if "error" in reply:
+        raise BackendError(str(reply["error"]))
+    return reply
+
+
+def _ensure_loaded(worker: Worker, path: Path, n_ctx: int, model: str, embedding: bool) -> bool:
+    """Load the model in the worker unless already there; whether it is a chat model."""
     key = (str(path), n_ctx, embedding)
-    with _REGISTRY_LOCK:
-        if key in _REGISTRY:
-            return _REGISTRY[key]
-    try:
-        import llama_cpp
-    except ImportError:
-        raise BackendError(
-            "llama.cpp is not installed; `pip install llama-cpp-python`, or use Ollama"
-        ) from None
-    _hook_logging()
-    _RECENT_LOG.clear()
-    try:
-        llm = llama_cpp.Llama(
-            model_path=str(path),
-            n_ctx=n_ctx,
-            n_threads=default_threads(),
-            embedding=embedding,
-            # one vector per text (mean of its tokens), whatever the GGUF's default pooling
-            **({"pooling_type": llama_cpp.LLAMA_POOLING_TYPE_MEAN} if embedding else {}),
-            verbose=False,
+    if key not in worker.loaded:
+        reply = _request(
+            worker,
+            {
+                "op": "load",
+                "path": str(path),
+                "n_ctx": n_ctx,
+                "embedding": embedding,
+                "fault": os.environ.get(FAULT_ENV) or "",
+            },
+            model,
         )
-    except (ValueError, RuntimeError, OSError) as exc:
-        reason = next((line for line in reversed(_RECENT_LOG) if "error" in line.lower()), "")
-        detail = f" ({reason})" if reason else f" ({exc})"
-        raise BackendError(f"llama.cpp could not load {path} as a model{detail}") from None
-    with _REGISTRY_LOCK:
-        _REGISTRY[key] = llm
-    return llm
+        worker.loaded[key] = bool(reply.get("chat"))
+    return worker.loaded[key]
 
 
 @atexit.register
-def _release_models() -> None:
-    """Free loaded models while llama_cpp's module is still whole.
+def _stop_worker() -> None:
+    """End the worker with the app (it would also exit on its own when its stdin closes)."""
+    with _worker_lock:
+        if _worker is not None:
+            _worker.close()
 
-    Left to garbage collection at interpreter exit, ``Llama.__del__`` runs after the module's
-    globals are gone and prints a TypeError traceback. atexit runs after the worker thread has
-    been joined, so nothing is generating by now.
-    """
-    with _REGISTRY_LOCK:
-        models = list(_REGISTRY.values())
-        _REGISTRY.clear()
-    for llm in models:
+
+def _vocab(path: Path) -> Llama | None:
+    """The model's tokenizer in this process, once the worker has loaded the file safely."""
+    with _VOCAB_LOCK:
+        found = _VOCABS.get(str(path))
+        if found is not None:
+            return found
+        import llama_cpp
+
+        _hook_logging()
+        try:
+            llm = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
+        except (ValueError, RuntimeError, OSError):
+            return None
+        _VOCABS[str(path)] = llm
+        return llm
+
+
+@atexit.register
+def _release_vocabs() -> None:
+    """Free tokenizers while llama_cpp's module is still whole (see Llama.__del__ at exit)."""
+    with _VOCAB_LOCK:
+        vocabs = list(_VOCABS.values())
+        _VOCABS.clear()
+    for llm in vocabs:
         with contextlib.suppress(Exception):
             llm.close()
 
 
-def loaded_models() -> list[str]:
-    """Files currently loaded in this process (for `doctor` and tests)."""
-    with _REGISTRY_LOCK:
-        return sorted({key[0] for key in _REGISTRY})
+def probe(path: Path, n_ctx: int = 512, timeout: float = 120.0) -> str | None:
+    """Generate one token from ``path`` in a fresh child process: None if it works, else why.
 
+    For `doctor`: a model that crashes the process, cannot load, or takes longer than
+    ``timeout`` seconds is reported with the sentence a user would see in the app.
+    """
+    try:
+        worker = Worker()
+    except BackendError as exc:
+        return str(exc)
+    expired = threading.Event()
 
-def _is_chat_model(llm: Llama) -> bool:
-    return "tokenizer.chat_template" in (llm.metadata or {})
+    def expire() -> None:
+        expired.set()
+        worker.kill()
+
+    timer = threading.Timer(timeout, expire)
+    timer.start()
+    try:
+        worker.send(
+            {
+                "op": "generate",
+                "path": str(path),
+                "n_ctx": n_ctx,
+                "messages": [{"role": "user", "content": "Hello"}],
+                "options": {"max_tokens": 1, "temperature": 0.0, "top_p": 1.0, "seed": 1},
+                "memory_marker": _memory_preamble(),
+                "fault": os.environ.get(FAULT_ENV),
+            }
+        )
+        while True:
+            reply = worker.recv(path.stem)
+            if "error" in reply:
+                return str(reply["error"])
+            if reply.get("end"):
+                return None
+    except BackendError as exc:
+        if expired.is_set():
+            return f"{path.stem} did not produce a token within {timeout:.0f} s"
+        return str(exc)
+    finally:
+        timer.cancel()
+        worker.close()
 
 
 # ---------------------------------------------------------------------------- the backend
 
 
 class LlamaCppBackend:
-    """A GGUF model run in this process by llama.cpp.
+    """A GGUF model run by llama.cpp in a child process of this app.
 
     ``model_name`` is the name shown and stored with each memory (default: the file's stem).
     ``context_size`` is the window the model is loaded with; a base model's completion format
     adds a fixed preamble, so the usable ``context_size`` attribute is reduced by its size.
+    ``last_finish`` is why the latest reply ended ("stop", "length" at max_tokens, ...).
+    ``last_generated`` is the context's token count when it ended (prompt plus reply).
     """
 
     name = "llama-cpp"
@@ -244,91 +309,54 @@ class LlamaCppBackend:
         self.n_ctx = context_size
         # Room for the completion format's examples and separators (counted conservatively).
         self.context_size = context_size - (estimate_tokens(completion_format.EXAMPLES) + 16)
+        self.last_finish: str | None = None
+        self.last_generated = 0
         self._counts: OrderedDict[str, int] = OrderedDict()
+        self._chat: bool | None = None
 
     def __repr__(self) -> str:
         return f"LlamaCppBackend({str(self.path)!r}, model={self.model!r})"
 
     @property
     def loaded(self) -> bool:
-        with _REGISTRY_LOCK:
-            return (str(self.path), self.n_ctx, False) in _REGISTRY
+        with _worker_lock:
+            worker = _worker
+        return (
+            worker is not None
+            and worker.alive
+            and (str(self.path), self.n_ctx, False) in worker.loaded
+        )
+
+    def _load_now(self) -> None:
+        """Load in the worker, then the tokenizer here (runs on the executor thread)."""
+        worker = _current_worker()
+        self._chat = _ensure_loaded(worker, self.path, self.n_ctx, self.model, False)
+        _vocab(self.path)
 
     async def load(self) -> None:
         """Load the model now (off the event loop), e.g. while the user is still typing."""
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(_EXECUTOR, _load, self.path, self.n_ctx)
+        await loop.run_in_executor(_EXECUTOR, self._load_now)
 
     # ------------------------------------------------------------------ prompts
 
     def render_prompt(self, messages: Sequence[Message]) -> str | None:
         """The exact text a base model receives, or None when the GGUF's chat template (applied
         inside llama.cpp) formats the messages."""
-        with _REGISTRY_LOCK:
-            llm = _REGISTRY.get((str(self.path), self.n_ctx, False))
-        if llm is not None and _is_chat_model(llm):
+        if self._chat:
             return None
         return completion_format.render(messages, _memory_preamble())
-
-    def _pieces(
-        self, llm: Llama, messages: Sequence[Message], options: GenerationOptions
-    ) -> Iterator[str]:
-        """Text pieces from llama.cpp (runs on the worker thread).
-
-        Sampling left unset (None) gets the model's defaults: llama.cpp's for chat models, the
-        near-greedy values the completion format was tuned with for base models.
-        """
-        chat = _is_chat_model(llm)
-        common: dict[str, Any] = {"max_tokens": options.max_tokens, "stream": True}
-        if options.seed is not None:
-            common["seed"] = options.seed
-        if options.temperature is not None or not chat:
-            common["temperature"] = (
-                options.temperature
-                if options.temperature is not None
-                else completion_format.TEMPERATURE
-            )
-        if options.top_p is not None or not chat:
-            common["top_p"] = (
-                options.top_p if options.top_p is not None else completion_format.TOP_P
-            )
-        if chat:
-            chunks = llm.create_chat_completion(messages=[dict(m) for m in messages], **common)
-            with contextlib.closing(chunks):
-                for chunk in chunks:
-                    text = chunk["choices"][0]["delta"].get("content")
-                    if text:
-                        yield text
-            return
-        prompt = completion_format.render(messages, _memory_preamble())
-        stream = llm.create_completion(
-            prompt,
-            stop=completion_format.STOP,
-            repeat_penalty=completion_format.REPEAT_PENALTY,
-            **common,
-        )
-        with contextlib.closing(stream):
-            # The answer follows "A:" (the model writes the space itself) and ends at a stop
-            # string whose leading newline may already have streamed: trim both ends.
-            held = ""
-            started = False
-            for chunk in stream:
-                text = held + chunk["choices"][0]["text"]
-                if not started:
-                    text = text.lstrip()
-                    started = bool(text)
-                body = text.rstrip()
-                held = text[len(body) :]
-                if body:
-                    yield body
 
     async def stream(
         self, messages: Sequence[Message], options: GenerationOptions
     ) -> AsyncIterator[str]:
-        """Yield pieces as llama.cpp produces them; loads the model first if needed."""
+        """Yield pieces as the worker produces them; loads the model first if needed."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()
         stop = threading.Event()
+        running: list[Worker] = []
+        request_id = next(_REQUEST_IDS)
+        self.last_finish = None
 
         def post(item: object) -> None:
             with contextlib.suppress(RuntimeError):  # the loop closed under us: nobody listens
@@ -336,15 +364,25 @@ class LlamaCppBackend:
 
         def work() -> None:
             try:
-                llm = _load(self.path, self.n_ctx)
                 if stop.is_set():
                     return
-                pieces = self._pieces(llm, messages, options)
-                with contextlib.closing(pieces):  # closing it ends llama.cpp's generation
-                    for piece in pieces:
-                        post(piece)
-                        if stop.is_set():
-                            return
+                self._load_now()
+                worker = _current_worker()
+                running.append(worker)
+                worker.send(self._generate_request(messages, options) | {"id": request_id})
+                if stop.is_set():
+                    worker.stop(request_id)
+                while True:
+                    reply = worker.recv(self.model)
+                    if "piece" in reply:
+                        post(reply["piece"])
+                    elif "error" in reply:
+                        post(self._error(str(reply["error"])))
+                        return
+                    elif reply.get("end"):
+                        self.last_finish = reply.get("finish")
+                        self.last_generated = int(reply.get("generated") or 0)
+                        return
             except BaseException as exc:  # every failure crosses to the loop, none is lost
                 post(exc)
             finally:
@@ -357,20 +395,39 @@ class LlamaCppBackend:
                 if item is _END:
                     return
                 if isinstance(item, BaseException):
-                    raise self._error(item)
+                    raise item
                 yield item  # type: ignore[misc]
         finally:
             stop.set()
+            if running:
+                running[0].stop(request_id)  # the executor thread drains the rest of the reply
 
-    def _error(self, exc: BaseException) -> BaseException:
-        if isinstance(exc, BackendError):
-            return exc
-        text = str(exc)
+    def _generate_request(
+        self, messages: Sequence[Message], options: GenerationOptions
+    ) -> dict[str, Any]:
+        return {
+            "op": "generate",
+            "path": str(self.path),
+            "n_ctx": self.n_ctx,
+            "messages": [dict(m) for m in messages],
+            "options": {
+                "max_tokens": options.max_tokens,
+                "temperature": options.temperature,
+                "top_p": options.top_p,
+                "seed": options.seed,
+            },
+            "memory_marker": _memory_preamble(),
+            "fault": os.environ.get(FAULT_ENV),
+        }
+
+    def _error(self, text: str) -> BackendError:
         if "exceed context window" in text:
             return BackendError(
                 f"the prompt does not fit {self.model}'s context of {self.n_ctx} tokens ({text});"
                 " shorten the question or raise context_size"
             )
+        if text.startswith("llama.cpp could not load"):
+            return BackendError(text)
         return BackendError(f"llama.cpp failed while generating with {self.model}: {text}")
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
@@ -378,14 +435,23 @@ class LlamaCppBackend:
         loop = asyncio.get_running_loop()
 
         def work() -> list[list[float]]:
-            llm = _load(self.path, self.n_ctx, embedding=True)
-            return [list(map(float, v)) for v in llm.embed(list(texts), normalize=True)]
+            worker = _current_worker()
+            _ensure_loaded(worker, self.path, self.n_ctx, self.model, True)
+            message = {
+                "op": "embed",
+                "path": str(self.path),
+                "n_ctx": self.n_ctx,
+                "texts": list(texts),
+            }
+            return _request(worker, message, self.model)["vectors"]
 
         try:
             return await loop.run_in_executor(_EXECUTOR, work)
-        except BackendError:
+        except WorkerCrashed:
             raise
-        except (ValueError, RuntimeError) as exc:
+        except BackendError as exc:
+            if "could not load" in str(exc):
+                raise
             raise unsupported_embedding(self.name, self.model) from exc
 
     async def models(self) -> list[ModelInfo]:
@@ -402,7 +468,7 @@ class LlamaCppBackend:
         except ImportError:
             return Health(False, "llama.cpp is not installed (`pip install llama-cpp-python`)")
         state = "loaded" if self.loaded else "loads on first use"
-        return Health(True, f"llama.cpp in-process, {self.model} ({state})")
+        return Health(True, f"llama.cpp in a worker process, {self.model} ({state})")
 
     def count_tokens(self, text: str) -> int:
         """Exact once the model is loaded (its own tokenizer); an estimate before that.
@@ -414,8 +480,8 @@ class LlamaCppBackend:
         if cached is not None:
             self._counts.move_to_end(text)
             return cached
-        with _REGISTRY_LOCK:
-            llm = _REGISTRY.get((str(self.path), self.n_ctx, False))
+        with _VOCAB_LOCK:
+            llm = _VOCABS.get(str(self.path))
         if llm is None or not text:
             return estimate_tokens(text)
         count = len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
@@ -426,15 +492,15 @@ class LlamaCppBackend:
         return count
 
     async def aclose(self) -> None:
-        """Nothing to release: the model stays loaded for the rest of the process on purpose."""
+        """Nothing to release: the worker keeps the model for the rest of the app on purpose."""
+
+
+async def wait_idle() -> None:
+    """Wait until every request already sent to the worker is done (tests, the benchmark)."""
+    await asyncio.get_running_loop().run_in_executor(_EXECUTOR, lambda: None)
 
 
 def _memory_preamble() -> str:
     from memo_shell.prompt import MEMORY_PREAMBLE  # late: prompt imports this package
 
     return MEMORY_PREAMBLE
-
-
-def run_on_worker(fn: Callable[[], Any]) -> Any:
-    """Run ``fn`` on the llama.cpp worker thread and wait (for tests and the benchmark)."""
-    return _EXECUTOR.submit(fn).result()

@@ -72,6 +72,8 @@ class OllamaBackend:
         self.model = model
         self.context_size = context_size
         self.embed_model = embed_model
+        #: Why the latest reply ended: "stop", "length" (cut at max_tokens), ...
+        self.last_finish: str | None = None
         self._client = ollama.AsyncClient(host=self.url, timeout=TIMEOUT)
 
     def __repr__(self) -> str:
@@ -119,6 +121,7 @@ class OllamaBackend:
     ) -> AsyncIterator[str]:
         """Yield reply pieces; a reply that ends without Ollama's final ``done`` is an error."""
         model = self.model or await self.default_model()
+        self.last_finish = None
         started = False
         try:
             parts = await self._client.chat(
@@ -134,6 +137,7 @@ class OllamaBackend:
                     if text:
                         yield text
                     if part.done:
+                        self.last_finish = getattr(part, "done_reason", None) or "stop"
                         return
         except (ollama.ResponseError, ConnectionError, httpx.TransportError, ValueError) as exc:
             raise self._error(exc, model, mid_reply=started) from None

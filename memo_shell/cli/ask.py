@@ -100,7 +100,13 @@ async def _run(
                         id=event.memory_id,
                         backend=event.backend,
                         model=event.model,
+                        cut_off=event.cut_off,
                     )
+                    if event.cut_off:
+                        out.note(
+                            f"The reply was cut off at max_tokens ({ctx.settings.max_tokens});"
+                            " it is stored marked as such. Raise max_tokens for longer replies."
+                        )
     finally:
         if "streamed" in result and "id" not in result:
             sys.stdout.write("\n")  # end a partial answer's line before the error
@@ -140,7 +146,7 @@ def ask(
     """Ask QUESTION ("-" reads it from stdin) with your memories recalled; the turn is stored.
 
     The answer streams to stdout. --json prints {"answer", "id", "backend", "model",
-    "recalled"} instead.
+    "recalled"} instead (with "cut_off": true when the reply stopped at max_tokens).
     """
     out = Output(as_json)
     text = read_question(question, sys.stdin.buffer)
@@ -166,5 +172,6 @@ def ask(
                 "recalled": result.get("recalled", []),
                 "recent": result.get("recent", []),
                 **({"prompt": result["prompt"]} if "prompt" in result else {}),
+                **({"cut_off": True} if result.get("cut_off") else {}),
             }
         )

@@ -1,8 +1,11 @@
 """``memo-shell doctor``: can anything answer, with which models, and where does the data live?
 
 Every backend is checked at the same time with short timeouts, so the command is quick even
-when servers are down. The exit status is 1 when no backend can answer, so scripts and
-installers can use ``memo-shell doctor`` as a readiness check.
+when servers are down. A local model is only reported ``ok`` once it has generated one token in
+a child process (within a timeout): a llama.cpp build that crashes on this CPU, or a file it
+cannot run, is reported with the fix instead. The exit status is 1 when no backend can answer,
+or when the backend chosen with ``--backend`` (or the config) cannot, so scripts and installers
+can use ``memo-shell doctor`` as a readiness check.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ from memo_shell.cli.main import CliContext
 from memo_shell.cli.output import Output, human_size, json_option
 from memo_shell.config import Settings
 
+#: Longest a local model may take to load and produce its first token in `doctor`.
+PROBE_TIMEOUT_S = 120.0
+
 
 async def _backends(settings: Settings) -> tuple[list[dict[str, Any]], str]:
     """Every source, as JSON-ready dicts, and what ``auto``/the configured backend would pick."""
@@ -26,7 +32,7 @@ async def _backends(settings: Settings) -> tuple[list[dict[str, Any]], str]:
     from memo_shell.backends.discover import discover
     from memo_shell.errors import BackendError
 
-    sources = await discover(settings)
+    sources = await asyncio.to_thread(_probe_local, await discover(settings))
     entries = [
         {
             "backend": s.backend,
@@ -46,6 +52,38 @@ async def _backends(settings: Settings) -> tuple[list[dict[str, Any]], str]:
     except BackendError as exc:
         chosen = f"no usable backend: {exc}"
     return entries, chosen
+
+
+def _probe_local(sources: list[Any]) -> list[Any]:
+    """Local sources reported ok only if each of their models generates a token (in a child
+    process, so a model that crashes takes nothing down with it)."""
+    from dataclasses import replace
+
+    from memo_shell.backends import embedded
+    from memo_shell.backends.llamacpp import probe
+    from memo_shell.errors import BackendError
+
+    checked = []
+    for source in sources:
+        if source.backend != "llama-cpp" or not source.ok:
+            checked.append(source)
+            continue
+        problems = []
+        for model in source.models:
+            try:
+                path = embedded.model_path() if source.where == "embedded" else Path(model.details)
+            except BackendError as exc:
+                problems.append(str(exc))
+                continue
+            problem = probe(path, timeout=PROBE_TIMEOUT_S)
+            if problem is not None:
+                problems.append(problem)
+        if problems:
+            source = replace(source, ok=False, detail="; ".join(problems))
+        else:
+            source = replace(source, detail=f"{source.detail}; generated a token")
+        checked.append(source)
+    return checked
 
 
 def _free_bytes(path: Path) -> int | None:
@@ -78,17 +116,20 @@ def _store(ctx: CliContext) -> dict[str, Any]:
 def doctor(ctx: CliContext, fix: bool, as_json: bool) -> None:
     """Check which backends answer, which models exist, and where data and config live.
 
-    Exits with status 1 when no backend can answer.
+    Exits with status 1 when no backend can answer, or not the one chosen with --backend.
     """
     out = Output(as_json)
     settings = ctx.settings
     entries, chosen = asyncio.run(_backends(settings))
     sync_report = doctor_store.check(ctx, fix)  # first: opening the index tidies some things
     store = _store(ctx)
+    wanted = settings.backend
+    usable = [e for e in entries if e["ok"] and wanted in ("auto", e["backend"])]
     report = {
-        "ok": any(e["ok"] for e in entries),
+        "ok": bool(usable),
         "backends": entries,
         "chosen": chosen,
+        "backend": wanted,
         "data_dir": str(settings.data_dir),
         "config_file": str(settings.config_file),
         "config_exists": settings.config_file.exists(),
@@ -135,5 +176,7 @@ def _print(out: Output, report: dict[str, Any]) -> None:
     )
     out.line(f"free disk:   {human_size(report['free_bytes'])}")
     doctor_store.print_report(out, report["store_checks"])
-    if not report["ok"]:
+    if not report["ok"] and report["backend"] != "auto":
+        out.note(f"The {report['backend']} backend cannot answer: see its line above.")
+    elif not report["ok"]:
         out.note("No backend can answer: start Ollama, configure a server, or install the model.")

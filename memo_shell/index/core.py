@@ -865,7 +865,12 @@ class Index(FreshnessMixin):
             return None
         started = time.perf_counter()
         try:
-            vector = list(queue.embedder.embed([query[:8000]])[0])
+            # an embedder with its own (short, prioritised) path for questions uses it
+            embed_query = getattr(queue.embedder, "embed_query", None)
+            if embed_query is not None:
+                vector = list(embed_query(query[:8000]))
+            else:
+                vector = list(queue.embedder.embed([query[:8000]])[0])
         except Exception as exc:
             self._notice(f"embedding model {queue.embedder.id} failed on a query ({exc})")
             return None

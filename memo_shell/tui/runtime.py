@@ -129,6 +129,8 @@ class Runtime:
             self.backend_error = None
         except Exception as exc:
             self.backend_error = str(exc) or type(exc).__name__
+            if self.backend is not None:  # chosen, but its model failed to load (or crashed):
+                self._make_shell()  # the next question loads it again, in a fresh worker
             raise
         finally:
             self.preparing = None

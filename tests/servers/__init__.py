@@ -52,6 +52,7 @@ class ScriptedModel:
     error_after: int | None = None
     delay_s: float = 0.0
     can_embed: bool = True
+    finish: str = "stop"  # Ollama's done_reason ("length": cut at num_predict)
 
     def answer(self, messages: list[dict[str, Any]]) -> str:
         return self.reply(messages) if callable(self.reply) else self.reply
@@ -318,7 +319,7 @@ class FakeOllama(LoopbackServer):
             }
             if done:
                 payload.update(
-                    done_reason="stop",
+                    done_reason=model.finish,
                     total_duration=1_000_000,
                     load_duration=1000,
                     prompt_eval_count=_prompt_chars(messages) // 4,

@@ -356,3 +356,24 @@ async def test_waiting_for_another_process_lock_is_a_notification(settings, memo
     finally:
         holder.kill()
         holder.wait()
+
+
+async def test_prompt_viewer_shows_what_an_openai_server_receives(settings, memories, seeded):
+    """Memories travel in the user's turn to OpenAI-compatible servers: the viewer says so."""
+    from servers import FakeOpenAI
+
+    from memo_shell.backends import OpenAIBackend
+    from memo_shell.prompt import MEMORY_PREAMBLE
+
+    with FakeOpenAI([ScriptedModel(MODEL, reply="In May.")]) as server:
+        backend = OpenAIBackend(server.base_url, MODEL)
+        app = make_app(settings, memories, backend=backend)
+        async with app.run_test(size=(130, 40)) as pilot:
+            await settle(pilot)
+            await ask(pilot, QUESTION)
+            await pilot.press("ctrl+o")
+            await settle(pilot)
+            prompt = pilot.app.screen.prompt
+            exact = prompt.split("── exact text sent to")[1]
+            assert MEMORY_PREAMBLE in exact.split("── user ──")[-1]
+            assert "pastel de nata" in exact.split("── user ──")[-1]

@@ -466,7 +466,13 @@ class ChatScreen(Screen[None]):
             return
         from memo_shell.tui.screens.prompt import PromptScreen
 
-        self.app.push_screen(PromptScreen(plan.render(), list(plan.included)))
+        text = plan.render()
+        # what the model really received, where the backend reshapes the messages
+        render = getattr(shell.backend, "render_prompt", None)
+        exact = render(plan.messages) if render is not None else None
+        if exact is not None:
+            text += f"\n── exact text sent to {shell.backend.model} ──\n{exact}"
+        self.app.push_screen(PromptScreen(text, list(plan.included)))
 
     @work(group="settings", exclusive=True)
     async def action_session_settings(self) -> None:

@@ -43,4 +43,5 @@ def done_status(done: Any) -> str:
     return (
         f"{done.model} · {done.backend} · first token {fmt.seconds(done.first_piece_s)}"
         f" · {fmt.seconds(done.total_s)}"
+        + (" · cut off at max_tokens" if getattr(done, "cut_off", False) else "")
     )
