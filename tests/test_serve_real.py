@@ -8,19 +8,19 @@ import re
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import ollama
 import openai
 import pytest
 from serve_helpers import echo, running_proxy
-from servers import FakeOllama, ScriptedModel, free_port
+from servers import FakeOllama, ScriptedModel
+from servers.llama_cpp_server import LlamaCppServer
 
 import memo_shell
 from memo_shell.config import Settings
+
+pytest_plugins = ["conftest_servers"]
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -74,80 +74,35 @@ def test_the_serve_command_answers_and_shuts_down_cleanly(data_dir: Path) -> Non
         assert [m.user for m in mem.iter_memories()] == ["I play the cello"]
 
 
-@pytest.fixture(scope="module")
-def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The real OpenAI-compatible llama.cpp server on the embedded model; yields its /v1 URL."""
-    pytest.importorskip("llama_cpp.server.app", reason="llama-cpp-python[server] not installed")
-    from memo_shell.backends import embedded
-
-    port = free_port()
-    log = tmp_path_factory.mktemp("llama-server") / "server.log"
-    handle = log.open("w")  # a file, not a pipe: its verbose log would fill a pipe and stall it
-    options = {
-        "--model": str(embedded.model_path()),
-        "--model_alias": "gemma3-270m",
-        "--host": "127.0.0.1",
-        "--port": str(port),
-        "--n_ctx": "2048",
-        "--n_threads": "2",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", *(x for kv in options.items() for x in kv)],
-        stdin=subprocess.DEVNULL,
-        stdout=handle,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited: {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{url}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("llama_cpp.server did not come up within 120 s")
-            time.sleep(0.2)
-        yield url
-    finally:
-        _stop(proc)
-        handle.close()
-
-
 @pytest.mark.slow
 @pytest.mark.model
 def test_openai_and_ollama_clients_through_the_proxy_to_llama_cpp_server(
-    llama_server: str, data_dir: Path
+    llama_server: LlamaCppServer, data_dir: Path
 ) -> None:
     settings = Settings(
         data_dir=data_dir,
         backend="openai",
-        openai_base_url=llama_server,
+        openai_base_url=llama_server.url,
         context_size=2048,
         max_tokens=12,
         seed=1,
     )
     with running_proxy(settings) as proxy:
         client = openai.OpenAI(base_url=proxy.v1, api_key="unused", max_retries=0)
-        assert [m.id for m in client.models.list()] == ["gemma3-270m"]
+        [model] = [m.id for m in client.models.list()]  # the upstream's list, as it is
         first = client.chat.completions.create(
-            model="gemma3-270m", messages=[{"role": "user", "content": "My boat is called Osprey."}]
+            model=model, messages=[{"role": "user", "content": "My boat is called Osprey."}]
         )
         assert first.choices[0].message.content
         stream = client.chat.completions.create(
-            model="gemma3-270m",
+            model=model,
             messages=[{"role": "user", "content": "What is my boat called?"}],
             stream=True,
         )
         streamed = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
         assert streamed
         reply = ollama.Client(host=proxy.url).chat(
-            model="gemma3-270m", messages=[{"role": "user", "content": "Name a colour."}]
+            model=model, messages=[{"role": "user", "content": "Name a colour."}]
         )
         assert reply.message.content
         stored = proxy.stored()
