@@ -22,7 +22,7 @@ from memo_shell.disk import Disk
 from memo_shell.errors import NotFound
 from memo_shell.index import Index
 from memo_shell.records import CorruptRecord, Memory, Provenance, UnsupportedVersion
-from memo_shell.store import Store
+from memo_shell.store import AlreadyExists, Store
 
 #: Import writes this many records per durable batch (two syncs each).
 BATCH_SIZE = 2000
@@ -155,7 +155,16 @@ class Memories:
             tags=tuple(tags),
             pinned=pinned,
         )
-        self.store.write(memory)
+        for _attempt in range(8):
+            try:
+                self.store.write(memory)
+                break
+            except AlreadyExists:
+                # Another process (a fork, a clock set back) minted this id: never replace its
+                # memory, take the next id instead. Eight misses in a row cannot be chance.
+                memory = memory.with_changes(id=records.new_id(memory.created_at))
+        else:
+            raise AlreadyExists(f"could not find a free id for a memory at {memory.created_at}")
         self.index.add(memory)
         return memory.id
 
@@ -164,19 +173,31 @@ class Memories:
         memories: Iterable[Memory],
         *,
         progress: Callable[[int], None] | None = None,
+        present: list[str] | None = None,
+        added: list[str] | None = None,
     ) -> list[str]:
-        """Store prepared records in durable batches; ids are returned once all are durable.
+        """Store prepared records in durable batches; returns the ids written.
 
         Each batch is acknowledged (and indexed) as a whole, so an interrupted import keeps every
-        batch that completed and nothing of the one in flight.
+        batch that completed and nothing of the one in flight. A record whose id is already
+        in the store is never replaced: its id goes to ``present`` instead. ``added`` (if
+        given) grows batch by batch, so a caller interrupted mid-import still knows what was
+        stored.
         """
-        ids: list[str] = []
+        ids: list[str] = [] if added is None else added
         batch: list[Memory] = []
 
         def flush() -> None:
-            self.store.write_batch(batch)
-            self.index.add_many(batch)
-            ids.extend(m.id for m in batch)
+            written = set(self.store.write_batch(batch))
+            fresh: list[Memory] = []
+            for memory in batch:
+                if memory.id in written:
+                    written.discard(memory.id)  # a second line with the same id is present
+                    fresh.append(memory)
+                elif present is not None:
+                    present.append(memory.id)
+            self.index.add_many(fresh)
+            ids.extend(m.id for m in fresh)
             if progress is not None:
                 progress(len(batch))
             batch.clear()
@@ -215,7 +236,10 @@ class Memories:
 
     def restore(self, memory: Memory) -> None:
         """Put a forgotten memory back exactly (same id, same content): the browser's undo."""
-        self.store.write(memory)
+        try:
+            self.store.write(memory)
+        except AlreadyExists:
+            return  # put back already (by another window or process): nothing to replace
         self.index.add(memory)
 
     def rename_session(self, old: str, new: str) -> int:

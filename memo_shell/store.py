@@ -46,6 +46,10 @@ _IN_FLIGHT = re.compile(r"[.~].*[0-9A-HJKMNP-TV-Z]{26}\.memo.+")
 _counter = itertools.count()
 
 
+class AlreadyExists(StoreError):
+    """A new record's id names a file that is already there: nothing was written or replaced."""
+
+
 @dataclass
 class ScanResult:
     """One walk of the memories tree: what is a record, what is debris, what is foreign."""
@@ -135,6 +139,16 @@ class Store:
             return
         inside = [path, *path.parents]
         inside = inside[: inside.index(self.root)] if self.root in inside else [path]
+        for level in inside:
+            # A date folder that is a symlink would put acknowledged memories outside the data
+            # dir, where the listing (which never follows links) would never find them again.
+            below = level.is_relative_to(self.memories_dir) and level != self.memories_dir
+            if below and level.is_symlink():
+                raise StoreError(
+                    f"{level} is a symbolic link; memo-shell keeps every memory inside "
+                    "its data directory and will not write through it (replace the link "
+                    "with a real folder)"
+                )
         directory = self.root
         try:
             if not self.root.is_dir():  # first run: create the data dir, durably
@@ -175,7 +189,14 @@ class Store:
     def _write_temp(self, final: Path, data: bytes, *, sync: bool) -> Path:
         self._ensure_dir(final.parent, sync=sync)
         temp = self._temp_path(final)
-        fd = self.disk.open_new(temp)
+        try:
+            fd = self.disk.open_new(temp)
+        except FileNotFoundError:
+            # Another process removed the folder since we made it (`mem forget --all` wipes
+            # the tree): the cache of folders known to exist is stale, so heal it and retry.
+            self._known_dirs.clear()
+            self._ensure_dir(final.parent, sync=sync)
+            fd = self.disk.open_new(temp)
         try:
             try:
                 self.disk.write_all(fd, data)
@@ -192,22 +213,31 @@ class Store:
         with contextlib.suppress(OSError):
             self.disk.unlink(path)
 
-    def write(self, memory: Memory) -> None:
-        """Write (or replace) one record durably; returns only once it would survive power loss.
+    def write(self, memory: Memory, *, overwrite: bool = False) -> None:
+        """Write one record durably; returns only once it would survive power loss.
 
-        temp file in the same directory -> write all -> fsync -> rename -> fsync directory.
-        On any failure the final name is left as it was before the call and the error says why.
+        temp file in the same directory -> write all -> fsync -> link (a new record) or rename
+        (``overwrite``: a rewrite of a known memory) -> fsync directory. A new record never
+        replaces a file: if its id is taken, AlreadyExists is raised and nothing changes. On
+        any failure the final name is left as it was before the call and the error says why.
         """
         data = records.encode(memory)
         final = self.path_for(memory.id)
-        existed = final.exists()
+        existed = overwrite and final.exists()
         try:
             temp = self._write_temp(final, data, sync=True)
             try:
-                self.disk.rename(temp, final)
-            except BaseException:
+                if overwrite:
+                    self.disk.rename(temp, final)
+                else:
+                    self.disk.link(temp, final)
+            except BaseException as exc:
                 self._discard(temp)
+                if isinstance(exc, FileExistsError):
+                    raise AlreadyExists(f"a memory with id {memory.id} already exists") from exc
                 raise
+            if not overwrite:
+                self._discard(temp)  # the record lives on under its final name
             try:
                 self.disk.fsync_dir(final.parent)
             except BaseException:
@@ -219,42 +249,49 @@ class Store:
         except OSError as exc:
             raise StoreError(describe_os_error(exc, "saving the memory")) from exc
 
-    def write_batch(self, memories: Iterable[Memory]) -> int:
+    def write_batch(self, memories: Iterable[Memory]) -> list[str]:
         """Write many new records with two file-system syncs in all (used by import).
 
-        All temp files are written, the file system is synced (data durable), all are renamed,
-        and it is synced again (names durable). Nothing is acknowledged before the end; on
-        failure every temp file of the batch is removed and already-renamed ones are deleted.
+        All temp files are written, the file system is synced (data durable), each is linked
+        to its final name, and it is synced again (names durable). A record whose id is taken
+        already is skipped, never replaced: the ids returned are those actually written.
+        Nothing is acknowledged before the end; on failure every temp file of the batch is
+        removed and the records it had linked are deleted again.
         """
-        staged: list[tuple[Path, Path]] = []
-        existing: set[Path] = set()
-        renamed: list[Path] = []
+        staged: list[tuple[Path, Path, str]] = []
+        linked: list[Path] = []
+        written: list[str] = []
         try:
             for memory in memories:
                 final = self.path_for(memory.id)
                 data = records.encode(memory)
                 if final.exists():
-                    existing.add(final)  # re-import: on failure it must stay, not be deleted
-                staged.append((self._write_temp(final, data, sync=False), final))
+                    continue  # already present (the link below is the real, race-free guard)
+                staged.append((self._write_temp(final, data, sync=False), final, memory.id))
             if not staged:
-                return 0
+                return []
             self.disk.sync_filesystem(self.memories_dir)
-            for temp, final in staged:
-                self.disk.rename(temp, final)
-                if final not in existing:
-                    renamed.append(final)
+            for temp, final, memory_id in staged:
+                try:
+                    self.disk.link(temp, final)
+                except FileExistsError:
+                    continue  # another process (or an earlier line) made it meanwhile
+                linked.append(final)
+                written.append(memory_id)
+            for temp, _final, _id in staged:
+                self._discard(temp)
             self.disk.sync_filesystem(self.memories_dir)
         except BaseException as exc:
             # Also on StoreError from a mkdir, InvalidRecord from encode, or Ctrl-C: no debris.
             self._known_dirs.clear()  # dirs made for this batch may not be durable: re-check
-            for temp, _final in staged:
+            for temp, _final, _id in staged:
                 self._discard(temp)
-            for final in renamed:
+            for final in linked:
                 self._discard(final)
             if isinstance(exc, OSError):
                 raise StoreError(describe_os_error(exc, "saving the imported memories")) from exc
             raise
-        return len(staged)
+        return written
 
     @contextlib.contextmanager
     def _changing(self, doing: str) -> Iterator[None]:
@@ -274,7 +311,7 @@ class Store:
         with self._changing("changing a memory"):
             if not self.path_for(memory.id).exists():
                 raise NotFound(f"no memory with id {memory.id}")
-            self.write(memory)
+            self.write(memory, overwrite=True)
 
     def delete(self, memory_id: str) -> None:
         """Remove a record: unlink, then fsync the directory so it cannot come back."""
@@ -283,6 +320,8 @@ class Store:
             try:
                 self.disk.unlink(path)
             except FileNotFoundError as exc:
+                if self.purge_quarantined(memory_id):
+                    return  # only a quarantined copy was left: that is what was forgotten
                 raise NotFound(f"no memory with id {memory_id}") from exc
             except OSError as exc:
                 raise StoreError(describe_os_error(exc, f"forgetting {memory_id}")) from exc
@@ -290,6 +329,41 @@ class Store:
                 self.disk.fsync_dir(path.parent)
             except OSError as exc:
                 raise StoreError(describe_os_error(exc, f"forgetting {memory_id}")) from exc
+            self.purge_quarantined(memory_id)
+
+    def purge_quarantined(self, memory_id: str) -> int:
+        """Delete every quarantined copy of a memory (forget must reach them too).
+
+        A copy is a file whose name holds the id (a second copy, a sync tool's conflict or
+        temp file) or one that still decodes as that record under another name. Files that
+        decode as nothing are kept: they cannot be told apart from other memories' debris.
+        """
+        try:
+            with os.scandir(self.quarantine_dir) as it:
+                paths = [Path(e.path) for e in it if e.is_file(follow_symlinks=False)]
+        except OSError:
+            return 0
+        purged = 0
+        for path in paths:
+            if path.name == "log.jsonl":
+                continue
+            if memory_id not in path.name:
+                try:
+                    if records.decode(self.disk.read(path, records.MAX_FILE_BYTES)).id != memory_id:
+                        continue
+                except (OSError, records.RecordError):
+                    continue
+            try:
+                self.disk.unlink(path)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise StoreError(describe_os_error(exc, f"forgetting {memory_id}")) from exc
+            purged += 1
+        if purged:
+            with contextlib.suppress(OSError):
+                self.disk.fsync_dir(self.quarantine_dir)
+        return purged
 
     # ----------------------------------------------------------------- reading
 
@@ -339,7 +413,11 @@ class Store:
         except OSError:
             return None  # read-only store: report but leave the file where it is
         with contextlib.suppress(OSError):  # it may hold memory text and arrived world-readable
-            os.chmod(target, 0o600, follow_symlinks=False)
+            st = os.lstat(target)
+            # Never through a link: a symlink's mode cannot be set (Linux raises), and a file
+            # with other hard links is also someone else's file outside the data dir.
+            if stat.S_ISREG(st.st_mode) and st.st_nlink == 1:
+                os.chmod(target, 0o600, follow_symlinks=False)
         entry = Quarantined(path, target, reason)
         self.quarantined.append(entry)
         line = json.dumps(

@@ -1,8 +1,9 @@
 """How commands speak: exactly one JSON document with ``--json``, rich tables on a terminal,
 plain tab-separated text when piped (so ``cut`` and ``grep`` work on it).
 
-Human output (tables, lines, notices) never carries a control character from memory text or a
-model reply to the terminal: ``printable`` shows them as symbols. JSON keeps the exact text.
+Human output (tables, lines, notices) never carries a control character, a bidi override or a
+zero-width character from memory text or a model reply to the terminal: ``printable`` shows
+them visibly. Nor is such text ever parsed as rich markup. JSON keeps the exact text.
 
 Diagnostics (warnings, notices, progress) go to stderr so stdout stays a clean data channel.
 """
@@ -17,6 +18,7 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from memo_shell.text import human_size, one_line, printable
 
@@ -80,7 +82,9 @@ class Output:
                 column, style=style, overflow="fold" if i == len(columns) - 1 else "ellipsis"
             )
         for row in rows:
-            table.add_row(*row)
+            # Text, never a str: rich would parse a str cell as markup, so a memory holding
+            # "[link=http://…]" became a live hyperlink and "[/INST]" raised MarkupError.
+            table.add_row(*(Text(cell) for cell in row))
         self.console.print(table)
 
 

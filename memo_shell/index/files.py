@@ -33,6 +33,7 @@ from typing import Any
 import msgpack
 
 from memo_shell import locks
+from memo_shell.disk import atomic_write
 from memo_shell.lazy import lazy
 
 np = lazy("numpy")  # only snapshots need it; appending to the change log must stay light
@@ -78,26 +79,7 @@ def wipe(directory: Path) -> None:
 
 
 def _atomic_write(path: Path, chunks: list[bytes | memoryview]) -> None:
-    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        for chunk in chunks:
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-    os.close(fd)
-    os.replace(temp, path)
-    dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    atomic_write(path, chunks, 0o600)
 
 
 def sweep_temps(directory: Path) -> int:
