@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from typing import Any
 from memo_shell import records
 from memo_shell.config import Settings, default_data_dir
 from memo_shell.disk import Disk
-from memo_shell.errors import NotFound
+from memo_shell.errors import NotFound, StoreError
 from memo_shell.index import Index
 from memo_shell.records import CorruptRecord, Memory, Provenance, UnsupportedVersion
 from memo_shell.store import AlreadyExists, Store
@@ -51,8 +52,25 @@ class Hit:
     why: list[str]
 
 
+#: Every open handle, so a forked child can replace locks a parent thread may have held.
+_open_handles: weakref.WeakSet[Memories] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for handle in list(_open_handles):
+        handle._cache_lock = threading.Lock()
+        handle._start_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class Memories:
-    """A handle on one data directory. Use as a context manager, or call ``close()``."""
+    """A handle on one data directory. Use as a context manager, or call ``close()``.
+
+    Safe to use in a child forked (``multiprocessing`` with fork) after it was opened: ids
+    never repeat across the fork, and the index restarts any load the parent had in flight.
+    """
 
     def __init__(
         self,
@@ -80,6 +98,7 @@ class Memories:
         self._index_started = False
         self._closed = False
         self._start_lock = threading.Lock()
+        _open_handles.add(self)
         if preload:
             self._ensure_index()
 
@@ -305,9 +324,11 @@ class Memories:
         return memory
 
     def _get_or_none(self, memory_id: str) -> Memory | None:
+        """The memory, or None if it is gone, damaged (quarantined) or unreadable (say, mode
+        000: noted in ``store.unreadable``), so one bad file never stops a listing."""
         try:
             return self.get(memory_id)
-        except (NotFound, CorruptRecord, UnsupportedVersion):
+        except (NotFound, CorruptRecord, UnsupportedVersion, StoreError):
             return None
 
     def recall(
@@ -327,10 +348,13 @@ class Memories:
             return []
         hits: list[Hit] = []
         for found in self._ensure_index().search(query, k=k, session=session, exclude=exclude):
-            memory = self._get_or_none(found.id)
-            if memory is None:  # forgotten or damaged behind our back: drop the stale entry
-                self.index.remove(found.id)
+            try:
+                memory = self.get(found.id)
+            except (NotFound, CorruptRecord, UnsupportedVersion):
+                self.index.remove(found.id)  # forgotten or damaged behind our back: drop it
                 continue
+            except StoreError:
+                continue  # unreadable for now (permissions, I/O): skipped, noted, kept
             hits.append(Hit(memory, found.score, list(found.why)))
         return hits
 

@@ -112,6 +112,9 @@ class Store:
         self._known_dirs: set[Path] = set()
         self._shards: dict[int, Path] = {}
         self.quarantined: list[Quarantined] = []
+        #: record files that exist but could not be read (permissions, I/O): path -> why.
+        #: Listing skips them and the CLI names each, rather than failing as a whole.
+        self.unreadable: dict[Path, str] = {}
         self._ensure_dir(self.memories_dir)
 
     # ----------------------------------------------------------------- paths and directories
@@ -383,7 +386,9 @@ class Store:
             self.quarantine(path, str(exc))
             raise CorruptRecord(str(exc)) from exc
         except OSError as exc:
-            raise StoreError(describe_os_error(exc, f"reading {memory_id}")) from exc
+            message = describe_os_error(exc, f"reading {memory_id}")
+            self.unreadable[path] = message
+            raise StoreError(message) from exc
         try:
             memory = records.decode(data)
             if memory.id != memory_id:

@@ -52,7 +52,9 @@ INVISIBLES: dict[int, str] = {
         0xFEFF,  # zero-width no-break space (BOM)
     )
 }
-_HUMAN = {**CONTROL_PICTURES, **INVISIBLES}
+#: lone surrogates (a model reply's "\\ud800" escape) cannot be written as UTF-8 at all
+_SURROGATES = dict.fromkeys(range(0xD800, 0xE000), "\ufffd")
+_HUMAN = {**CONTROL_PICTURES, **INVISIBLES, **_SURROGATES}
 
 
 def printable(text: str) -> str:

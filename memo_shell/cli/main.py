@@ -7,9 +7,7 @@ accepted before any subcommand and apply to the TUI too.
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -55,6 +53,8 @@ class CliContext:
                     f"moved to {entry.moved_to}",
                     err=True,
                 )
+            for path, why in memories.store.unreadable.items():
+                click.echo(f"warning: skipped {path}: {why}", err=True)
             for notice in memories.index.notices:
                 click.echo(f"note: {notice}", err=True)
 
@@ -73,13 +73,15 @@ def _json_error(as_json: bool, exc: BaseException, message: str) -> None:
     ``{"error": {"message": ..., "kind": ...}}`` plus whatever was done before it failed."""
     if not as_json:
         return
-    cause = exc.__cause__ if isinstance(exc.__cause__, MemoShellError) else exc
+    wrapped = isinstance(exc, click.ClickException) and isinstance(exc.__cause__, MemoShellError)
+    cause = exc.__cause__ if wrapped else exc  # `ask` wraps its errors to add "not stored"
     doc: dict[str, object] = {"error": {"message": message, "kind": error_kind(cause)}}
     partial = getattr(cause, "partial", None)
     if partial:
         doc.update(partial)
-    sys.stdout.write(json.dumps(doc, ensure_ascii=False) + "\n")
-    sys.stdout.flush()
+    from memo_shell.cli.output import write_json  # rich is not needed for a plain error
+
+    write_json(doc)
 
 
 class _Group(click.Group):

@@ -22,7 +22,7 @@ from rich.text import Text
 
 from memo_shell.text import human_size, one_line, printable
 
-__all__ = ["Output", "human_size", "json_option", "preview", "progress_bar"]
+__all__ = ["Output", "human_size", "json_option", "preview", "progress_bar", "write_json"]
 
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print exactly one JSON document on stdout."
@@ -43,8 +43,7 @@ class Output:
 
     def document(self, obj: Any) -> None:
         """The JSON result of the command (call once)."""
-        sys.stdout.write(json.dumps(obj, ensure_ascii=False, indent=None) + "\n")
-        sys.stdout.flush()
+        write_json(obj)
 
     def line(self, text: str, style: str | None = None) -> None:
         """A human line on stdout (suppressed in JSON mode)."""
@@ -86,6 +85,18 @@ class Output:
             # "[link=http://…]" became a live hyperlink and "[/INST]" raised MarkupError.
             table.add_row(*(Text(cell) for cell in row))
         self.console.print(table)
+
+
+def write_json(obj: Any) -> None:
+    """One JSON document and a newline on stdout. Text that UTF-8 cannot carry (a lone
+    surrogate in an error message) is written as JSON escapes instead of crashing."""
+    try:
+        text = json.dumps(obj, ensure_ascii=False)
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(obj, ensure_ascii=True)
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
 
 
 def preview(text: str, width: int = 60) -> str:

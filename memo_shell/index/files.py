@@ -23,12 +23,13 @@ import contextlib
 import os
 import secrets
 import shutil
+import stat
 import struct
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import msgpack
 
@@ -76,6 +77,20 @@ def wipe(directory: Path) -> None:
             else:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(entry.path)
+
+
+def _open_regular(path: Path) -> BinaryIO:
+    """Open a file for reading only if it is a regular one: a named pipe (or device) put where
+    the snapshot or the log belongs would block ``open()`` or ``read()`` forever, so it is
+    opened non-blocking and refused (as damaged) before anything is read."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise SnapshotError(f"{path.name} is not a regular file")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _atomic_write(path: Path, chunks: list[bytes | memoryview]) -> None:
@@ -126,7 +141,8 @@ def write_snapshot(path: Path, header: dict[str, Any], arrays: dict[str, np.ndar
 
 def read_snapshot(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Read and verify a snapshot; raises FileNotFoundError or SnapshotError."""
-    data = path.read_bytes()
+    with _open_regular(path) as f:
+        data = f.read()
     if len(data) < _FIXED.size:
         raise SnapshotError("index snapshot is truncated")
     magic, version, head_len, crc = _FIXED.unpack_from(data)
@@ -174,10 +190,10 @@ class ChangeLog:
     def generation(self) -> str | None:
         """The log's generation (first line), or None if there is no log yet."""
         try:
-            with open(self.path, "rb") as f:
+            with _open_regular(self.path) as f:
                 first = f.readline(200).decode("ascii", "replace").split()
-        except FileNotFoundError:
-            return None
+        except (FileNotFoundError, SnapshotError):
+            return None  # a pipe or device in its place counts as no log: restart() replaces it
         if len(first) == 2 and first[0] == LOG_HEADER:
             return first[1]
         return None
@@ -198,6 +214,10 @@ class ChangeLog:
 
     def size(self) -> int:
         return self.fingerprint()[1]
+
+    def has_entries(self) -> bool:
+        """Whether any change lines follow the header (they name memories by id)."""
+        return self.size() > len(LOG_HEADER) + 18  # header, space, 16 hex digits, newline
 
     def fingerprint(self) -> tuple[int, int]:
         """(inode, size): changes whenever lines are appended or the log is restarted."""
@@ -226,14 +246,14 @@ class ChangeLog:
     def read_from(self, offset: int) -> tuple[str | None, list[Change], int]:
         """(generation, whole lines after ``offset``, new offset). A torn last line is left."""
         try:
-            with open(self.path, "rb") as f:
+            with _open_regular(self.path) as f:
                 first = f.readline(200)
                 parts = first.decode("ascii", "replace").split()
                 gen = parts[1] if len(parts) == 2 and parts[0] == LOG_HEADER else None
                 offset = max(offset, len(first))
                 f.seek(offset)
                 data = f.read()
-        except FileNotFoundError:
+        except (FileNotFoundError, SnapshotError):
             return None, [], 0
         end = data.rfind(b"\n") + 1
         changes = []
