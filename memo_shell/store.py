@@ -226,31 +226,45 @@ class Store:
         """
         data = records.encode(memory)
         final = self.path_for(memory.id)
-        existed = overwrite and final.exists()
         try:
-            temp = self._write_temp(final, data, sync=True)
+            self._write_once(memory.id, data, final, overwrite)
+        except FileNotFoundError as exc:
+            if overwrite:
+                raise StoreError(describe_os_error(exc, "saving the memory")) from exc
+            # Its folder vanished mid-write (another process's `forget --all` removed the
+            # tree): nothing was acknowledged and nothing is left, so make it again, once.
+            self._known_dirs.clear()
             try:
-                if overwrite:
-                    self.disk.rename(temp, final)
-                else:
-                    self.disk.link(temp, final)
-            except BaseException as exc:
-                self._discard(temp)
-                if isinstance(exc, FileExistsError):
-                    raise AlreadyExists(f"a memory with id {memory.id} already exists") from exc
-                raise
-            if not overwrite:
-                self._discard(temp)  # the record lives on under its final name
-            try:
-                self.disk.fsync_dir(final.parent)
-            except BaseException:
-                # The rename may or may not be durable; it was not acknowledged, so a new record
-                # must not linger and resurface later. A replaced one stays as renamed.
-                if not existed:
-                    self._discard(final)
-                raise
+                self._write_once(memory.id, data, final, overwrite)
+            except OSError as again:
+                raise StoreError(describe_os_error(again, "saving the memory")) from again
         except OSError as exc:
             raise StoreError(describe_os_error(exc, "saving the memory")) from exc
+
+    def _write_once(self, memory_id: str, data: bytes, final: Path, overwrite: bool) -> None:
+        """One attempt of ``write``; raises OSError (or AlreadyExists) as it happens."""
+        existed = overwrite and final.exists()
+        temp = self._write_temp(final, data, sync=True)
+        try:
+            if overwrite:
+                self.disk.rename(temp, final)
+            else:
+                self.disk.link(temp, final)
+        except BaseException as exc:
+            self._discard(temp)
+            if isinstance(exc, FileExistsError):
+                raise AlreadyExists(f"a memory with id {memory_id} already exists") from exc
+            raise
+        if not overwrite:
+            self._discard(temp)  # the record lives on under its final name
+        try:
+            self.disk.fsync_dir(final.parent)
+        except BaseException:
+            # The rename may or may not be durable; it was not acknowledged, so a new record
+            # must not linger and resurface later. A replaced one stays as renamed.
+            if not existed:
+                self._discard(final)
+            raise
 
     def write_batch(self, memories: Iterable[Memory]) -> list[str]:
         """Write many new records with two file-system syncs in all (used by import).
@@ -261,6 +275,17 @@ class Store:
         Nothing is acknowledged before the end; on failure every temp file of the batch is
         removed and the records it had linked are deleted again.
         """
+        batch = list(memories)
+        try:
+            return self._write_batch_once(batch)
+        except StoreError as exc:
+            if not isinstance(exc.__cause__, FileNotFoundError):
+                raise
+            # a folder vanished mid-batch (another process's `forget --all`): the batch left
+            # nothing behind and nothing was acknowledged, so write it again, once
+            return self._write_batch_once(batch)
+
+    def _write_batch_once(self, memories: list[Memory]) -> list[str]:
         staged: list[tuple[Path, Path, str]] = []
         linked: list[Path] = []
         written: list[str] = []
