@@ -429,13 +429,8 @@ class Store:
             self._ensure_dir(self.quarantine_dir)
         except StoreError:
             return None  # read-only store: report but leave the file where it is
-        target = self.quarantine_dir / path.name
-        n = 1
-        while target.exists():
-            target = self.quarantine_dir / f"{path.name}.{n}"
-            n += 1
         try:
-            self.disk.rename(path, target)
+            target = self._move_aside(path)
             self.disk.fsync_dir(self.quarantine_dir)
             self.disk.fsync_dir(path.parent)
         except FileNotFoundError:
@@ -465,6 +460,21 @@ class Store:
         except OSError:
             pass
         return entry
+
+    def _move_aside(self, path: Path) -> Path:
+        """Move ``path`` into quarantine under a free name; never over another quarantined
+        file (it may be the last copy of some memory's text): link, then unlink."""
+        for n in itertools.count():
+            target = self.quarantine_dir / (path.name if n == 0 else f"{path.name}.{n}")
+            if target.exists():
+                continue
+            try:
+                self.disk.link(path, target)
+            except FileExistsError:
+                continue  # another process quarantined a file of that name just now
+            self.disk.unlink(path)
+            return target
+        raise AssertionError("unreachable: itertools.count() never ends")
 
     # ----------------------------------------------------------------- listing
 

@@ -514,3 +514,39 @@ def test_export_dash_writes_stdout(
     assert result.exit_code == 0
     assert json.loads(result.stdout)["user"] == "exported to stdout"
     assert not (tmp_path / "-").exists()
+
+
+# --------------------------------------------------------------------- more of the same kind
+
+
+def test_a_closed_pipe_ends_the_output_quietly(data_dir: Path, tmp_path: Path) -> None:
+    """`memo-shell mem export | head -1`: a filter's reader went away; no error, no trace."""
+    import subprocess
+    import sys
+
+    source = write_jsonl(
+        tmp_path / "in.jsonl", [{"user": f"line {i} " + "x" * 200} for i in range(400)]
+    )
+    cli = [sys.executable, "-m", "memo_shell", "--data-dir", str(data_dir)]
+    subprocess.run([*cli, "mem", "import", str(source)], check=True, capture_output=True)
+    for args in (["mem", "export"], ["mem", "list"], ["mem", "export", "--json"]):
+        producer = subprocess.Popen([*cli, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert producer.stdout is not None and producer.stderr is not None
+        producer.stdout.readline()
+        producer.stdout.close()  # like `head -1` exiting
+        stderr = producer.stderr.read().decode()
+        producer.wait(timeout=60)
+        assert "Traceback" not in stderr and "Error" not in stderr, (args, stderr)
+
+
+def test_quarantine_never_replaces_a_quarantined_file(data_dir: Path) -> None:
+    store = Store(data_dir)
+    shard = store.path_for(records.make_memory(user="x").id).parent
+    shard.mkdir(parents=True, exist_ok=True)
+    (data_dir / "quarantine").mkdir()
+    (data_dir / "quarantine" / "junk.bin").write_bytes(b"first, maybe the last copy of something")
+    (shard / "junk.bin").write_bytes(b"second")
+    moved = store.quarantine(shard / "junk.bin", "test")
+    assert moved is not None and moved.moved_to.name == "junk.bin.1"
+    assert (data_dir / "quarantine" / "junk.bin").read_bytes().startswith(b"first")
+    assert not (shard / "junk.bin").exists()

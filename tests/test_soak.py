@@ -5,7 +5,8 @@ at a time, and are SIGKILLed at random; then every acknowledged add must be pres
 unless its forget was acknowledged, no forgotten memory may exist, pins must stick, nothing
 damaged or stray may remain, and the index must agree with the files (and with a reindex) after
 the restart. Children also re-import one JSONL file (killed mid-import at times: no line may be
-stored twice) and run ``forget --all`` while others add. The full-size run is ``python bench/soak.py`` (10,000 operations).
+stored twice) and run ``forget --all`` while others add. The full-size run is
+``python bench/soak.py`` (10,000 operations).
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ accepted before any subcommand and apply to the TUI too.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -102,6 +103,8 @@ class _Group(click.Group):
             _json_error(as_json, exc, "cancelled")
             raise
         except OSError as exc:  # one the command did not expect: still a sentence, not a trace
+            if exc.errno == errno.EPIPE:
+                raise  # `… | head`: click exits quietly, as a Unix filter should
             message = describe_os_error(exc, "the command")
             _json_error(as_json, exc, message)
             raise click.ClickException(message) from exc

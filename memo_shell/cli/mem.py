@@ -18,7 +18,7 @@ from memo_shell.api import Memories
 from memo_shell.cli.main import CliContext
 from memo_shell.cli.output import Output, human_size, json_option, preview, progress_bar
 from memo_shell.disk import atomic_write
-from memo_shell.errors import MemoShellError, NotFound
+from memo_shell.errors import MemoShellError, NotFound, describe_os_error
 from memo_shell.index import files as index_files
 from memo_shell.records import Memory
 
@@ -151,6 +151,8 @@ def import_(ctx: CliContext, source: Path, session: str, as_json: bool) -> None:
             memories.add_many(accepted(), added=tally.added, present=tally.present)
     except (MemoShellError, KeyboardInterrupt) as exc:
         stopped = exc
+    except OSError as exc:  # reading the source failed midway (a device error, a vanished mount)
+        stopped = MemoShellError(describe_os_error(exc, f"reading {source}"))
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
