@@ -550,3 +550,58 @@ def test_quarantine_never_replaces_a_quarantined_file(data_dir: Path) -> None:
     assert moved is not None and moved.moved_to.name == "junk.bin.1"
     assert (data_dir / "quarantine" / "junk.bin").read_bytes().startswith(b"first")
     assert not (shard / "junk.bin").exists()
+
+
+def test_reindex_on_a_full_disk_is_a_sentence(
+    run_cli,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import errno
+
+    from memo_shell.index import files
+
+    add(run_cli, "something to index")
+
+    def full(*_args: object, **_kw: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(files, "atomic_write", full)
+    result = run_cli("reindex")
+    assert result.exit_code == 1
+    assert "the disk is full" in result.stderr
+    json_result = run_cli("reindex", "--json")
+    [document] = [json.loads(line) for line in json_result.stdout.splitlines()]
+    assert document["error"]["kind"] == "os"
+
+
+def test_a_reload_in_a_read_only_store_is_a_notice_not_a_thread_traceback(
+    run_cli,  # type: ignore[no-untyped-def]
+    data_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import errno
+    import threading
+    import time
+
+    from memo_shell.index import core
+
+    add(run_cli, "Lisbon in May")
+    crashed: list[object] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: crashed.append(args.exc_value))
+    with memo_shell.open(data_dir) as memories:
+        memories.wait_ready()
+        assert run_cli("reindex").exit_code == 0  # another process starts a new generation
+
+        def read_only(*_args: object, **_kw: object) -> None:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+        monkeypatch.setattr(core, "locked", read_only)  # the data dir became read-only
+        assert [h.memory.user for h in memories.recall("Lisbon")] == ["Lisbon in May"]
+        index = memories.index
+        deadline = time.monotonic() + 10
+        while not crashed and time.monotonic() < deadline:  # until the reload is done
+            if index._log_gen == index._log.generation() and not index._reloading:
+                break
+            time.sleep(0.05)
+        assert crashed == []
+        assert [h.memory.user for h in memories.recall("Lisbon")] == ["Lisbon in May"]
