@@ -605,3 +605,28 @@ def test_a_reload_in_a_read_only_store_is_a_notice_not_a_thread_traceback(
             time.sleep(0.05)
         assert crashed == []
         assert [h.memory.user for h in memories.recall("Lisbon")] == ["Lisbon in May"]
+
+
+def test_export_into_a_pipe_or_through_a_symlink_keeps_them(
+    run_cli,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    import threading
+
+    add(run_cli, "exported")
+    real = tmp_path / "real.jsonl"
+    real.write_text("old\n")
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(real)
+    assert run_cli("mem", "export", str(link)).exit_code == 0
+    assert link.is_symlink() and json.loads(real.read_text())["user"] == "exported"
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    assert run_cli("mem", "export", str(fifo)).exit_code == 0
+    reader.join(10)
+    assert stat.S_ISFIFO(fifo.lstat().st_mode), "the pipe was replaced by a file"
+    assert json.loads(received[0])["user"] == "exported"

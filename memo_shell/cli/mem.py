@@ -244,6 +244,14 @@ def _write_private_atomically(path: Path, lines: Iterable[str]) -> int:
             count += 1
             yield line.encode("utf-8")
 
+    path = path.resolve()  # through a symlink: replace its target, keep the link
+    if path.exists() and not path.is_file():
+        # /dev/stdout, a pipe, a device: stream into it; renaming over it would replace the
+        # device node itself with a regular file
+        with open(path, "wb") as sink:
+            for chunk in chunks():
+                sink.write(chunk)
+        return count
     atomic_write(path, chunks(), 0o600)
     return count
 
