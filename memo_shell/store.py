@@ -450,11 +450,21 @@ class Store:
         )
         try:
             # private like everything else here: the log names files and says what is wrong
+            # non-blocking and not through a link: a named pipe put there must not hang us,
+            # a symlink must not make us append to a file elsewhere
             fd = os.open(
                 self.quarantine_dir / "log.jsonl",
-                os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                os.O_WRONLY
+                | os.O_APPEND
+                | os.O_CREAT
+                | os.O_CLOEXEC
+                | os.O_NONBLOCK
+                | os.O_NOFOLLOW,
                 0o600,
             )
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise OSError("quarantine/log.jsonl is not a regular file")
             with os.fdopen(fd, "a", encoding="utf-8") as log:
                 log.write(line + "\n")
         except OSError:

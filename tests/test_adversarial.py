@@ -630,3 +630,16 @@ def test_export_into_a_pipe_or_through_a_symlink_keeps_them(
     reader.join(10)
     assert stat.S_ISFIFO(fifo.lstat().st_mode), "the pipe was replaced by a file"
     assert json.loads(received[0])["user"] == "exported"
+
+
+def test_a_fifo_in_place_of_the_quarantine_log_never_hangs(run_cli, data_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    good = add(run_cli, "intact")
+    bad = add(run_cli, "torn")
+    path = Store(data_dir).path_for(bad)
+    path.write_bytes(path.read_bytes()[:25])
+    (data_dir / "quarantine").mkdir()
+    os.mkfifo(data_dir / "quarantine" / "log.jsonl")
+    result = run_cli("mem", "list", "--json")
+    assert result.exit_code == 0
+    assert [m["id"] for m in json.loads(result.stdout)] == [good]
+    assert (data_dir / "quarantine" / path.name).exists()
