@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import os
 import re
 import stat
@@ -25,6 +24,7 @@ from datetime import date
 from pathlib import Path
 
 from memo_shell import locks, records
+from memo_shell import quarantine as _quarantine
 from memo_shell.disk import Disk, FileTooLarge, NotARegularFile
 from memo_shell.errors import NotFound, StoreError, describe_os_error
 from memo_shell.records import CorruptRecord, Memory
@@ -360,38 +360,8 @@ class Store:
             self.purge_quarantined(memory_id)
 
     def purge_quarantined(self, memory_id: str) -> int:
-        """Delete every quarantined copy of a memory (forget must reach them too).
-
-        A copy is a file whose name holds the id (a second copy, a sync tool's conflict or
-        temp file) or one that still decodes as that record under another name. Files that
-        decode as nothing are kept: they cannot be told apart from other memories' debris.
-        """
-        try:
-            with os.scandir(self.quarantine_dir) as it:
-                paths = [Path(e.path) for e in it if e.is_file(follow_symlinks=False)]
-        except OSError:
-            return 0
-        purged = 0
-        for path in paths:
-            if path.name == "log.jsonl":
-                continue
-            if memory_id not in path.name:
-                try:
-                    if records.decode(self.disk.read(path, records.MAX_FILE_BYTES)).id != memory_id:
-                        continue
-                except (OSError, records.RecordError):
-                    continue
-            try:
-                self.disk.unlink(path)
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                raise StoreError(describe_os_error(exc, f"forgetting {memory_id}")) from exc
-            purged += 1
-        if purged:
-            with contextlib.suppress(OSError):
-                self.disk.fsync_dir(self.quarantine_dir)
-        return purged
+        """Delete every quarantined copy of a memory (see ``quarantine.purge``)."""
+        return _quarantine.purge(self.disk, self.quarantine_dir, memory_id)
 
     # ----------------------------------------------------------------- reading
 
@@ -430,61 +400,18 @@ class Store:
         except StoreError:
             return None  # read-only store: report but leave the file where it is
         try:
-            target = self._move_aside(path)
+            target = _quarantine.move_aside(self.disk, path, self.quarantine_dir)
             self.disk.fsync_dir(self.quarantine_dir)
             self.disk.fsync_dir(path.parent)
         except FileNotFoundError:
             return None  # someone else moved or deleted it first
         except OSError:
             return None  # read-only store: report but leave the file where it is
-        with contextlib.suppress(OSError):  # it may hold memory text and arrived world-readable
-            st = os.lstat(target)
-            # Never through a link: a symlink's mode cannot be set (Linux raises), and a file
-            # with other hard links is also someone else's file outside the data dir.
-            if stat.S_ISREG(st.st_mode) and st.st_nlink == 1:
-                os.chmod(target, 0o600, follow_symlinks=False)
+        _quarantine.make_private(target)
         entry = Quarantined(path, target, reason)
         self.quarantined.append(entry)
-        line = json.dumps(
-            {"file": str(path), "moved_to": str(target), "reason": reason, "at": time.time()}
-        )
-        try:
-            # private like everything else here: the log names files and says what is wrong
-            # non-blocking and not through a link: a named pipe put there must not hang us,
-            # a symlink must not make us append to a file elsewhere
-            fd = os.open(
-                self.quarantine_dir / "log.jsonl",
-                os.O_WRONLY
-                | os.O_APPEND
-                | os.O_CREAT
-                | os.O_CLOEXEC
-                | os.O_NONBLOCK
-                | os.O_NOFOLLOW,
-                0o600,
-            )
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                os.close(fd)
-                raise OSError("quarantine/log.jsonl is not a regular file")
-            with os.fdopen(fd, "a", encoding="utf-8") as log:
-                log.write(line + "\n")
-        except OSError:
-            pass
+        _quarantine.log(self.quarantine_dir, path, target, reason)
         return entry
-
-    def _move_aside(self, path: Path) -> Path:
-        """Move ``path`` into quarantine under a free name; never over another quarantined
-        file (it may be the last copy of some memory's text): link, then unlink."""
-        for n in itertools.count():
-            target = self.quarantine_dir / (path.name if n == 0 else f"{path.name}.{n}")
-            if target.exists():
-                continue
-            try:
-                self.disk.link(path, target)
-            except FileExistsError:
-                continue  # another process quarantined a file of that name just now
-            self.disk.unlink(path)
-            return target
-        raise AssertionError("unreachable: itertools.count() never ends")
 
     # ----------------------------------------------------------------- listing
 
