@@ -179,9 +179,13 @@ class Memories:
                 self.store.write(memory)
                 break
             except AlreadyExists:
-                # Another process (a fork, a clock set back) minted this id: never replace its
-                # memory, take the next id instead. Eight misses in a row cannot be chance.
-                memory = memory.with_changes(id=records.new_id(memory.created_at))
+                # Another process (a clock set back, a copied generator) minted this id: never
+                # replace its memory; take a fresh random id of the same millisecond (not the
+                # next in sequence, which that process may have taken too). Eight misses in a
+                # row cannot be chance.
+                millis = records.id_milliseconds(memory.id)
+                fresh = records.id_from_parts(millis, int.from_bytes(os.urandom(10), "big"))
+                memory = memory.with_changes(id=fresh)
         else:
             raise AlreadyExists(f"could not find a free id for a memory at {memory.created_at}")
         self.index.add(memory)
