@@ -279,7 +279,8 @@ class Ledger:
 
     @property
     def acknowledged(self) -> int:
-        skip = ("open", "clean close", "import")  # import lines are counted one by one
+        # an import counts once (its lines are listed apart, and would swamp the rest)
+        skip = ("open", "clean close", "import line", "import line already present")
         return sum(v for k, v in self.ops.items() if k not in skip)
 
 

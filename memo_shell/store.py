@@ -16,6 +16,7 @@ import contextlib
 import itertools
 import os
 import re
+import shutil
 import stat
 import time
 from collections.abc import Iterable, Iterator
@@ -153,22 +154,29 @@ class Store:
                     "with a real folder)"
                 )
         directory = self.root
-        try:
-            if not self.root.is_dir():  # first run: create the data dir, durably
-                for directory in reversed([self.root, *self.root.parents]):
+        for attempt in range(3):
+            try:
+                if not self.root.is_dir():  # first run: create the data dir, durably
+                    for directory in reversed([self.root, *self.root.parents]):
+                        if not directory.is_dir():
+                            with contextlib.suppress(FileExistsError):
+                                self.disk.mkdir(directory)
+                    self.disk.fsync_dir(self.root.parent)
+                for directory in reversed(inside):
                     if not directory.is_dir():
-                        with contextlib.suppress(FileExistsError):
+                        with contextlib.suppress(FileExistsError):  # another process was first
                             self.disk.mkdir(directory)
-                self.disk.fsync_dir(self.root.parent)
-            for directory in reversed(inside):
-                if not directory.is_dir():
-                    with contextlib.suppress(FileExistsError):  # another process was first
-                        self.disk.mkdir(directory)
-            if sync:
-                for directory in inside:
-                    self.disk.fsync_dir(directory.parent)
-        except OSError as exc:
-            raise StoreError(describe_os_error(exc, f"creating {directory}")) from exc
+                if sync:
+                    for directory in inside:
+                        self.disk.fsync_dir(directory.parent)
+                break
+            except FileNotFoundError as exc:
+                # a level vanished as we made the next (`forget --all` in another process
+                # removes the tree): make them again, a few times
+                if attempt == 2:
+                    raise StoreError(describe_os_error(exc, f"creating {directory}")) from exc
+            except OSError as exc:
+                raise StoreError(describe_os_error(exc, f"creating {directory}")) from exc
         self._known_dirs.add(path)
 
     def permission_problem(self) -> str | None:
@@ -330,6 +338,17 @@ class Store:
             with contextlib.suppress(OSError):
                 stack.enter_context(locks.hold(self.root / LOCK_NAME, doing))
             yield
+
+    def wipe(self) -> None:
+        """Remove everything under ``memories/`` and ``quarantine/`` (``forget --all``).
+
+        Under the store's lock, so a pin or tag rewrite in another process lands wholly before
+        (and is wiped) or after (and finds its memory gone): never into a vanishing folder.
+        """
+        with self._changing("forgetting everything"):
+            for directory in (self.quarantine_dir, self.memories_dir):
+                shutil.rmtree(directory, ignore_errors=True)
+            self._known_dirs.clear()
 
     def replace(self, memory: Memory) -> None:
         """Rewrite an existing record (pin, tags), durably; NotFound if it is gone.

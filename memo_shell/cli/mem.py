@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import sys
 from collections.abc import Iterable, Iterator
@@ -403,10 +402,8 @@ def _wipe_everything(memories: Memories) -> int:
     """
     count = len(memories.forget_many(memories.ids()))
     memories.close()
-    store = memories.store
     index_files.wipe(memories.data_dir / "index")
-    for directory in (store.quarantine_dir, store.memories_dir):
-        shutil.rmtree(directory, ignore_errors=True)
+    memories.store.wipe()
     return count
 
 
