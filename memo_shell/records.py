@@ -202,9 +202,15 @@ def aware(dt: datetime) -> datetime:
 def parse_datetime(text: str) -> datetime:
     """Parse ISO 8601 (``2023-05-08``, ``...T13:56``, ``...Z``, offsets) to an aware value."""
     try:
-        return aware(datetime.fromisoformat(text.strip()))
-    except (ValueError, AttributeError, OverflowError) as exc:
+        parsed = datetime.fromisoformat(text.strip())
+    except (ValueError, AttributeError) as exc:
         raise InvalidRecord(f"not an ISO 8601 date/time: {text!r}") from exc
+    try:
+        return aware(parsed)
+    except (ValueError, OverflowError) as exc:  # 0001-01-01 has no local time before it
+        raise InvalidRecord(
+            f"{text[:40]!r} is out of range: a memory's date must fall between 1970 and 9999"
+        ) from exc
 
 
 def clean_text(text: str) -> str:

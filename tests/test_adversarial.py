@@ -643,3 +643,22 @@ def test_a_fifo_in_place_of_the_quarantine_log_never_hangs(run_cli, data_dir: Pa
     assert result.exit_code == 0
     assert [m["id"] for m in json.loads(result.stdout)] == [good]
     assert (data_dir / "quarantine" / path.name).exists()
+
+
+def test_without_hard_links_a_new_record_still_never_replaces_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FAT, some network and FUSE mounts refuse link(): a checked rename stands in."""
+    import errno
+
+    def no_links(*_args: object, **_kw: object) -> None:
+        raise OSError(errno.EPERM, os.strerror(errno.EPERM))
+
+    monkeypatch.setattr(os, "link", no_links)
+    store = Store(tmp_path)
+    kept = records.make_memory(user="first")
+    store.write(kept)
+    with pytest.raises(AlreadyExists):
+        store.write(kept.with_changes(user="second"))
+    assert store.read(kept.id) == kept
+    assert store.scan().temps == []

@@ -36,6 +36,8 @@ def _parse_when(text: str, option: str) -> datetime:
     try:
         return records.parse_datetime(text)
     except records.InvalidRecord as exc:
+        if "out of range" in str(exc):  # a real date, but not one a memory can have
+            raise click.BadParameter(str(exc), param_hint=option) from exc
         raise click.BadParameter(
             f"{text!r} is not an ISO 8601 date or time", param_hint=option
         ) from exc
