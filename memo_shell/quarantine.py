@@ -71,28 +71,46 @@ def log(directory: Path, original: Path, target: Path, reason: str) -> None:
         os.close(fd)
 
 
-def purge(disk: Disk, directory: Path, memory_id: str) -> int:
+#: What a quarantined file holds: (inode, size, mtime) -> the id it decodes as, or None.
+IdCache = dict[tuple[int, int, int], str | None]
+
+
+def _holds(disk: Disk, entry: os.DirEntry[str], cache: IdCache) -> str | None:
+    """The id a quarantined file decodes as (None: not a record), read once per version, so
+    forgetting many memories does not re-read the whole quarantine for each."""
+    try:
+        st = entry.stat(follow_symlinks=False)
+    except OSError:
+        return None
+    key = (st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in cache:
+        try:
+            cache[key] = records.decode(disk.read(Path(entry.path), records.MAX_FILE_BYTES)).id
+        except (OSError, records.RecordError):
+            cache[key] = None
+    return cache[key]
+
+
+def purge(disk: Disk, directory: Path, memory_id: str, cache: IdCache | None = None) -> int:
     """Delete every quarantined copy of a memory (forget must reach them too); returns how many.
 
     A copy is a file whose name holds the id (a second copy, a sync tool's conflict or temp
     file) or one that still decodes as that record under another name. Files that decode as
     nothing are kept: they cannot be told apart from other memories' debris.
     """
+    cache = {} if cache is None else cache
     try:
         with os.scandir(directory) as it:
-            paths = [Path(e.path) for e in it if e.is_file(follow_symlinks=False)]
+            entries = [e for e in it if e.is_file(follow_symlinks=False)]
     except OSError:
         return 0
     purged = 0
-    for path in paths:
+    for entry in entries:
+        path = Path(entry.path)
         if path.name == LOG_NAME:
             continue
-        if memory_id not in path.name:
-            try:
-                if records.decode(disk.read(path, records.MAX_FILE_BYTES)).id != memory_id:
-                    continue
-            except (OSError, records.RecordError):
-                continue
+        if memory_id not in path.name and _holds(disk, entry, cache) != memory_id:
+            continue
         try:
             disk.unlink(path)
         except FileNotFoundError:

@@ -116,6 +116,7 @@ class Store:
         #: record files that exist but could not be read (permissions, I/O): path -> why.
         #: Listing skips them and the CLI names each, rather than failing as a whole.
         self.unreadable: dict[Path, str] = {}
+        self._quarantine_ids: _quarantine.IdCache = {}  # what quarantined files decode as
         self._ensure_dir(self.memories_dir)
 
     # ----------------------------------------------------------------- paths and directories
@@ -380,7 +381,7 @@ class Store:
 
     def purge_quarantined(self, memory_id: str) -> int:
         """Delete every quarantined copy of a memory (see ``quarantine.purge``)."""
-        return _quarantine.purge(self.disk, self.quarantine_dir, memory_id)
+        return _quarantine.purge(self.disk, self.quarantine_dir, memory_id, self._quarantine_ids)
 
     # ----------------------------------------------------------------- reading
 
