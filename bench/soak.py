@@ -529,6 +529,9 @@ def _verify(data_dir: Path, report: Report, rng: random.Random, samples: int) ->
         memories.reindex()
         after = answers()
         report.reindex_differs = [q for q in queries if before[q] != after[q]]
+        for q in report.reindex_differs:  # say how, for whoever reads a failed run
+            print(f"  recall {q!r} before reindex: {before[q]}", file=sys.stderr)
+            print(f"  recall {q!r} after reindex:  {after[q]}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
