@@ -5,6 +5,11 @@ public API in child processes that are SIGKILLed at random, then the store's pro
     python bench/soak.py --turns 2000 --seed 7  # a quicker run
     python bench/soak.py --procs 1              # one process at a time (no concurrency)
 
+Two more hazards run alongside (issue 10): children import a shared JSON Lines file in small
+batches (``mem import``'s own path) and are killed mid-import like everyone else, so the file is
+re-imported again and again, partly or wholly; and now and then a child runs ``mem forget
+--all`` while the others keep adding (their cached directories vanish under them).
+
 Each child opens the store with ``memo_shell.open`` (so its index loads the snapshot, replays the
 change log and catches up with the files, all of which a SIGKILL can interrupt), then works in a
 loop and reports every operation on a pipe *after* the call returned: that is its
@@ -20,6 +25,11 @@ At the end, in this process, with a fresh ``open`` (the restart after the last c
   (or was in flight when its process died: then either state is allowed);
 * no memory whose forget was acknowledged exists (no pin brought one back, no index did);
 * every acknowledged pin of a surviving memory is on disk;
+* every import line acknowledged (imported or "already present") is on disk, once: no line's
+  memory is ever stored twice, however often the import was interrupted and re-run;
+* ``forget --all`` removed everything acknowledged before it began (events are ordered by the
+  system-wide monotonic clock, stamped by each child), and every add acknowledged after one
+  ended survived it;
 * no damaged, foreign or leftover temp file is left in the memory folders;
 * the index lists exactly the record files, every sampled memory is recalled first for its
   unique word, and recall after ``reindex`` equals recall before it.
@@ -64,15 +74,72 @@ def _token(child: str, n: int) -> str:
 # the child
 
 
-def _child(data_dir: Path, report_fd: int, name: str, seed: int, budget: int) -> None:
+IMPORT_LINES = 120
+IMPORT_BATCH = 15  # small batches: a kill lands mid-import often
+
+
+def write_import_file(path: Path) -> list[str]:
+    """The JSONL file every child imports; returns its lines' (deterministic) ids."""
+    import json
+
+    from memo_shell import jsonl
+
+    lines = [
+        {
+            "user": f"imported line {i} about {TOPICS[i % len(TOPICS)]} {_token('99999', i)}",
+            "at": f"2021-0{1 + i % 9}-1{i % 10}T0{i % 10}:00:00Z",
+            "session": "imported",
+        }
+        for i in range(IMPORT_LINES)
+    ]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    with open(path, "rb") as stream:
+        return [m.id for _n, m, _size in jsonl.iter_import(stream)]  # type: ignore[union-attr]
+
+
+def _import(memories, source: Path, say) -> None:  # type: ignore[no-untyped-def]
+    """Import ``source`` as ``mem import`` does, acknowledging each durable batch as it lands."""
+    from memo_shell import api, jsonl
+
+    api.BATCH_SIZE = IMPORT_BATCH
+    added: list[str] = []
+    present: list[str] = []
+    reported = [0, 0]
+
+    def progress(_n: int) -> None:
+        now = time.monotonic_ns()
+        for memory_id in added[reported[0] :]:
+            say(f"I {memory_id} {now}")
+        for memory_id in present[reported[1] :]:
+            say(f"IP {memory_id} {now}")
+        reported[:] = [len(added), len(present)]
+
+    say("I?")
+    with open(source, "rb") as stream:
+        records = (item for _n, item, _size in jsonl.iter_import(stream))
+        memories.add_many(records, progress=progress, added=added, present=present)
+    say("I!")
+
+
+def _child(
+    data_dir: Path,
+    report_fd: int,
+    name: str,
+    seed: int,
+    budget: int,
+    import_file: Path | None = None,
+    import_ids: frozenset[str] = frozenset(),
+) -> None:
     """Work until killed (or until ``budget`` operations, then close cleanly and exit).
 
     Lines written (each only after the call returned, each one atomic ``write`` < PIPE_BUF):
     ``A id digest token`` add, ``F? id`` forget begins, ``F id`` forget done, ``FN id`` it was
     already gone, ``P id`` pinned, ``PN id`` pin target gone, ``R`` recall, ``X n`` reindex,
-    ``O`` (re)opened, ``C`` closed cleanly.
+    ``O`` (re)opened, ``C`` closed cleanly; ``I id t`` / ``IP id t`` an import line stored /
+    found already present, ``W? t`` / ``W t`` forget --all begins / ends (``t``: monotonic ns).
     """
     import memo_shell
+    from memo_shell.cli.mem import _wipe_everything
     from memo_shell.errors import NotFound
 
     rng = random.Random(seed)
@@ -85,17 +152,27 @@ def _child(data_dir: Path, report_fd: int, name: str, seed: int, budget: int) ->
     while True:
         with memo_shell.open(data_dir, preload=rng.random() < 0.8) as memories:
             say("O")
-            known = memories.ids()[-300:]  # some of everyone's, to pin and forget
+            # some of everyone's, to pin and forget (never the import's: a re-import brings
+            # those back by design, unpinned)
+            known = [i for i in memories.ids()[-300:] if i not in import_ids]
             mine: list[tuple[str, str]] = []
             for _ in range(rng.randint(50, 400)):
                 roll = rng.random()
-                if roll < 0.55 or not known:
+                if import_file is not None and roll < 0.02:
+                    _import(memories, import_file, say)
+                elif import_file is not None and roll < 0.0215:
+                    say(f"W? {time.monotonic_ns()}")
+                    _wipe_everything(memories)  # closes this handle: reopen below
+                    say(f"W {time.monotonic_ns()}")
+                    done += 1
+                    break
+                elif roll < 0.55 or not known:
                     token = _token(name, n)
                     text = f"{name} note {n} about {rng.choice(TOPICS)} {token}"
                     memory_id = memories.add(
                         text, "ok " * rng.randint(0, 30), session=f"s{rng.randint(0, 9)}"
                     )
-                    say(f"A {memory_id} {_digest(text)} {token}")
+                    say(f"A {memory_id} {_digest(text)} {token} {time.monotonic_ns()}")
                     known.append(memory_id)
                     mine.append((memory_id, token))
                     n += 1
@@ -137,16 +214,39 @@ class Ledger:
     """What the children acknowledged, merged from their reports."""
 
     added: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (digest, token)
+    acked_at: dict[str, int] = field(default_factory=dict)  # id -> latest ack (monotonic ns)
+    imported: set[str] = field(default_factory=set)  # import lines acknowledged
+    wipes: list[tuple[int, int | None]] = field(default_factory=list)  # (begin, end or None)
+    importing: set[int] = field(default_factory=set)  # children (pids) mid-import
+    wiping: set[int] = field(default_factory=set)  # children (pids) mid forget --all
     forgotten: set[str] = field(default_factory=set)
     forgetting: set[str] = field(default_factory=set)  # begun, not acknowledged (maybe killed)
     pinned: set[str] = field(default_factory=set)
     ops: Counter[str] = field(default_factory=Counter)
 
-    def take(self, line: str) -> None:
+    def take(self, line: str, who: int = 0) -> None:
         kind, *args = line.split()
-        if kind == "A":
+        if kind == "I?":
+            self.importing.add(who)
+        elif kind == "I!":
+            self.importing.discard(who)
+            self.ops["import"] += 1
+        elif kind == "A":
             self.added[args[0]] = (args[1], args[2])
+            self.acked_at[args[0]] = int(args[3])
             self.ops["add"] += 1
+        elif kind in ("I", "IP"):
+            self.imported.add(args[0])
+            self.acked_at[args[0]] = max(self.acked_at.get(args[0], 0), int(args[1]))
+            self.ops["import line" if kind == "I" else "import line already present"] += 1
+        elif kind == "W?":
+            self.wipes.append((int(args[0]), None))
+            self.wiping.add(who)
+        elif kind == "W":
+            self.wiping.discard(who)
+            begin = max(b for b, e in self.wipes if e is None)
+            self.wipes[self.wipes.index((begin, None))] = (begin, int(args[0]))
+            self.ops["forget --all"] += 1
         elif kind == "F?":
             self.forgetting.add(args[0])
         elif kind in ("F", "FN"):
@@ -170,9 +270,18 @@ class Ledger:
         elif kind == "C":
             self.ops["clean close"] += 1
 
+    def wiped(self, memory_id: str) -> tuple[bool, bool]:
+        """(must be gone, may be gone) by a ``forget --all``, from when it was acknowledged."""
+        at = self.acked_at.get(memory_id, 0)
+        must = any(e is not None and b > at for b, e in self.wipes)
+        may = any(e is None or e > at for b, e in self.wipes)  # began after, or overlapped
+        return must, may
+
     @property
     def acknowledged(self) -> int:
-        return sum(v for k, v in self.ops.items() if k not in ("open", "clean close"))
+        # an import counts once (its lines are listed apart, and would swamp the rest)
+        skip = ("open", "clean close", "import line", "import line already present")
+        return sum(v for k, v in self.ops.items() if k not in skip)
 
 
 @dataclass
@@ -181,6 +290,8 @@ class Report:
 
     ledger: Ledger
     kills: int = 0
+    kills_mid_import: int = 0
+    kills_mid_wipe: int = 0
     clean_exits: int = 0
     verified: int = 0
     lost: list[str] = field(default_factory=list)
@@ -191,6 +302,8 @@ class Report:
     recall_misses: list[str] = field(default_factory=list)
     reindex_differs: list[str] = field(default_factory=list)
     debris: list[str] = field(default_factory=list)
+    duplicated: list[str] = field(default_factory=list)  # an import line stored twice
+    survived_wipe: list[str] = field(default_factory=list)  # acked before forget --all began
     seconds: float = 0.0
 
     @property
@@ -204,6 +317,8 @@ class Report:
             or self.recall_misses
             or self.reindex_differs
             or self.debris
+            or self.duplicated
+            or self.survived_wipe
         )
 
     def lines(self) -> list[str]:
@@ -211,10 +326,12 @@ class Report:
         return [
             f"operations acknowledged: {self.ledger.acknowledged:,} "
             f"({', '.join(f'{k} {v:,}' for k, v in sorted(ops.items()))})",
-            f"kills survived: {self.kills} SIGKILLs ({self.clean_exits} clean exits)",
+            f"kills survived: {self.kills} SIGKILLs ({self.kills_mid_import} mid-import, "
+            f"{self.kills_mid_wipe} mid forget --all; {self.clean_exits} clean exits)",
             f"records verified: {self.verified:,} intact "
             f"({len(self.ledger.forgotten):,} forgotten stayed forgotten)",
-            f"records lost: {len(self.lost)}",
+            f"records lost: {len(self.lost)}  import lines stored twice: "
+            f"{len(self.duplicated)}  survived a forget --all: {len(self.survived_wipe)}",
             f"damaged: {len(self.damaged)}  resurrected: {len(self.resurrected)}  "
             f"pins lost: {len(self.unpinned)}  debris: {len(self.debris)}",
             f"index vs files: {len(self.index_mismatch)} mismatches; recall misses: "
@@ -223,14 +340,21 @@ class Report:
         ]
 
 
-def _fork_child(data_dir: Path, name: str, seed: int, budget: int) -> tuple[int, int]:
+def _fork_child(
+    data_dir: Path,
+    name: str,
+    seed: int,
+    budget: int,
+    import_file: Path | None = None,
+    import_ids: frozenset[str] = frozenset(),
+) -> tuple[int, int]:
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child never returns into the caller
         code = 0
         try:
             os.close(read_fd)
-            _child(data_dir, write_fd, name, seed, budget)
+            _child(data_dir, write_fd, name, seed, budget, import_file, import_ids)
         except BaseException:
             import traceback
 
@@ -252,9 +376,15 @@ def run(
     clean_share: float = 0.15,
     samples: int = 300,
     log: bool = True,
+    hazards: bool = True,
 ) -> Report:
-    """Run the soak in ``data_dir`` until ``turns`` operations were acknowledged; verify."""
-    import memo_shell.api  # noqa: F401  warm the children's imports before forking
+    """Run the soak in ``data_dir`` until ``turns`` operations were acknowledged; verify.
+
+    ``hazards``: also interrupted imports and concurrent ``forget --all`` (see above).
+    """
+    # warm the children's imports before forking
+    import memo_shell.api
+    import memo_shell.cli.mem  # noqa: F401
 
     rng = random.Random(seed)
     ledger = Ledger()
@@ -263,17 +393,25 @@ def run(
     running: dict[int, tuple[int, float, bytearray]] = {}  # pid -> (fd, kill at, buffer)
     generation = 0
     last_print = 0.0
+    import_file: Path | None = None
+    import_ids: frozenset[str] = frozenset()
+    if hazards:
+        data_dir.parent.mkdir(parents=True, exist_ok=True)
+        import_file = data_dir.parent / "soak-import.jsonl"
+        import_ids = frozenset(write_import_file(import_file))
 
     def start_one() -> None:
         nonlocal generation
         generation += 1
         clean = rng.random() < clean_share
         budget = rng.randint(20, 200) if clean else 10**9
-        pid, fd = _fork_child(data_dir, f"{generation:05d}", rng.randrange(2**32), budget)
+        pid, fd = _fork_child(
+            data_dir, f"{generation:05d}", rng.randrange(2**32), budget, import_file, import_ids
+        )
         kill_at = time.monotonic() + (60.0 if clean else rng.uniform(*kill_after))
         running[pid] = (fd, kill_at, bytearray())
 
-    def drain(fd: int, buffer: bytearray, final: bool) -> None:
+    def drain(fd: int, buffer: bytearray, final: bool, who: int) -> None:
         while True:
             ready, _, _ = select.select([fd], [], [], 0)
             if not ready:
@@ -285,7 +423,7 @@ def run(
         *whole, rest = bytes(buffer).split(b"\n")
         for line in whole:
             if line:
-                ledger.take(line.decode())
+                ledger.take(line.decode(), who)
         buffer[:] = rest if not final else b""
 
     while ledger.acknowledged < turns or running:
@@ -295,7 +433,7 @@ def run(
         select.select(fds, [], [], 0.01)
         now = time.monotonic()
         for pid, (fd, kill_at, buffer) in list(running.items()):
-            drain(fd, buffer, final=False)
+            drain(fd, buffer, final=False, who=pid)
             exited, status = os.waitpid(pid, os.WNOHANG)
             if not exited and now >= kill_at:
                 os.kill(pid, signal.SIGKILL)
@@ -307,7 +445,11 @@ def run(
                 report.clean_exits += 1
             else:
                 continue
-            drain(fd, buffer, final=True)
+            drain(fd, buffer, final=True, who=pid)
+            report.kills_mid_import += pid in ledger.importing and not exited
+            report.kills_mid_wipe += pid in ledger.wiping and not exited
+            ledger.importing.discard(pid)
+            ledger.wiping.discard(pid)
             os.close(fd)
             del running[pid]
         if log and now - last_print > 5:
@@ -328,13 +470,28 @@ def _verify(data_dir: Path, report: Report, rng: random.Random, samples: int) ->
         memories.wait_ready()
         store = memories.store
         on_disk = set(memories.ids())
+        for memory_id in sorted(ledger.imported):
+            must_go, may_go = ledger.wiped(memory_id)
+            if memory_id in on_disk:
+                report.verified += 1
+            elif not may_go:
+                report.lost.append(memory_id)
+        texts = Counter(
+            m.user for m in memories.iter_memories(session="imported") if m.id in on_disk
+        )
+        report.duplicated = sorted(text for text, count in texts.items() if count > 1)
         for memory_id, (digest, _token) in ledger.added.items():
             if memory_id in ledger.forgotten:
+                continue
+            must_go, may_go = ledger.wiped(memory_id)
+            if must_go:
+                if memory_id in on_disk:
+                    report.survived_wipe.append(memory_id)
                 continue
             try:
                 memory = store.read(memory_id)
             except NotFound:
-                if memory_id not in ledger.forgetting:
+                if memory_id not in ledger.forgetting and not may_go:
                     report.lost.append(memory_id)
                 continue
             except CorruptRecord:
@@ -346,7 +503,7 @@ def _verify(data_dir: Path, report: Report, rng: random.Random, samples: int) ->
             report.verified += 1
             if memory_id in ledger.pinned and not memory.pinned:
                 report.unpinned.append(memory_id)
-        report.resurrected = sorted(ledger.forgotten & on_disk)
+        report.resurrected = sorted((ledger.forgotten - ledger.imported) & on_disk)
         scan = store.scan()
         report.debris = [str(p) for p in (*scan.foreign, *scan.in_flight)]
         report.debris += [str(q.original) for q in store.quarantined]
@@ -372,6 +529,9 @@ def _verify(data_dir: Path, report: Report, rng: random.Random, samples: int) ->
         memories.reindex()
         after = answers()
         report.reindex_differs = [q for q in queries if before[q] != after[q]]
+        for q in report.reindex_differs:  # say how, for whoever reads a failed run
+            print(f"  recall {q!r} before reindex: {before[q]}", file=sys.stderr)
+            print(f"  recall {q!r} after reindex:  {after[q]}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -412,6 +572,8 @@ def main(argv: list[str] | None = None) -> int:
             "recall_misses",
             "reindex_differs",
             "debris",
+            "duplicated",
+            "survived_wipe",
         ):
             values = getattr(report, name)
             if values:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -20,10 +21,10 @@ from typing import Any
 from memo_shell import paths, records
 from memo_shell.config import Settings, default_data_dir
 from memo_shell.disk import Disk
-from memo_shell.errors import NotFound
+from memo_shell.errors import NotFound, StoreError
 from memo_shell.index import Index, SessionInfo
 from memo_shell.records import CorruptRecord, Memory, Provenance, UnsupportedVersion
-from memo_shell.store import Store
+from memo_shell.store import AlreadyExists, Store
 
 #: Import writes this many records per durable batch (two syncs each).
 BATCH_SIZE = 2000
@@ -52,8 +53,25 @@ class Hit:
     why: list[str]
 
 
+#: Every open handle, so a forked child can replace locks a parent thread may have held.
+_open_handles: weakref.WeakSet[Memories] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for handle in list(_open_handles):
+        handle._cache_lock = threading.Lock()
+        handle._start_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class Memories:
-    """A handle on one data directory. Use as a context manager, or call ``close()``."""
+    """A handle on one data directory. Use as a context manager, or call ``close()``.
+
+    Safe to use in a child forked (``multiprocessing`` with fork) after it was opened: ids
+    never repeat across the fork, and the index restarts any load the parent had in flight.
+    """
 
     def __init__(
         self,
@@ -82,6 +100,7 @@ class Memories:
         self._index_started = False
         self._closed = False
         self._start_lock = threading.Lock()
+        _open_handles.add(self)
         if preload:
             self._ensure_index()
 
@@ -157,7 +176,20 @@ class Memories:
             tags=tuple(tags),
             pinned=pinned,
         )
-        self.store.write(memory)
+        for _attempt in range(8):
+            try:
+                self.store.write(memory)
+                break
+            except AlreadyExists:
+                # Another process (a clock set back, a copied generator) minted this id: never
+                # replace its memory; take a fresh random id of the same millisecond (not the
+                # next in sequence, which that process may have taken too). Eight misses in a
+                # row cannot be chance.
+                millis = records.id_milliseconds(memory.id)
+                fresh = records.id_from_parts(millis, int.from_bytes(os.urandom(10), "big"))
+                memory = memory.with_changes(id=fresh)
+        else:
+            raise AlreadyExists(f"could not find a free id for a memory at {memory.created_at}")
         self.index.add(memory)
         return memory.id
 
@@ -166,20 +198,32 @@ class Memories:
         memories: Iterable[Memory],
         *,
         progress: Callable[[int], None] | None = None,
+        present: list[str] | None = None,
+        added: list[str] | None = None,
     ) -> list[str]:
-        """Store prepared records in durable batches; ids are returned once all are durable.
+        """Store prepared records in durable batches; returns the ids written.
 
         Each batch is acknowledged (and indexed) as a whole, so an interrupted import keeps every
-        batch that completed and nothing of the one in flight.
+        batch that completed and nothing of the one in flight. A record whose id is already
+        in the store is never replaced: its id goes to ``present`` instead. ``added`` (if
+        given) grows batch by batch, so a caller interrupted mid-import still knows what was
+        stored.
         """
-        ids: list[str] = []
+        ids: list[str] = [] if added is None else added
         batch: list[Memory] = []
         forgotten = self.store.tombstones.ids()
 
         def flush() -> None:
-            self.store.write_batch(batch)
-            self.index.add_many(batch)
-            ids.extend(m.id for m in batch)
+            written = set(self.store.write_batch(batch))
+            fresh: list[Memory] = []
+            for memory in batch:
+                if memory.id in written:
+                    written.discard(memory.id)  # a second line with the same id is present
+                    fresh.append(memory)
+                elif present is not None:
+                    present.append(memory.id)
+            self.index.add_many(fresh)
+            ids.extend(m.id for m in fresh)
             if progress is not None:
                 progress(len(batch))
             batch.clear()
@@ -260,7 +304,10 @@ class Memories:
     def restore(self, memory: Memory) -> None:
         """Put a forgotten memory back exactly (same id, same content): the browser's undo."""
         self.store.tombstones.discard(memory.id)  # on purpose: the marker would delete it again
-        self.store.write(memory)
+        try:
+            self.store.write(memory)
+        except AlreadyExists:
+            return  # put back already (by another window or process): nothing to replace
         self.index.add(memory)
 
     def rename_session(self, old: str, new: str) -> int:
@@ -358,9 +405,11 @@ class Memories:
         return records.is_valid_id(memory_id) and self.store.path_for(memory_id).exists()
 
     def _get_or_none(self, memory_id: str) -> Memory | None:
+        """The memory, or None if it is gone, damaged (quarantined) or unreadable (say, mode
+        000: noted in ``store.unreadable``), so one bad file never stops a listing."""
         try:
             return self.get(memory_id)
-        except (NotFound, CorruptRecord, UnsupportedVersion):
+        except (NotFound, CorruptRecord, UnsupportedVersion, StoreError):
             return None
 
     def recall(
@@ -380,10 +429,13 @@ class Memories:
             return []
         hits: list[Hit] = []
         for found in self._ensure_index().search(query, k=k, session=session, exclude=exclude):
-            memory = self._get_or_none(found.id)
-            if memory is None:  # forgotten or damaged behind our back: drop the stale entry
-                self.index.remove(found.id)
+            try:
+                memory = self.get(found.id)
+            except (NotFound, CorruptRecord, UnsupportedVersion):
+                self.index.remove(found.id)  # forgotten or damaged behind our back: drop it
                 continue
+            except StoreError:
+                continue  # unreadable for now (permissions, I/O): skipped, noted, kept
             hits.append(Hit(memory, found.score, list(found.why)))
         return hits
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import platformdirs
 
+from memo_shell.disk import atomic_write
 from memo_shell.errors import MemoShellError
 
 APP_NAME = "memo-shell"
@@ -193,9 +194,8 @@ def save_setting(path: Path, key: str, value: str) -> None:
             lines.append(new_line)
         else:
             lines.insert(first_table, new_line)
-    temp = path.with_suffix(".toml.tmp")
-    temp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    os.replace(temp, path)
+    # 0600 whatever the umask: the file may hold an API key
+    atomic_write(path, ("\n".join(lines) + "\n").encode("utf-8"), 0o600)
 
 
 def _toml_string(value: str) -> str:

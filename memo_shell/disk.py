@@ -8,11 +8,15 @@ state is unknown (see PostgreSQL's "fsyncgate"), so the caller must treat the wr
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
+import errno
 import os
+import secrets
 import stat
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 FILE_MODE = 0o600
@@ -57,6 +61,25 @@ class Disk:
     def rename(self, src: Path, dst: Path) -> None:
         os.replace(src, dst)
 
+    def link(self, src: Path, dst: Path) -> None:
+        """Give ``src``'s file the name ``dst`` too, failing (FileExistsError) if it is taken.
+
+        This is how a new record appears: unlike a rename, a hard link never replaces an
+        existing file, so an id collision can never destroy an acknowledged memory. On a file
+        system without hard links (FAT, some network and FUSE mounts) a checked rename stands
+        in; it has a tiny race window, but only there.
+        """
+        try:
+            os.link(src, dst, follow_symlinks=False)
+        except FileExistsError:
+            raise
+        except OSError as exc:
+            if exc.errno not in _NO_HARD_LINKS:
+                raise
+            if os.path.lexists(dst):
+                raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(dst)) from None
+            os.rename(src, dst)
+
     def unlink(self, path: Path) -> None:
         os.unlink(path)
 
@@ -91,9 +114,14 @@ class Disk:
         """Read a whole file, refusing (by fstat, before reading) anything over ``limit`` bytes.
 
         O_NONBLOCK so a named pipe at a record's path cannot block open() forever; anything
-        but a regular file (pipe, directory, device) is refused before reading.
+        but a regular file (pipe, directory, device, symbolic link) is refused before reading.
         """
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOFOLLOW)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:  # a symlink: reading it would read outside the store
+                raise NotARegularFile(path, stat.S_IFLNK) from exc
+            raise
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
@@ -115,6 +143,47 @@ class Disk:
             return data
         finally:
             os.close(fd)
+
+
+#: errnos meaning "this file system cannot make hard links" (not "this name is taken").
+_NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS}
+
+
+def atomic_write(path: Path, data: bytes | Iterable[bytes], mode: int = FILE_MODE) -> int:
+    """Replace ``path`` with ``data`` (bytes, or chunks) all at once, durably, with ``mode``.
+
+    Temp file beside it (created O_EXCL, then ``fchmod`` so the umask cannot widen ``mode``)
+    -> write -> fsync -> rename -> fsync the directory. A crash leaves the old file or the new
+    one, never a mix; the temp file is removed on any failure. Used for every whole-file write
+    outside the record store (config, theme choice, index snapshot and log, exports), so none
+    of them can leave a torn file or one other users can read. Returns the bytes written.
+    """
+    path = Path(path)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    size = 0
+    try:
+        try:
+            os.fchmod(fd, mode)
+            for chunk in [data] if isinstance(data, bytes | bytearray | memoryview) else data:
+                view = memoryview(chunk)
+                size += len(view)
+                while view:
+                    view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+    return size
 
 
 class FileTooLarge(OSError):

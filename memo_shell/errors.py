@@ -10,7 +10,13 @@ import errno
 
 
 class MemoShellError(Exception):
-    """Base of every error that is reported to the user as a message."""
+    """Base of every error that is reported to the user as a message.
+
+    ``partial``: results a command had produced before it failed (an import's counts), shown
+    beside the error, and put in the ``--json`` error document.
+    """
+
+    partial: dict[str, object] | None = None
 
 
 class NotFound(MemoShellError):
@@ -23,6 +29,20 @@ class StoreError(MemoShellError):
 
 class BackendError(MemoShellError):
     """A model backend is down, missing a model, or failed mid-reply."""
+
+
+def error_kind(exc: BaseException) -> str:
+    """A stable, machine-readable name for an error: ``NotFound`` -> ``not_found``,
+    ``StoreError`` -> ``store``; what ``--json`` error documents carry as ``kind``."""
+    if isinstance(exc, OSError):
+        return "os"
+    name = type(exc).__name__
+    if name in ("MemoShellError", "ClickException", "Exception"):
+        return "error"
+    if name.endswith("Error") and name != "Error":
+        name = name[: -len("Error")]
+    snake = "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+    return snake or "error"
 
 
 def describe_os_error(exc: OSError, action: str) -> str:

@@ -5,13 +5,23 @@ One object per line: ``{"user": str, "assistant": str?, "session": str?, "at": I
 ``backend``, ``provenance``, ``pinned``, ``tags``) so that export → import round-trips without
 loss; import accepts all of them. Unknown keys are rejected rather than dropped, because a typo
 such as ``"asistant"`` would otherwise silently lose half of a memory.
+
+Every line is validated completely (JSON, types, text that UTF-8 can encode, the record's
+encoded size) before it joins a batch, so one bad line is rejected alone and never aborts the
+others. A line without an ``id`` gets a deterministic one, from its time and a hash of its
+content, so importing the same file again (or re-running an interrupted import) finds those
+memories "already present" instead of storing them twice. An undated line's time is the
+file's modification time plus its line number in milliseconds (stable across re-runs of an
+unchanged file, and keeping line order); from a pipe it is the time of the import.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import IO, Any
 
 from memo_shell import records
@@ -68,8 +78,40 @@ def _expect(obj: dict[str, Any], key: str, kind: type, default: Any) -> Any:
     return value
 
 
-def parse_object(obj: Any, *, default_session: str = "imported") -> Memory:
-    """Turn one decoded JSON value into a validated record (provenance "imported" by default)."""
+def content_id(memory: Memory) -> str:
+    """A deterministic id: the memory's time, then 80 bits of a hash of everything else.
+
+    The same line imported twice yields the same id, so the store reports it present.
+    """
+    canonical = json.dumps(
+        [
+            memory.created_at.isoformat(),
+            memory.session,
+            memory.user,
+            memory.assistant,
+            memory.model,
+            memory.backend,
+            str(memory.provenance),
+            memory.pinned,
+            list(memory.tags),
+            sorted(memory.meta.items()),
+        ],
+        ensure_ascii=True,
+    ).encode("ascii")
+    digest = hashlib.blake2b(canonical, digest_size=10).digest()
+    millis = int(memory.created_at.timestamp() * 1000)
+    return records.id_from_parts(millis, int.from_bytes(digest, "big"))
+
+
+def parse_object(
+    obj: Any, *, default_session: str = "imported", undated: datetime | None = None
+) -> Memory:
+    """Turn one decoded JSON value into a validated record (provenance "imported" by default).
+
+    ``undated``: the time given to a line without ``at`` (default: now). The record is
+    encoded once here, so a line too large or holding text UTF-8 cannot carry (a lone
+    surrogate from a ``"\ud800"`` escape) is rejected by itself rather than failing a batch.
+    """
     if not isinstance(obj, dict):
         raise LineError(f"expected a JSON object, got {type(obj).__name__}")
     unknown = sorted(set(obj) - _KNOWN_KEYS)
@@ -85,12 +127,15 @@ def parse_object(obj: Any, *, default_session: str = "imported") -> Memory:
     if not all(isinstance(t, str) for t in tags):
         raise LineError('"tags" must be a list of strings')
     at = _expect(obj, "at", str, "") or None
+    given_id = obj.get("id")
+    if given_id is not None and not records.is_valid_id(given_id):
+        raise LineError(f'"id" {str(given_id)[:40]!r} is not a memory id')
     try:
         memory = records.make_memory(
             user=_expect(obj, "user", str, ""),
             assistant=_expect(obj, "assistant", str, ""),
             session=_expect(obj, "session", str, default_session) or default_session,
-            at=records.parse_datetime(at) if at else None,
+            at=records.parse_datetime(at) if at else undated,
             model=_expect(obj, "model", str, ""),
             backend=_expect(obj, "backend", str, ""),
             provenance=_expect(obj, "provenance", str, str(Provenance.IMPORTED)),
@@ -98,17 +143,16 @@ def parse_object(obj: Any, *, default_session: str = "imported") -> Memory:
             tags=tags,
             meta=meta,
         )
-        given_id = obj.get("id")
-        if given_id is not None:
-            if not records.is_valid_id(given_id):
-                raise LineError(f'"id" {given_id!r} is not a memory id')
-            memory = memory.with_changes(id=given_id)
+        memory = memory.with_changes(id=given_id if given_id is not None else content_id(memory))
+        records.encode(memory)  # size and encodability, checked for this line alone
     except InvalidRecord as exc:
         raise LineError(str(exc)) from exc
     return memory
 
 
-def parse_line(raw: bytes, *, default_session: str = "imported") -> Memory:
+def parse_line(
+    raw: bytes, *, default_session: str = "imported", undated: datetime | None = None
+) -> Memory:
     """Decode one line's bytes (UTF-8 JSON) into a record, or raise LineError saying why."""
     try:
         text = raw.decode("utf-8")
@@ -120,7 +164,9 @@ def parse_line(raw: bytes, *, default_session: str = "imported") -> Memory:
         raise LineError(f"not valid JSON ({exc.msg} at column {exc.colno})") from exc
     except RecursionError as exc:
         raise LineError("JSON nested too deeply") from exc
-    return parse_object(obj, default_session=default_session)
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise LineError(f"not valid JSON ({exc})") from exc
+    return parse_object(obj, default_session=default_session, undated=undated)
 
 
 def read_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes | None, int]]:
@@ -148,9 +194,14 @@ def read_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes | None, int]]:
 
 
 def iter_import(
-    stream: IO[bytes], *, default_session: str = "imported"
+    stream: IO[bytes], *, default_session: str = "imported", undated: datetime | None = None
 ) -> Iterator[tuple[int, Memory | Rejected, int]]:
-    """Parse a JSONL stream into (line number, record or rejection, bytes); skips blank lines."""
+    """Parse a JSONL stream into (line number, record or rejection, bytes); skips blank lines.
+
+    ``undated``: the base time of lines without ``at`` (line N gets it plus N ms); give the
+    source file's modification time so a re-run yields the same ids. Default: now.
+    """
+    base = undated if undated is not None else datetime.now().astimezone()
     for number, raw, size in read_lines(stream):
         if raw is None:
             reason = f"line is {size / 1e6:.1f} MB, over the {MAX_LINE_BYTES // 2**20} MiB limit"
@@ -159,6 +210,9 @@ def iter_import(
         if not raw.strip():
             continue
         try:
-            yield number, parse_line(raw, default_session=default_session), size
+            when = base + timedelta(milliseconds=number)
+            yield number, parse_line(raw, default_session=default_session, undated=when), size
         except LineError as exc:
-            yield number, Rejected(number, str(exc)), size
+            reason = str(exc)  # bounded: a reason may quote the line
+            reason = reason if len(reason) <= 300 else reason[:299] + "…"
+            yield number, Rejected(number, reason), size

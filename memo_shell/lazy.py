@@ -5,13 +5,35 @@ numpy, networkx and the index's data structures cost ~0.2 s to import, and most 
 path bind heavy dependencies through ``lazy("name")`` instead of ``import``; the first use,
 usually in the index's loader thread, pays the import once. Python's import lock makes that
 first use safe from any thread.
+
+It must also be safe across ``fork()``: a child forked while the loader thread is half-way
+through importing numpy inherits a *partially initialised* module that no thread will ever
+finish ("partially initialized module 'memo_shell.index.data'"). So lazy imports run under one
+lock that ``fork()`` takes first (``os.register_at_fork``): a fork waits for an import in
+progress, and a child never sees half a module.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+import threading
 from types import ModuleType
 from typing import Any
+
+_import_lock = threading.RLock()
+
+
+def _after_fork_in_child() -> None:
+    global _import_lock
+    _import_lock = threading.RLock()  # held by the parent's forking thread: start afresh
+
+
+os.register_at_fork(
+    before=lambda: _import_lock.acquire(),
+    after_in_parent=lambda: _import_lock.release(),
+    after_in_child=_after_fork_in_child,
+)
 
 
 class LazyModule:
@@ -26,7 +48,10 @@ class LazyModule:
     def __getattr__(self, attribute: str) -> Any:
         module = self._module
         if module is None:
-            module = self._module = importlib.import_module(self._name)
+            with _import_lock:
+                module = self._module
+                if module is None:
+                    module = self._module = importlib.import_module(self._name)
         return getattr(module, attribute)
 
 

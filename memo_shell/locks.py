@@ -28,6 +28,27 @@ log = logging.getLogger("memo_shell")
 _held_here: dict[tuple[int, int], int] = {}
 _held_guard = threading.Lock()
 
+# Lock file descriptors open in this process. A flock belongs to the open file *description*,
+# which fork() shares with the child: a lock another thread held at fork time would stay held
+# by the child's copy of its descriptor, which no thread of the child will ever close, and
+# every process (the parent included) would then wait for it forever. The child closes them
+# (that never releases the parent's lock: its own descriptor still holds it).
+_open_fds: dict[int, list[int]] = {}  # id(entry) -> entry, a one-item list holding the fd
+
+
+def _after_fork_in_child() -> None:
+    global _held_guard
+    _held_guard = threading.Lock()
+    _held_here.clear()
+    for entry in list(_open_fds.values()):
+        with contextlib.suppress(OSError):
+            os.close(entry[0])
+        entry[0] = -1  # the hold() that opened it (if it runs on in this child) must not close
+    _open_fds.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
 
 def _default_notice(message: str) -> None:
     # Without any logging configuration, Python prints warnings to stderr as-is: right for the
@@ -76,9 +97,11 @@ def hold(
     whether that matters.
     """
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    st = os.fstat(fd)
-    key = (st.st_dev, st.st_ino)
+    entry = [fd]
+    _open_fds[id(entry)] = entry
     try:
+        st = os.fstat(fd)
+        key = (st.st_dev, st.st_ino)
         if not _try_lock(fd):
             with _held_guard:
                 ours = _held_here.get(key, 0) > 0
@@ -89,9 +112,12 @@ def hold(
             yield
         finally:
             with _held_guard:
-                _held_here[key] -= 1
+                if key in _held_here:  # (a fork in between started the count afresh)
+                    _held_here[key] -= 1
     finally:
-        os.close(fd)  # releases the lock
+        _open_fds.pop(id(entry), None)
+        if entry[0] >= 0:  # else a forked child, where it was closed at the fork
+            os.close(fd)  # releases the lock
 
 
 def _wait(fd: int, doing: str, notice: Callable[[str], None] | None) -> None:

@@ -33,6 +33,8 @@ from typing import Any
 
 import msgpack
 
+from memo_shell.errors import MemoShellError
+
 MAGIC = b"\x89MEMO\r\n\x1a"
 FORMAT_MAJOR = 1
 FORMAT_MINOR = 0
@@ -61,8 +63,12 @@ class Provenance(StrEnum):
     TOOL = "tool"
 
 
-class RecordError(Exception):
-    """Base class for every reason a record cannot be built, encoded or decoded."""
+class RecordError(MemoShellError):
+    """Base class for every reason a record cannot be built, encoded or decoded.
+
+    A MemoShellError, so a surface that meets one (a corrupt file, a newer format, a bad
+    field) prints its one sentence instead of a traceback.
+    """
 
 
 class CorruptRecord(RecordError):
@@ -116,10 +122,24 @@ def is_valid_id(value: str) -> bool:
 
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_MAX_MILLIS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z (see _MAX_TIME_PREFIX)
 
 
-_last_id = [0, 0]  # (milliseconds, random part) of the id made last, for monotonicity
+#: (milliseconds, random part) of the id made last, for monotonicity. -1: none made yet; a
+#: start at 0 made the first id of 1970-01-01T00:00:00Z look like "same millisecond" and get
+#: the predictable random part 1 (so two processes minted the same id).
+_last_id = [-1, 0]
 _id_lock = threading.Lock()
+
+
+def _reset_after_fork() -> None:
+    """A forked child must not continue its parent's sequence: both would mint the same ids."""
+    global _id_lock
+    _last_id[0], _last_id[1] = -1, 0
+    _id_lock = threading.Lock()  # the parent may have held it at fork time
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def new_id(at: datetime | None = None) -> str:
@@ -132,6 +152,11 @@ def new_id(at: datetime | None = None) -> str:
     """
     seconds = at.timestamp() if at is not None else time.time()
     millis = int(seconds * 1000)
+    if not 0 <= millis <= _MAX_MILLIS:
+        raise InvalidRecord(
+            "a memory's date must fall between 1970-01-01 and 9999-12-31 (UTC): "
+            "ids count milliseconds from 1970"
+        )
     with _id_lock:
         if millis == _last_id[0] and _last_id[1] < (1 << 80) - 1:
             random_part = _last_id[1] + 1
@@ -177,9 +202,15 @@ def aware(dt: datetime) -> datetime:
 def parse_datetime(text: str) -> datetime:
     """Parse ISO 8601 (``2023-05-08``, ``...T13:56``, ``...Z``, offsets) to an aware value."""
     try:
-        return aware(datetime.fromisoformat(text.strip()))
+        parsed = datetime.fromisoformat(text.strip())
     except (ValueError, AttributeError) as exc:
         raise InvalidRecord(f"not an ISO 8601 date/time: {text!r}") from exc
+    try:
+        return aware(parsed)
+    except (ValueError, OverflowError) as exc:  # 0001-01-01 has no local time before it
+        raise InvalidRecord(
+            f"{text[:40]!r} is out of range: a memory's date must fall between 1970 and 9999"
+        ) from exc
 
 
 def clean_text(text: str) -> str:
@@ -192,7 +223,23 @@ def _check_short(name: str, value: object) -> str:
         raise InvalidRecord(f"{name} must be a string, not {type(value).__name__}")
     if len(value) > MAX_SHORT_FIELD:
         raise InvalidRecord(f"{name} is longer than {MAX_SHORT_FIELD} characters")
+    _check_encodable(name, value)
     return value
+
+
+def _check_encodable(name: str, value: str) -> None:
+    """Text must be valid Unicode to be stored as UTF-8: a lone surrogate (from a JSON
+    ``"\ud800"`` escape, or an undecodable byte in a command-line argument) is not."""
+    if value.isascii():
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidRecord(
+            f"{name} holds an invalid character at position {exc.start} "
+            f"({value[exc.start]!r}: a lone surrogate or undecodable byte), "
+            "which cannot be stored as UTF-8"
+        ) from None
 
 
 def validate(memory: Memory) -> Memory:
@@ -204,6 +251,8 @@ def validate(memory: Memory) -> Memory:
     _check_short("backend", memory.backend)
     if not isinstance(memory.user, str) or not isinstance(memory.assistant, str):
         raise InvalidRecord("user and assistant must be strings")
+    _check_encodable("user", memory.user)
+    _check_encodable("assistant", memory.assistant)
     if not isinstance(memory.created_at, datetime) or memory.created_at.tzinfo is None:
         raise InvalidRecord("created_at must be a timezone-aware datetime")
     if not isinstance(memory.pinned, bool):

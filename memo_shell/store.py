@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import os
 import re
+import shutil
 import stat
 import time
 from collections.abc import Iterable, Iterator
@@ -27,6 +27,7 @@ from datetime import date
 from pathlib import Path
 
 from memo_shell import locks, paths, records, sync
+from memo_shell import quarantine as _quarantine
 from memo_shell.disk import Disk, FileTooLarge, NotARegularFile
 from memo_shell.errors import NotFound, StoreError, describe_os_error
 from memo_shell.records import CorruptRecord, Memory
@@ -47,6 +48,10 @@ _OUR_TEMP = re.compile(r"\.[0-9A-HJKMNP-TV-Z]{26}\.(\d+)\.\d+\.tmp")
 _IN_FLIGHT = re.compile(r"[.~].*[0-9A-HJKMNP-TV-Z]{26}\.memo.+")
 
 _counter = itertools.count()
+
+
+class AlreadyExists(StoreError):
+    """A new record's id names a file that is already there: nothing was written or replaced."""
 
 
 @dataclass
@@ -116,6 +121,10 @@ class Store:
         self._known_dirs: set[Path] = set()
         self._shards: dict[int, Path] = {}
         self.quarantined: list[Quarantined] = []
+        #: record files that exist but could not be read (permissions, I/O): path -> why.
+        #: Listing skips them and the CLI names each, rather than failing as a whole.
+        self.unreadable: dict[Path, str] = {}
+        self._quarantine_ids: _quarantine.IdCache = {}  # what quarantined files decode as
         self._ensure_dir(self.memories_dir)
         with contextlib.suppress(OSError):
             paths.prepare(self.root)
@@ -145,23 +154,40 @@ class Store:
             return
         inside = [path, *path.parents]
         inside = inside[: inside.index(self.root)] if self.root in inside else [path]
+        for level in inside:
+            # A date folder that is a symlink would put acknowledged memories outside the data
+            # dir, where the listing (which never follows links) would never find them again.
+            below = level.is_relative_to(self.memories_dir) and level != self.memories_dir
+            if below and level.is_symlink():
+                raise StoreError(
+                    f"{level} is a symbolic link; memo-shell keeps every memory inside "
+                    "its data directory and will not write through it (replace the link "
+                    "with a real folder)"
+                )
         directory = self.root
-        try:
-            if not self.root.is_dir():  # first run: create the data dir, durably
-                for directory in reversed([self.root, *self.root.parents]):
+        for attempt in range(3):
+            try:
+                if not self.root.is_dir():  # first run: create the data dir, durably
+                    for directory in reversed([self.root, *self.root.parents]):
+                        if not directory.is_dir():
+                            with contextlib.suppress(FileExistsError):
+                                self.disk.mkdir(directory)
+                    self.disk.fsync_dir(self.root.parent)
+                for directory in reversed(inside):
                     if not directory.is_dir():
-                        with contextlib.suppress(FileExistsError):
+                        with contextlib.suppress(FileExistsError):  # another process was first
                             self.disk.mkdir(directory)
-                self.disk.fsync_dir(self.root.parent)
-            for directory in reversed(inside):
-                if not directory.is_dir():
-                    with contextlib.suppress(FileExistsError):  # another process was first
-                        self.disk.mkdir(directory)
-            if sync:
-                for directory in inside:
-                    self.disk.fsync_dir(directory.parent)
-        except OSError as exc:
-            raise StoreError(describe_os_error(exc, f"creating {directory}")) from exc
+                if sync:
+                    for directory in inside:
+                        self.disk.fsync_dir(directory.parent)
+                break
+            except FileNotFoundError as exc:
+                # a level vanished as we made the next (`forget --all` in another process
+                # removes the tree): make them again, a few times
+                if attempt == 2:
+                    raise StoreError(describe_os_error(exc, f"creating {directory}")) from exc
+            except OSError as exc:
+                raise StoreError(describe_os_error(exc, f"creating {directory}")) from exc
         self._known_dirs.add(path)
 
     def permission_problem(self) -> str | None:
@@ -185,7 +211,14 @@ class Store:
     def _write_temp(self, final: Path, data: bytes, *, sync: bool) -> Path:
         self._ensure_dir(final.parent, sync=sync)
         temp = self._temp_path(final)
-        fd = self.disk.open_new(temp)
+        try:
+            fd = self.disk.open_new(temp)
+        except FileNotFoundError:
+            # Another process removed the folder since we made it (`mem forget --all` wipes
+            # the tree): the cache of folders known to exist is stale, so heal it and retry.
+            self._known_dirs.clear()
+            self._ensure_dir(final.parent, sync=sync)
+            fd = self.disk.open_new(temp)
         try:
             try:
                 self.disk.write_all(fd, data)
@@ -202,69 +235,110 @@ class Store:
         with contextlib.suppress(OSError):
             self.disk.unlink(path)
 
-    def write(self, memory: Memory) -> None:
-        """Write (or replace) one record durably; returns only once it would survive power loss.
+    def write(self, memory: Memory, *, overwrite: bool = False) -> None:
+        """Write one record durably; returns only once it would survive power loss.
 
-        temp file in the same directory -> write all -> fsync -> rename -> fsync directory.
-        On any failure the final name is left as it was before the call and the error says why.
+        temp file in the same directory -> write all -> fsync -> link (a new record) or rename
+        (``overwrite``: a rewrite of a known memory) -> fsync directory. A new record never
+        replaces a file: if its id is taken, AlreadyExists is raised and nothing changes. On
+        any failure the final name is left as it was before the call and the error says why.
         """
         data = records.encode(memory)
         final = self.path_for(memory.id)
-        existed = final.exists()
         try:
-            temp = self._write_temp(final, data, sync=True)
+            self._write_once(memory.id, data, final, overwrite)
+        except FileNotFoundError as exc:
+            if overwrite:
+                raise StoreError(describe_os_error(exc, "saving the memory")) from exc
+            # Its folder vanished mid-write (another process's `forget --all` removed the
+            # tree): nothing was acknowledged and nothing is left, so make it again, once.
+            self._known_dirs.clear()
             try:
-                self.disk.rename(temp, final)
-            except BaseException:
-                self._discard(temp)
-                raise
-            try:
-                self.disk.fsync_dir(final.parent)
-            except BaseException:
-                # The rename may or may not be durable; it was not acknowledged, so a new record
-                # must not linger and resurface later. A replaced one stays as renamed.
-                if not existed:
-                    self._discard(final)
-                raise
+                self._write_once(memory.id, data, final, overwrite)
+            except OSError as again:
+                raise StoreError(describe_os_error(again, "saving the memory")) from again
         except OSError as exc:
             raise StoreError(describe_os_error(exc, "saving the memory")) from exc
 
-    def write_batch(self, memories: Iterable[Memory]) -> int:
+    def _write_once(self, memory_id: str, data: bytes, final: Path, overwrite: bool) -> None:
+        """One attempt of ``write``; raises OSError (or AlreadyExists) as it happens."""
+        existed = overwrite and final.exists()
+        temp = self._write_temp(final, data, sync=True)
+        try:
+            if overwrite:
+                self.disk.rename(temp, final)
+            else:
+                self.disk.link(temp, final)
+        except BaseException as exc:
+            self._discard(temp)
+            if isinstance(exc, FileExistsError):
+                raise AlreadyExists(f"a memory with id {memory_id} already exists") from exc
+            raise
+        if not overwrite:
+            self._discard(temp)  # the record lives on under its final name
+        try:
+            self.disk.fsync_dir(final.parent)
+        except BaseException:
+            # The rename may or may not be durable; it was not acknowledged, so a new record
+            # must not linger and resurface later. A replaced one stays as renamed.
+            if not existed:
+                self._discard(final)
+            raise
+
+    def write_batch(self, memories: Iterable[Memory]) -> list[str]:
         """Write many new records with two file-system syncs in all (used by import).
 
-        All temp files are written, the file system is synced (data durable), all are renamed,
-        and it is synced again (names durable). Nothing is acknowledged before the end; on
-        failure every temp file of the batch is removed and already-renamed ones are deleted.
+        All temp files are written, the file system is synced (data durable), each is linked
+        to its final name, and it is synced again (names durable). A record whose id is taken
+        already is skipped, never replaced: the ids returned are those actually written.
+        Nothing is acknowledged before the end; on failure every temp file of the batch is
+        removed and the records it had linked are deleted again.
         """
-        staged: list[tuple[Path, Path]] = []
-        existing: set[Path] = set()
-        renamed: list[Path] = []
+        batch = list(memories)
+        try:
+            return self._write_batch_once(batch)
+        except StoreError as exc:
+            if not isinstance(exc.__cause__, FileNotFoundError):
+                raise
+            # a folder vanished mid-batch (another process's `forget --all`): the batch left
+            # nothing behind and nothing was acknowledged, so write it again, once
+            return self._write_batch_once(batch)
+
+    def _write_batch_once(self, memories: list[Memory]) -> list[str]:
+        staged: list[tuple[Path, Path, str]] = []
+        linked: list[Path] = []
+        written: list[str] = []
         try:
             for memory in memories:
                 final = self.path_for(memory.id)
                 data = records.encode(memory)
                 if final.exists():
-                    existing.add(final)  # re-import: on failure it must stay, not be deleted
-                staged.append((self._write_temp(final, data, sync=False), final))
+                    continue  # already present (the link below is the real, race-free guard)
+                staged.append((self._write_temp(final, data, sync=False), final, memory.id))
             if not staged:
-                return 0
+                return []
             self.disk.sync_filesystem(self.memories_dir)
-            for temp, final in staged:
-                self.disk.rename(temp, final)
-                if final not in existing:
-                    renamed.append(final)
+            for temp, final, memory_id in staged:
+                try:
+                    self.disk.link(temp, final)
+                except FileExistsError:
+                    continue  # another process (or an earlier line) made it meanwhile
+                linked.append(final)
+                written.append(memory_id)
+            for temp, _final, _id in staged:
+                self._discard(temp)
             self.disk.sync_filesystem(self.memories_dir)
         except BaseException as exc:
             # Also on StoreError from a mkdir, InvalidRecord from encode, or Ctrl-C: no debris.
             self._known_dirs.clear()  # dirs made for this batch may not be durable: re-check
-            for temp, _final in staged:
+            for temp, _final, _id in staged:
                 self._discard(temp)
-            for final in renamed:
+            for final in linked:
                 self._discard(final)
             if isinstance(exc, OSError):
                 raise StoreError(describe_os_error(exc, "saving the imported memories")) from exc
             raise
-        return len(staged)
+        return written
 
     @contextlib.contextmanager
     def _changing(self, doing: str) -> Iterator[None]:
@@ -276,6 +350,17 @@ class Store:
                 stack.enter_context(locks.hold(self.lock_path, doing))
             yield
 
+    def wipe(self) -> None:
+        """Remove everything under ``memories/`` and ``quarantine/`` (``forget --all``).
+
+        Under the store's lock, so a pin or tag rewrite in another process lands wholly before
+        (and is wiped) or after (and finds its memory gone): never into a vanishing folder.
+        """
+        with self._changing("forgetting everything"):
+            for directory in (self.quarantine_dir, self.memories_dir):
+                shutil.rmtree(directory, ignore_errors=True)
+            self._known_dirs.clear()
+
     def replace(self, memory: Memory) -> None:
         """Rewrite an existing record (pin, tags), durably; NotFound if it is gone.
 
@@ -284,7 +369,7 @@ class Store:
         with self._changing("changing a memory"):
             if not self.path_for(memory.id).exists():
                 raise NotFound(f"no memory with id {memory.id}")
-            self.write(memory)
+            self.write(memory, overwrite=True)
 
     def delete(self, memory_id: str) -> None:
         """Remove a record: unlink, then fsync the directory so it cannot come back."""
@@ -293,6 +378,8 @@ class Store:
             try:
                 self.disk.unlink(path)
             except FileNotFoundError as exc:
+                if self.purge_quarantined(memory_id):
+                    return  # only a quarantined copy was left: that is what was forgotten
                 raise NotFound(f"no memory with id {memory_id}") from exc
             except OSError as exc:
                 raise StoreError(describe_os_error(exc, f"forgetting {memory_id}")) from exc
@@ -300,6 +387,11 @@ class Store:
                 self.disk.fsync_dir(path.parent)
             except OSError as exc:
                 raise StoreError(describe_os_error(exc, f"forgetting {memory_id}")) from exc
+            self.purge_quarantined(memory_id)
+
+    def purge_quarantined(self, memory_id: str) -> int:
+        """Delete every quarantined copy of a memory (see ``quarantine.purge``)."""
+        return _quarantine.purge(self.disk, self.quarantine_dir, memory_id, self._quarantine_ids)
 
     # ----------------------------------------------------------------- reading
 
@@ -327,7 +419,9 @@ class Store:
             self.quarantine(path, str(exc))
             raise CorruptRecord(str(exc)) from exc
         except OSError as exc:
-            raise StoreError(describe_os_error(exc, f"reading {memory_id}")) from exc
+            message = describe_os_error(exc, f"reading {memory_id}")
+            self.unreadable[path] = message
+            raise StoreError(message) from exc
         try:
             memory = records.decode(data)
             if memory.id != memory_id:
@@ -343,37 +437,18 @@ class Store:
             self._ensure_dir(self.quarantine_dir)
         except StoreError:
             return None  # read-only store: report but leave the file where it is
-        target = self.quarantine_dir / path.name
-        n = 1
-        while target.exists():
-            target = self.quarantine_dir / f"{path.name}.{n}"
-            n += 1
         try:
-            self.disk.rename(path, target)
+            target = _quarantine.move_aside(self.disk, path, self.quarantine_dir)
             self.disk.fsync_dir(self.quarantine_dir)
             self.disk.fsync_dir(path.parent)
         except FileNotFoundError:
             return None  # someone else moved or deleted it first
         except OSError:
             return None  # read-only store: report but leave the file where it is
-        with contextlib.suppress(OSError):  # it may hold memory text and arrived world-readable
-            os.chmod(target, 0o600, follow_symlinks=False)
+        _quarantine.make_private(target)
         entry = Quarantined(path, target, reason)
         self.quarantined.append(entry)
-        line = json.dumps(
-            {"file": str(path), "moved_to": str(target), "reason": reason, "at": time.time()}
-        )
-        try:
-            # private like everything else here: the log names files and says what is wrong
-            fd = os.open(
-                self.quarantine_dir / "log.jsonl",
-                os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
-                0o600,
-            )
-            with os.fdopen(fd, "a", encoding="utf-8") as log:
-                log.write(line + "\n")
-        except OSError:
-            pass
+        _quarantine.log(self.quarantine_dir, path, target, reason)
         return entry
 
     # ----------------------------------------------------------------- listing

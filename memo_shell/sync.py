@@ -139,7 +139,7 @@ def fold(store: Store, copy: Path, memory_id: str) -> str | None:
                 newer, older = (ours, theirs) if ours[1] >= theirs[1] else (theirs, ours)
                 merged = merge(newer[0], older[0])
                 if merged != ours[0]:
-                    store.write(merged)
+                    store.write(merged, overwrite=True)  # a rewrite of the live record
                 outcome = "merged"
         with contextlib.suppress(FileNotFoundError):
             store.disk.unlink(copy)

@@ -33,6 +33,31 @@ CONTROL_PICTURES[0x7F] = "\u2421"
 CONTROL_PICTURES.update({c: "\ufffd" for c in range(0x80, 0xA0)})
 
 
+# Invisible characters that change what a terminal shows without being seen themselves: bidi
+# overrides, embeddings and isolates reorder the rest of the line ("Trojan Source"), and
+# zero-width spaces, marks and the BOM hide inside words so that two different texts look the
+# same. In human output they are shown as their code point, e.g. "<U+202E>". ZWJ and ZWNJ stay:
+# emoji sequences and several scripts need them, and they move nothing.
+INVISIBLES: dict[int, str] = {
+    c: f"<U+{c:04X}>"
+    for c in (
+        0x061C,  # Arabic letter mark
+        0x180E,  # Mongolian vowel separator
+        0x200B,  # zero-width space
+        0x200E,  # left-to-right mark
+        0x200F,  # right-to-left mark
+        *range(0x202A, 0x202F),  # LRE RLE PDF LRO RLO
+        *range(0x2060, 0x2065),  # word joiner, invisible operators
+        *range(0x2066, 0x206A),  # LRI RLI FSI PDI
+        0xFEFF,  # zero-width no-break space (BOM)
+    )
+}
+#: lone surrogates (a model reply's "\\ud800" escape) cannot be written as UTF-8 at all
+_SURROGATES = dict.fromkeys(range(0xD800, 0xE000), "\ufffd")
+_HUMAN = {**CONTROL_PICTURES, **INVISIBLES, **_SURROGATES}
+
+
 def printable(text: str) -> str:
-    """``text`` safe to write to a terminal: control characters made visible (see above)."""
-    return text.translate(CONTROL_PICTURES)
+    """``text`` safe to write to a terminal: control characters made visible as symbols and
+    invisible reordering or zero-width characters shown as code points (see above)."""
+    return text.translate(_HUMAN)

@@ -72,7 +72,7 @@ class Op:
     """One step of a run. Paths are POSIX strings relative to the store root ("" is the root)."""
 
     index: int
-    kind: str  # create write fsync rename unlink mkdir fsync_dir syncfs | begin ack
+    kind: str  # create write fsync rename link unlink mkdir fsync_dir syncfs | begin ack
     path: str = ""
     dst: str = ""
     inode: int = -1
@@ -178,6 +178,11 @@ class RecordingDisk(Disk):
         super().rename(src, dst)
         self.log.add("rename", path=self.rel(src), dst=self.rel(dst))
 
+    def link(self, src: Path, dst: Path) -> None:
+        self._before("link", src)
+        super().link(src, dst)
+        self.log.add("link", path=self.rel(src), dst=self.rel(dst))
+
     def unlink(self, path: Path) -> None:
         self._before("unlink", path)
         super().unlink(path)
@@ -266,7 +271,13 @@ class Tracker:
         return True
 
     def write(self, store: Store, memory: Memory) -> bool:
-        return self._run(f"write {memory.id}", {memory.id: memory}, lambda: store.write(memory))
+        """A new record, or (for an id written before) a rewrite of it, as pin/tag do."""
+        rewrite = any(memory.id in call.effects for call in self.calls)
+        return self._run(
+            f"write {memory.id}",
+            {memory.id: memory},
+            lambda: store.write(memory, overwrite=rewrite),
+        )
 
     def write_batch(self, store: Store, memories: Sequence[Memory]) -> bool:
         effects: dict[str, Memory | None] = {m.id: m for m in memories}
@@ -298,7 +309,7 @@ class Tracker:
 # --------------------------------------------------------------------------- power-loss states
 
 DATA_MODES = ("keep", "drop", "zero", "truncate", "torn")
-_NAMESPACE = frozenset({"create", "mkdir", "rename", "unlink"})
+_NAMESPACE = frozenset({"create", "mkdir", "rename", "link", "unlink"})
 
 
 def _parent(path: str) -> str:
@@ -306,7 +317,7 @@ def _parent(path: str) -> str:
 
 
 def _dirs_of(op: Op) -> tuple[str, ...]:
-    if op.kind == "rename":
+    if op.kind in ("rename", "link"):
         return (_parent(op.path), _parent(op.dst))
     return (_parent(op.path),)
 
@@ -438,6 +449,9 @@ def _replay_namespace(namespace: list[Op], kept: frozenset[int]) -> tuple[set[st
                 raise NotImplementedError("directory renames are not modelled")
             if op.path in entries and _parent(op.dst) in dirs and op.dst not in dirs:
                 entries[op.dst] = entries.pop(op.path)
+        elif op.kind == "link":  # a second name for the same inode; the source name stays
+            if op.path in entries and _parent(op.dst) in dirs and op.dst not in dirs:
+                entries[op.dst] = entries[op.path]
         elif op.kind == "unlink":
             entries.pop(op.path, None)
     return dirs, entries

@@ -4,7 +4,9 @@ Children forked from this process add, recall, pin, forget and reindex on one da
 at a time, and are SIGKILLed at random; then every acknowledged add must be present and intact
 unless its forget was acknowledged, no forgotten memory may exist, pins must stick, nothing
 damaged or stray may remain, and the index must agree with the files (and with a reindex) after
-the restart. The full-size run is ``python bench/soak.py`` (10,000 operations).
+the restart. Children also re-import one JSONL file (killed mid-import at times: no line may be
+stored twice) and run ``forget --all`` while others add. The full-size run is
+``python bench/soak.py`` (10,000 operations).
 """
 
 from __future__ import annotations
@@ -26,5 +28,8 @@ def test_soak_with_random_sigkills_loses_nothing(tmp_path: Path) -> None:
     assert report.kills >= 5, summary  # it really was killed, many times
     assert report.ledger.ops["add"] > 300 and report.ledger.ops["forget"] > 30, summary
     assert report.verified > 200, summary
+    imported = report.ledger.ops["import line"] + report.ledger.ops["import line already present"]
+    assert imported > 0, summary  # interrupted and repeated imports ran too
+    assert report.duplicated == [] and report.survived_wipe == [], summary
     assert report.lost == [], summary
     assert report.ok, summary

@@ -39,6 +39,10 @@ class RecordingDisk(Disk):
         self.log.append(("rename", dst.name))
         super().rename(src, dst)
 
+    def link(self, src: Path, dst: Path) -> None:
+        self.log.append(("link", dst.name))
+        super().link(src, dst)
+
     def fsync_dir(self, path: Path) -> None:
         self.log.append(("fsync_dir", path.name))
         super().fsync_dir(path)
@@ -48,7 +52,7 @@ class RecordingDisk(Disk):
         super().unlink(path)
 
 
-def test_write_follows_temp_fsync_rename_dirsync(tmp_path: Path) -> None:
+def test_write_follows_temp_fsync_link_dirsync(tmp_path: Path) -> None:
     disk = RecordingDisk()
     store = Store(tmp_path, disk)
     m = memory()
@@ -57,7 +61,11 @@ def test_write_follows_temp_fsync_rename_dirsync(tmp_path: Path) -> None:
     second = memory("again")
     store.write(second)
     ops = [op for op, _ in disk.log]
-    assert ops == ["open", "fsync", "rename", "fsync_dir"]
+    # a new record is linked (never renamed over anything), then its temp name dropped
+    assert ops == ["open", "fsync", "link", "unlink", "fsync_dir"]
+    disk.log.clear()
+    store.write(second.with_changes(pinned=True), overwrite=True)  # a rewrite replaces
+    assert [op for op, _ in disk.log] == ["open", "fsync", "rename", "fsync_dir"]
     assert disk.log[0][1].startswith(f".{second.id}.") and disk.log[0][1].endswith(".tmp")
     assert disk.log[2][1] == f"{second.id}.memo"
 
@@ -105,7 +113,7 @@ def test_listing_is_in_time_order_without_reading_files(tmp_path: Path) -> None:
 def test_batch_write_is_all_visible_and_readable(tmp_path: Path) -> None:
     store = Store(tmp_path)
     batch = [memory(f"item {i}") for i in range(50)]
-    assert store.write_batch(batch) == 50
+    assert len(store.write_batch(batch)) == 50
     assert {store.read(m.id).user for m in batch} == {f"item {i}" for i in range(50)}
     assert not store.scan().temps
 

@@ -7,6 +7,8 @@ accepted before any subcommand and apply to the TUI too.
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,7 +19,7 @@ import click
 
 from memo_shell import __version__
 from memo_shell.config import BACKENDS, Settings, load_settings
-from memo_shell.errors import MemoShellError
+from memo_shell.errors import MemoShellError, describe_os_error, error_kind
 
 if TYPE_CHECKING:
     from memo_shell.api import Memories
@@ -52,18 +54,60 @@ class CliContext:
                     f"moved to {entry.moved_to}",
                     err=True,
                 )
+            for path, why in memories.store.unreadable.items():
+                click.echo(f"warning: skipped {path}: {why}", err=True)
             for notice in memories.index.notices:
                 click.echo(f"note: {notice}", err=True)
 
 
+def _wants_json(ctx: click.Context) -> bool:
+    """Whether the command line asked for ``--json`` (before any ``--``). Read before the
+    group invokes its subcommand, which consumes the arguments."""
+    args = [*getattr(ctx, "_protected_args", ()), *ctx.args]
+    if "--" in args:
+        args = args[: args.index("--")]
+    return "--json" in args
+
+
+def _json_error(as_json: bool, exc: BaseException, message: str) -> None:
+    """With ``--json``, an error is exactly one document on stdout, like a result is:
+    ``{"error": {"message": ..., "kind": ...}}`` plus whatever was done before it failed."""
+    if not as_json:
+        return
+    wrapped = isinstance(exc, click.ClickException) and isinstance(exc.__cause__, MemoShellError)
+    cause = exc.__cause__ if wrapped else exc  # `ask` wraps its errors to add "not stored"
+    doc: dict[str, object] = {"error": {"message": message, "kind": error_kind(cause)}}
+    partial = getattr(cause, "partial", None)
+    if partial:
+        doc.update(partial)
+    from memo_shell.cli.output import write_json  # rich is not needed for a plain error
+
+    write_json(doc)
+
+
 class _Group(click.Group):
-    """Turns MemoShellError into click's one-line "Error: ..." and exit status 1."""
+    """Turns every failure into click's one-line "Error: ..." on stderr and exit status 1
+    (2 for usage errors), and with ``--json`` also into one JSON error document on stdout."""
 
     def invoke(self, ctx: click.Context) -> object:
+        as_json = _wants_json(ctx)
         try:
             return super().invoke(ctx)
         except MemoShellError as exc:
+            _json_error(as_json, exc, str(exc))
             raise click.ClickException(str(exc)) from exc
+        except click.ClickException as exc:
+            _json_error(as_json, exc, exc.format_message())
+            raise
+        except click.Abort as exc:
+            _json_error(as_json, exc, "cancelled")
+            raise
+        except OSError as exc:  # one the command did not expect: still a sentence, not a trace
+            if exc.errno == errno.EPIPE:
+                raise  # `… | head`: click exits quietly, as a Unix filter should
+            message = describe_os_error(exc, "the command")
+            _json_error(as_json, exc, message)
+            raise click.ClickException(message) from exc
 
 
 @click.group(
@@ -99,11 +143,26 @@ def cli(
     directory; every command below takes --json for scripting.
     """
     settings = load_settings(config_file, data_dir=data_dir, backend=backend, model=model)
+    if data_dir is not None or os.environ.get("MEMO_SHELL_DATA_DIR"):
+        _check_explicit_data_dir(settings.data_dir)
     ctx.obj = CliContext(settings)
     if ctx.invoked_subcommand is None:
         from memo_shell.tui import run
 
         run(settings)
+
+
+def _check_explicit_data_dir(root: Path) -> None:
+    """A data dir the user named is created only inside a folder that exists: a typo in its
+    path must not silently open a fresh, empty store ("0 memories"). The default one (and its
+    parents) is created as needed."""
+    root = root.expanduser()
+    if not root.exists() and not root.parent.exists():
+        raise click.BadParameter(
+            f"{root} does not exist and neither does its parent folder {root.parent} "
+            "(a typo?); create the parent first, or leave --data-dir out to use the default",
+            param_hint="--data-dir",
+        )
 
 
 def _register() -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-import shutil
+import signal
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from memo_shell.api import Memories
 from memo_shell.cli import imports
 from memo_shell.cli.main import CliContext
 from memo_shell.cli.output import Output, human_size, json_option, preview, progress_bar
-from memo_shell.errors import MemoShellError, NotFound
+from memo_shell.disk import atomic_write
+from memo_shell.errors import MemoShellError, NotFound, describe_os_error
 from memo_shell.index import files as index_files
 from memo_shell.records import Memory
 
@@ -35,6 +37,8 @@ def _parse_when(text: str, option: str) -> datetime:
     try:
         return records.parse_datetime(text)
     except records.InvalidRecord as exc:
+        if "out of range" in str(exc):  # a real date, but not one a memory can have
+            raise click.BadParameter(str(exc), param_hint=option) from exc
         raise click.BadParameter(
             f"{text!r} is not an ISO 8601 date or time", param_hint=option
         ) from exc
@@ -132,56 +136,116 @@ def import_(ctx: CliContext, source: Path, session: str, fmt: str | None, as_jso
         imports.import_from(ctx, chosen, source, as_json, guessed=fmt is None)
         return
     out = Output(as_json)
+    undated: datetime | None = None
     if str(source) == "-":
         stream = sys.stdin.buffer
         total = None
     else:
         try:
             stream = open(source, "rb")  # noqa: SIM115 - closed below, after the import
-            total = os.fstat(stream.fileno()).st_size
+            st = os.fstat(stream.fileno())
         except OSError as exc:
             raise MemoShellError(f"cannot read {source}: {exc.strerror}") from exc
-    rejected: list[jsonl.Rejected] = []
-    duplicates = 0
-    ids: list[str] = []
+        total = st.st_size
+        # undated lines are dated by the file, so re-running an unchanged file finds them
+        undated = datetime.fromtimestamp(st.st_mtime_ns // 1_000_000 / 1000).astimezone()
+    tally = _ImportTally()
     bar, advance = progress_bar(out, total, "importing")
+    stopped: BaseException | None = None
     try:
-        with ctx.open_memories() as memories, bar:
+        with _sigterm_as_interrupt(), ctx.open_memories() as memories, bar:
 
             def accepted() -> Iterable[Memory]:
-                nonlocal duplicates
-                for _number, item, size in jsonl.iter_import(stream, default_session=session):
+                lines = jsonl.iter_import(stream, default_session=session, undated=undated)
+                for _number, item, size in lines:
                     advance(size)
                     if isinstance(item, jsonl.Rejected):
-                        rejected.append(item)
+                        tally.rejected.append(item)
                         out.note(f"line {item.line}: {item.reason}")
-                    elif memories.store.exists(item.id):
-                        duplicates += 1  # re-importing an export is a no-op, not a duplicate
                     else:
                         yield item
 
-            ids = memories.add_many(accepted())
+            memories.add_many(accepted(), added=tally.added, present=tally.present)
+    except (MemoShellError, KeyboardInterrupt) as exc:
+        stopped = exc
+    except OSError as exc:  # reading the source failed midway (a device error, a vanished mount)
+        stopped = MemoShellError(describe_os_error(exc, f"reading {source}"))
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
-    if as_json:
-        out.document(
-            {
-                "imported": len(ids),
-                "already_present": duplicates,
-                "rejected": [{"line": r.line, "reason": r.reason} for r in rejected],
-                "ids": ids,
-            }
+    tally.report(out, stopped)
+
+
+class _ImportTally:
+    """What an import did so far: reported whole even when it stops early (disk full, ^C)."""
+
+    def __init__(self) -> None:
+        self.added: list[str] = []
+        self.present: list[str] = []
+        self.rejected: list[jsonl.Rejected] = []
+
+    def counts(self) -> dict[str, object]:
+        return {
+            "imported": len(self.added),
+            "already_present": len(self.present),
+            "rejected": [{"line": r.line, "reason": r.reason} for r in self.rejected],
+            "ids": self.added,
+        }
+
+    def report(self, out: Output, stopped: BaseException | None) -> None:
+        if stopped is not None:
+            why = "interrupted" if isinstance(stopped, KeyboardInterrupt) else str(stopped)
+            message = (
+                f"import stopped early ({why}); the memories counted as imported are stored, "
+                "and running the same import again skips them"
+            )
+            raise ImportStopped(message, self.counts()) from stopped
+        if out.as_json:
+            out.document(self.counts())
+            if self.rejected:
+                sys.exit(1)
+            return
+        out.note(self.summary(), style="green" if not self.rejected else "yellow")
+        if self.rejected:
+            sys.exit(1)
+
+    def summary(self) -> str:
+        return (
+            f"imported {len(self.added)}, already present {len(self.present)}, "
+            f"rejected {len(self.rejected)}"
         )
-    else:
-        summary = f"imported {len(ids)} memories"
-        if duplicates:
-            summary += f", {duplicates} already present"
-        if rejected:
-            summary += f", rejected {len(rejected)} line(s)"
-        out.note(summary, style="green" if not rejected else "yellow")
-    if rejected:
-        sys.exit(1)
+
+
+class ImportStopped(MemoShellError):
+    """An import cut short; carries what it had done (printed with the error, --json too)."""
+
+    def __init__(self, message: str, partial: dict[str, object]) -> None:
+        rejected = partial["rejected"]
+        assert isinstance(rejected, list)
+        super().__init__(
+            f"{message} (imported {partial['imported']}, already present "
+            f"{partial['already_present']}, rejected {len(rejected)})"
+        )
+        self.partial = partial
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM during an import stops it like Ctrl-C: the batch in flight is rolled back and
+    the counts of what was stored are still printed."""
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (an embedding host): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 # ---------------------------------------------------------------------------- export
@@ -189,20 +253,23 @@ def import_(ctx: CliContext, source: Path, session: str, fmt: str | None, as_jso
 
 def _write_private_atomically(path: Path, lines: Iterable[str]) -> int:
     """Exports hold private conversations: 0600, and never a half-written file under the name."""
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     count = 0
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for line in lines:
-                handle.write(line)
-                count += 1
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+
+    def chunks() -> Iterator[bytes]:
+        nonlocal count
+        for line in lines:
+            count += 1
+            yield line.encode("utf-8")
+
+    path = path.resolve()  # through a symlink: replace its target, keep the link
+    if path.exists() and not path.is_file():
+        # /dev/stdout, a pipe, a device: stream into it; renaming over it would replace the
+        # device node itself with a regular file
+        with open(path, "wb") as sink:
+            for chunk in chunks():
+                sink.write(chunk)
+        return count
+    atomic_write(path, chunks(), 0o600)
     return count
 
 
@@ -212,17 +279,17 @@ def _write_private_atomically(path: Path, lines: Iterable[str]) -> int:
 @json_option
 @click.pass_obj
 def export(ctx: CliContext, target: Path | None, session: str | None, as_json: bool) -> None:
-    """Export memories as JSON Lines to TARGET (default: stdout), oldest first."""
+    """Export memories as JSON Lines to TARGET (default, or -: stdout), oldest first."""
     import json
 
     out = Output(as_json)
     with ctx.open_memories() as memories:
         items = memories.iter_memories(newest_first=False, session=session)
-        if target is None and as_json:
+        if (target is None or str(target) == "-") and as_json:
             out.document([jsonl.memory_to_json(m) for m in items])
             return
         lines = (json.dumps(jsonl.memory_to_json(m), ensure_ascii=False) + "\n" for m in items)
-        if target is None:
+        if target is None or str(target) == "-":
             for line in lines:
                 sys.stdout.write(line)
             return
@@ -353,10 +420,8 @@ def _wipe_everything(memories: Memories) -> int:
     """
     count = len(memories.forget_many(memories.ids()))
     memories.close()
-    store = memories.store
     index_files.wipe(paths.index_dir(memories.data_dir))
-    for directory in (store.quarantine_dir, store.memories_dir):
-        shutil.rmtree(directory, ignore_errors=True)
+    memories.store.wipe()
     return count
 
 

@@ -1,8 +1,9 @@
 """How commands speak: exactly one JSON document with ``--json``, rich tables on a terminal,
 plain tab-separated text when piped (so ``cut`` and ``grep`` work on it).
 
-Human output (tables, lines, notices) never carries a control character from memory text or a
-model reply to the terminal: ``printable`` shows them as symbols. JSON keeps the exact text.
+Human output (tables, lines, notices) never carries a control character, a bidi override or a
+zero-width character from memory text or a model reply to the terminal: ``printable`` shows
+them visibly. Nor is such text ever parsed as rich markup. JSON keeps the exact text.
 
 Diagnostics (warnings, notices, progress) go to stderr so stdout stays a clean data channel.
 """
@@ -17,10 +18,11 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from memo_shell.text import human_size, one_line, printable
 
-__all__ = ["Output", "human_size", "json_option", "preview", "progress_bar"]
+__all__ = ["Output", "human_size", "json_option", "preview", "progress_bar", "write_json"]
 
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print exactly one JSON document on stdout."
@@ -41,8 +43,7 @@ class Output:
 
     def document(self, obj: Any) -> None:
         """The JSON result of the command (call once)."""
-        sys.stdout.write(json.dumps(obj, ensure_ascii=False, indent=None) + "\n")
-        sys.stdout.flush()
+        write_json(obj)
 
     def line(self, text: str, style: str | None = None) -> None:
         """A human line on stdout (suppressed in JSON mode)."""
@@ -80,8 +81,22 @@ class Output:
                 column, style=style, overflow="fold" if i == len(columns) - 1 else "ellipsis"
             )
         for row in rows:
-            table.add_row(*row)
+            # Text, never a str: rich would parse a str cell as markup, so a memory holding
+            # "[link=http://…]" became a live hyperlink and "[/INST]" raised MarkupError.
+            table.add_row(*(Text(cell) for cell in row))
         self.console.print(table)
+
+
+def write_json(obj: Any) -> None:
+    """One JSON document and a newline on stdout. Text that UTF-8 cannot carry (a lone
+    surrogate in an error message) is written as JSON escapes instead of crashing."""
+    try:
+        text = json.dumps(obj, ensure_ascii=False)
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(obj, ensure_ascii=True)
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
 
 
 def preview(text: str, width: int = 60) -> str:

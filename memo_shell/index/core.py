@@ -34,6 +34,7 @@ import os
 import secrets
 import threading
 import time
+import weakref
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -96,6 +97,18 @@ SCRUB_AFTER_SECONDS = 2.0
 Op = tuple[str, Any]  # ("+", Memory) | ("~", Memory) | ("-", memory id)
 
 
+#: Every open Index, so a forked child can make each one usable again (see _reset_after_fork).
+_open_indexes: weakref.WeakSet[Index] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for index in list(_open_indexes):
+        index._reset_after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class Index(FreshnessMixin):
     """Derived, disposable, lazily loaded recall index over one data directory's records."""
 
@@ -145,6 +158,7 @@ class Index(FreshnessMixin):
         self._scan_lock = threading.Lock()  # one walk of the files at a time
         self._watcher: filewatch.Watcher | None = None
         self._embedding: EmbeddingQueue | None = None
+        _open_indexes.add(self)
         if embedder is not None:
             self._embedding = EmbeddingQueue(
                 embedder,
@@ -152,6 +166,27 @@ class Index(FreshnessMixin):
                 store_vectors=self._store_vectors,
                 notice=self._notice,
             )
+
+    def _reset_after_fork(self) -> None:
+        """In a forked child only the forking thread lives on: a load, save, reload or scrub
+        that was running in the parent is gone, and any lock it held stays held forever.
+        Re-create the locks and, if the load had not finished, start it again on demand. The
+        child also writes the change log under its own origin, or the parent would skip its
+        lines as its own."""
+        self._lock = threading.RLock()
+        self._save_lock = threading.Lock()
+        self._reload_lock = threading.Lock()
+        self._origin = f"{os.getpid()}-{secrets.token_hex(3)}"
+        self._scrub_timer = None
+        self._reloading = False
+        self._rescanning = False
+        self._scan_lock = threading.Lock()
+        self._watcher = None  # its thread stayed in the parent; the child starts its own
+        if not self._ready.is_set():
+            self._thread = None
+            self._data = None
+            self._state = "loading"
+            self._ready = threading.Event()
 
     # ------------------------------------------------------------------ paths
 
@@ -277,7 +312,9 @@ class Index(FreshnessMixin):
                 sweep_temps(self.directory)
         except OSError as exc:  # read-only data dir: index in memory only
             self._notice(f"index directory is not writable ({exc}); the index lives in memory")
-            gen = None
+            # what is there can still be read: with no generation at all, every search would
+            # see the log's as "new" and reload, forever
+            gen = self._log.generation()
         loaded = self._read_snapshot()
         if loaded is not None:
             data, snap_gen, offset = loaded
@@ -577,7 +614,13 @@ class Index(FreshnessMixin):
         """Another process rebuilt or scrubbed the index: load its snapshot in the background."""
         if self._reloading or self._closing.is_set():
             return
-        threading.Thread(target=self._reload, name="memo-index-reload", daemon=True).start()
+        threading.Thread(target=self._reload_quietly, name="memo-index-reload", daemon=True).start()
+
+    def _reload_quietly(self) -> None:
+        try:
+            self._reload()
+        except Exception as exc:  # a read-only or vanished directory: say so, never a trace
+            self._notice(f"index could not be reloaded ({exc}); searching what is loaded")
 
     def _reload(self) -> None:
         """Adopt the current generation: its snapshot plus the log since, or (when there is no
@@ -590,8 +633,13 @@ class Index(FreshnessMixin):
                 # what the reloaded data still holds is counted again as the log is replayed
                 self._forgotten = 0
             try:
-                with locked(self.lock_path):
-                    gen, _ = self._log.ensure()
+                try:
+                    with locked(self.lock_path):
+                        gen, _ = self._log.ensure()
+                        loaded = self._read_snapshot()
+                        offset = self._log.size()
+                except OSError:  # a read-only data dir: read what is there, without the lock
+                    gen = self._log.generation()
                     loaded = self._read_snapshot()
                     offset = self._log.size()
                 if loaded is None or loaded[1] != gen:
@@ -647,7 +695,9 @@ class Index(FreshnessMixin):
             size = 0
             if parts is not None:
                 # a vacuum that dropped rows also restarts the log: it holds their ids
-                if restart_log or dropped or not current or self._log.size() > LOG_ROTATE_BYTES:
+                # and so does a save after this process forgot memories: the log names them
+                restart = restart_log or dropped or forgotten or not current
+                if restart or self._log.size() > LOG_ROTATE_BYTES:
                     gen = self._log.restart()
                     offset = self._log.size()
                     with self._lock:
@@ -705,8 +755,13 @@ class Index(FreshnessMixin):
     # ------------------------------------------------------------------ forgetting
 
     def _traces_on_disk(self) -> bool:
-        """Whether the index directory holds a snapshot or vectors that may name memories."""
-        return self.snapshot_path.exists() or any(self.directory.glob("vectors-*"))
+        """Whether the index directory holds a snapshot, vectors or change lines that may name
+        memories (a forget before any snapshot existed left "+ id" and "- id" in the log)."""
+        return (
+            self.snapshot_path.exists()
+            or any(self.directory.glob("vectors-*"))
+            or self._log.has_entries()
+        )
 
     def _schedule_scrub(self) -> None:
         """Scrub ``SCRUB_AFTER_SECONDS`` after the last forget, in the background."""

@@ -212,6 +212,42 @@ class IndexData:
         data.speaker = Growable(np.int32, arrays["speaker"])
         data.session_len = Growable(np.float64, arrays["session_len"])
         data.total_len = float(header["total_len"])
-        if len(data.doclen) != data.catalog.rows:
-            raise ValueError("document lengths do not match the catalog")
+        _check_consistent(data, arrays, n_entities)
         return data
+
+
+def _check_consistent(data: IndexData, arrays: dict[str, np.ndarray], n_entities: int) -> None:
+    """Every number that indexes another array must be in range, or a search would raise
+    IndexError on every query. A snapshot whose checksum is valid can still be inconsistent
+    (written by a buggy or different build, or edited by hand): raising ValueError here makes
+    the loader rebuild it from the files, once, instead of failing every recall."""
+    rows = data.catalog.rows
+    n_terms = len(data.terms)
+
+    def within(name: str, values: np.ndarray, low: int, high: int) -> None:
+        if len(values) and (int(values.min()) < low or int(values.max()) >= high):
+            raise ValueError(f"index snapshot array {name} points outside [{low}, {high})")
+
+    def ptr(name: str, values: np.ndarray, length: int, end: int) -> None:
+        if len(values) != length or (length and (values[0] != 0 or values[-1] != end)):
+            raise ValueError(f"index snapshot array {name} has the wrong shape")
+        if np.any(np.diff(values) < 0):
+            raise ValueError(f"index snapshot array {name} is not ascending")
+
+    for name in ("cat.created", "cat.session", "cat.pinned", "cat.alive", "cat.prev", "cat.next"):
+        if len(arrays[name]) != rows:
+            raise ValueError(f"index snapshot array {name} does not match the catalog")
+    if len(data.doclen) != rows or len(data.speaker) != rows:
+        raise ValueError("document lengths do not match the catalog")
+    within("cat.prev", arrays["cat.prev"], -1, rows)
+    within("cat.next", arrays["cat.next"], -1, rows)
+    within("cat.session", arrays["cat.session"], 0, len(data.catalog.session_names))
+    within("speaker", arrays["speaker"], -1, n_entities)
+    if any(not 0 <= doc < rows for doc in data.catalog.tags):
+        raise ValueError("index snapshot tags name documents outside the catalog")
+    for prefix, n_keys in (("lex", n_terms), ("graph", n_entities)):
+        docs, keys = arrays[f"{prefix}.b_docs"], arrays[f"{prefix}.f_keys"]
+        ptr(f"{prefix}.b_ptr", arrays[f"{prefix}.b_ptr"], n_keys + 1, len(docs))
+        ptr(f"{prefix}.f_ptr", arrays[f"{prefix}.f_ptr"], rows + 1, len(keys))
+        within(f"{prefix}.b_docs", docs, 0, rows)
+        within(f"{prefix}.f_keys", keys, 0, n_keys)

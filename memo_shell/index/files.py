@@ -23,16 +23,18 @@ import contextlib
 import os
 import secrets
 import shutil
+import stat
 import struct
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import msgpack
 
 from memo_shell import locks
+from memo_shell.disk import atomic_write
 from memo_shell.lazy import lazy
 
 np = lazy("numpy")  # only snapshots need it; appending to the change log must stay light
@@ -77,27 +79,22 @@ def wipe(directory: Path) -> None:
                     os.unlink(entry.path)
 
 
-def _atomic_write(path: Path, chunks: list[bytes | memoryview]) -> None:
-    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+def _open_regular(path: Path) -> BinaryIO:
+    """Open a file for reading only if it is a regular one: a named pipe (or device) put where
+    the snapshot or the log belongs would block ``open()`` or ``read()`` forever, so it is
+    opened non-blocking and refused (as damaged) before anything is read."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     try:
-        for chunk in chunks:
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(fd, view) :]
-        os.fsync(fd)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise SnapshotError(f"{path.name} is not a regular file")
+        return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
         raise
-    os.close(fd)
-    os.replace(temp, path)
-    dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+
+
+def _atomic_write(path: Path, chunks: list[bytes | memoryview]) -> None:
+    atomic_write(path, chunks, 0o600)
 
 
 def sweep_temps(directory: Path) -> int:
@@ -144,7 +141,8 @@ def write_snapshot(path: Path, header: dict[str, Any], arrays: dict[str, np.ndar
 
 def read_snapshot(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Read and verify a snapshot; raises FileNotFoundError or SnapshotError."""
-    data = path.read_bytes()
+    with _open_regular(path) as f:
+        data = f.read()
     if len(data) < _FIXED.size:
         raise SnapshotError("index snapshot is truncated")
     magic, version, head_len, crc = _FIXED.unpack_from(data)
@@ -192,10 +190,10 @@ class ChangeLog:
     def generation(self) -> str | None:
         """The log's generation (first line), or None if there is no log yet."""
         try:
-            with open(self.path, "rb") as f:
+            with _open_regular(self.path) as f:
                 first = f.readline(200).decode("ascii", "replace").split()
-        except FileNotFoundError:
-            return None
+        except (FileNotFoundError, SnapshotError):
+            return None  # a pipe or device in its place counts as no log: restart() replaces it
         if len(first) == 2 and first[0] == LOG_HEADER:
             return first[1]
         return None
@@ -216,6 +214,10 @@ class ChangeLog:
 
     def size(self) -> int:
         return self.fingerprint()[1]
+
+    def has_entries(self) -> bool:
+        """Whether any change lines follow the header (they name memories by id)."""
+        return self.size() > len(LOG_HEADER) + 18  # header, space, 16 hex digits, newline
 
     def fingerprint(self) -> tuple[int, int]:
         """(inode, size): changes whenever lines are appended or the log is restarted."""
@@ -244,14 +246,14 @@ class ChangeLog:
     def read_from(self, offset: int) -> tuple[str | None, list[Change], int]:
         """(generation, whole lines after ``offset``, new offset). A torn last line is left."""
         try:
-            with open(self.path, "rb") as f:
+            with _open_regular(self.path) as f:
                 first = f.readline(200)
                 parts = first.decode("ascii", "replace").split()
                 gen = parts[1] if len(parts) == 2 and parts[0] == LOG_HEADER else None
                 offset = max(offset, len(first))
                 f.seek(offset)
                 data = f.read()
-        except FileNotFoundError:
+        except (FileNotFoundError, SnapshotError):
             return None, [], 0
         end = data.rfind(b"\n") + 1
         changes = []

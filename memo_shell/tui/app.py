@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from textual import work
 from textual.app import App, SystemCommand
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.theme import Theme
 
@@ -42,6 +43,19 @@ THEME_SAVE_DELAY_S = 0.5
 
 class MemoShellApp(App[None]):
     """The memory shell."""
+
+    def notify(  # type: ignore[override]
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Every toast shows its message as text, never as markup: messages quote session
+        names, tags, file names and model or server errors ("[/INST]" raised MarkupError)."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses may live anywhere
     TITLE = "memo-shell"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -87,14 +88,15 @@ class GraphScreen(Screen[None]):
         table = self.table
         table.clear()
         table.add_rows(
-            ((e.name, e.kind, f"{e.count:,}") for e in shown[:SHOWN_ENTITIES]),
+            # Text, not str: a str cell is parsed as markup, and names come from memory text
+            ((Text(e.name), e.kind, f"{e.count:,}") for e in shown[:SHOWN_ENTITIES]),
         )
         self._shown = [e.name for e in shown[:SHOWN_ENTITIES]]
         more = f" (first {SHOWN_ENTITIES:,} shown)" if len(shown) > SHOWN_ENTITIES else ""
         status = f"{len(self.entities):,} entities · {len(shown):,} matching{more}"
         if self.undo_stack:
             status += f"  │  u undoes forgetting {self.undo_stack[-1].label!r}"
-        self.query_one("#graph-status", Static).update(status)
+        self.query_one("#graph-status", Static).update(Content(status))  # quotes a name
         if self._shown:
             self.select_entity(self._shown[0])
         else:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
+from textual.content import Content
 from textual.widgets import Static
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ class TurnView(Vertical):
 
     def set_status(self, text: str) -> None:
         """A small dim line under the reply: model and timing, or what went wrong."""
-        self.query_one(".reply-meta", Static).update(text)
+        self.query_one(".reply-meta", Static).update(Content(text))  # may quote a server
 
     async def write(self, piece: str) -> None:
         if self._stream is None:
