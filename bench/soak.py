@@ -294,6 +294,7 @@ class Report:
     kills_mid_wipe: int = 0
     clean_exits: int = 0
     verified: int = 0
+    wiped: int = 0  # acknowledged before a forget --all, and gone as they must be
     lost: list[str] = field(default_factory=list)
     damaged: list[str] = field(default_factory=list)
     resurrected: list[str] = field(default_factory=list)
@@ -329,7 +330,8 @@ class Report:
             f"kills survived: {self.kills} SIGKILLs ({self.kills_mid_import} mid-import, "
             f"{self.kills_mid_wipe} mid forget --all; {self.clean_exits} clean exits)",
             f"records verified: {self.verified:,} intact "
-            f"({len(self.ledger.forgotten):,} forgotten stayed forgotten)",
+            f"({len(self.ledger.forgotten):,} forgotten stayed forgotten, {self.wiped:,} "
+            "removed by a forget --all stayed gone)",
             f"records lost: {len(self.lost)}  import lines stored twice: "
             f"{len(self.duplicated)}  survived a forget --all: {len(self.survived_wipe)}",
             f"damaged: {len(self.damaged)}  resurrected: {len(self.resurrected)}  "
@@ -487,6 +489,8 @@ def _verify(data_dir: Path, report: Report, rng: random.Random, samples: int) ->
             if must_go:
                 if memory_id in on_disk:
                     report.survived_wipe.append(memory_id)
+                else:
+                    report.wiped += 1
                 continue
             try:
                 memory = store.read(memory_id)

@@ -27,7 +27,9 @@ def test_soak_with_random_sigkills_loses_nothing(tmp_path: Path) -> None:
     summary = "\n".join(report.lines())
     assert report.kills >= 5, summary  # it really was killed, many times
     assert report.ledger.ops["add"] > 300 and report.ledger.ops["forget"] > 30, summary
-    assert report.verified > 200, summary
+    # every acknowledged record is checked: intact, or gone because a forget --all covered it
+    # (how many of each depends on when the last forget --all ran)
+    assert report.verified > 0 and report.verified + report.wiped > 200, summary
     imported = report.ledger.ops["import line"] + report.ledger.ops["import line already present"]
     assert imported > 0, summary  # interrupted and repeated imports ran too
     assert report.duplicated == [] and report.survived_wipe == [], summary
