@@ -40,8 +40,6 @@ def fixed_store(settings):
 
 async def steady(pilot) -> None:
     await settle(pilot)
-    pilot.app.chat.poll()  # the status line polls twice a second: take its state now
-    await settle(pilot)
     pilot.app.clear_notifications()
     for composer in pilot.app.screen.query(Composer):
         composer.cursor_blink = False
