@@ -7,11 +7,19 @@ themselves. Nothing polls. They do not bubble: the app routes them down, once.
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual.message import Message
 
 
 class RuntimeMessage(Message, bubble=False):
     """Something the screens may show has changed (the runtime holds the new state)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Textual resets ``bubble`` to True for every subclass unless told otherwise; a routed
+        # message that bubbled back up to the app would be routed again
+        kwargs.setdefault("bubble", False)
+        super().__init_subclass__(**kwargs)
 
 
 class StoreOpened(RuntimeMessage):

@@ -115,14 +115,16 @@ class Runtime:
         # a notice is a wake-up call: the chat reads the new ones from ``mem.notices``
         mem.on_notice(lambda _: self._post(messages.IndexChanged(mem.index_state)))
         self._post(messages.StoreOpened())
-        self._post(messages.IndexChanged(mem.index_state))
 
     async def watch_index(self) -> None:
-        """Announce the index once it has loaded (it loads in its own thread)."""
+        """Announce the index's state now and once it has loaded (in its own thread)."""
         mem = await self.wait_store()
-        if mem is not None and mem.index_state != "ready":
-            await self.io(mem.wait_ready)
+        if mem is None:
+            return
+        if mem.index_state != "ready":
             self._post(messages.IndexChanged(mem.index_state))
+            await self.io(mem.wait_ready)
+        self._post(messages.IndexChanged(mem.index_state))
 
     async def wait_store(self) -> Memories | None:
         """The store once open; None if it could not be opened (the app has said why)."""

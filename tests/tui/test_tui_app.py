@@ -6,9 +6,10 @@ from dataclasses import replace
 
 from servers import ScriptedModel
 from textual.widgets import Input, OptionList
-from tui_helpers import MODEL, make_app, screen_text, settle
+from tui_helpers import MODEL, make_app, notes, screen_text, settle
 
 from memo_shell.config import load_settings
+from memo_shell.tui import messages
 from memo_shell.tui.screens.browser import BrowserScreen
 from memo_shell.tui.screens.chat import ChatScreen
 from memo_shell.tui.screens.models import ModelScreen
@@ -75,6 +76,7 @@ async def test_new_session_switch_and_rename(settings, memories, seeded):
         assert {s.name for s in memories.index.sessions()} >= {"travel", "work"}
         assert "home" not in {s.name for s in memories.index.sessions()}
         assert app.runtime.session == "travel"  # the current session followed its rename
+        assert app.heard.of(messages.SessionChanged)[-1].name == "travel"
         await pilot.press("escape")
         await settle(pilot)
         await ask(pilot, "Still about the trip")
@@ -151,7 +153,7 @@ async def test_builtin_and_user_themes_are_offered(settings, memories, config_fi
         assert app.theme == "mine"
         for name in ("memo-dark", "memo-light", "memo-high-contrast", "mine"):
             assert name in app.available_themes
-        assert any("broken.toml" in n.message for n in app._notifications)
+        assert "broken.toml" in notes(app)
 
 
 async def test_unknown_theme_falls_back_with_a_notice(settings, memories):
@@ -159,7 +161,7 @@ async def test_unknown_theme_falls_back_with_a_notice(settings, memories):
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         assert app.theme == "memo-dark"
-        assert any("no-such-theme" in n.message for n in app._notifications)
+        assert "no-such-theme" in notes(app)
 
 
 async def test_command_palette_offers_screen_actions(settings, memories, seeded):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from textual.widgets import Input, Select
-from tui_helpers import make_app, screen_text, settle
+from tui_helpers import make_app, notes, screen_text, settle
 
 from memo_shell.tui.screens.browser import BrowserScreen
 from memo_shell.tui.widgets.memory_table import MemoryTable
@@ -143,7 +143,7 @@ async def test_prune_by_filter_keeps_pinned_and_undo_survives_leaving_the_screen
         assert "u undoes forgetting 2 memories" in screen_text(app)
         await pilot.press("u")
         await settle(pilot)
-        assert "Restored 2 memories." in "\n".join(n.message for n in app._notifications)
+        assert "Restored 2 memories." in notes(app)
         assert memories.store.path_for(seeded[0]).exists()
 
 
@@ -218,7 +218,7 @@ async def test_damaged_file_is_reported_and_dropped(settings, memories, seeded):
         await settle(pilot)
         assert isinstance(pilot.app.screen, BrowserScreen)  # back in the browser, still usable
         assert seeded[3] not in table.ids
-        assert any("damaged" in n.message for n in pilot.app._notifications)
+        assert "damaged" in notes(pilot.app)
         assert not path.exists()  # quarantined
         await pilot.press("enter")
         await settle(pilot)

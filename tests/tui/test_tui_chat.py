@@ -13,7 +13,7 @@ import pytest
 from servers import ScriptedModel, free_port
 from textual import events
 from textual.widgets import Markdown
-from tui_helpers import MODEL, REPLY, make_app, screen_text, settle
+from tui_helpers import MODEL, REPLY, make_app, notes, screen_text, settle
 
 import memo_shell
 from memo_shell.disk import Disk
@@ -34,10 +34,6 @@ async def ask(pilot, question: str, *, wait: bool = True) -> None:
     await pilot.press("enter")
     if wait:
         await settle(pilot)
-
-
-def notes(app) -> str:
-    return "\n".join(n.message for n in app._notifications)
 
 
 def newest(memories: memo_shell.Memories):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from servers import ScriptedModel
 from textual import events
-from tui_helpers import MODEL, REPLY, make_app, screen_text, settle
+from tui_helpers import MODEL, REPLY, make_app, notes, screen_text, settle
 
 from memo_shell.tui.screens.browser import BrowserScreen
 from memo_shell.tui.screens.chat import ChatScreen
@@ -15,10 +15,6 @@ from memo_shell.tui.widgets.chat_log import TurnView, code_blocks
 from memo_shell.tui.widgets.composer import Composer
 
 SIZE = (130, 40)
-
-
-def notes(app) -> str:
-    return "\n".join(n.message for n in app._notifications)
 
 
 async def ask(pilot, question: str) -> None:

@@ -89,7 +89,6 @@ class ChatScreen(Screen[None]):
         self.show_runtime()
         self.load_history()
 
-    @on(messages.StoreOpened)
     @on(messages.BackendPreparing)
     @on(messages.BackendReady)
     @on(messages.BackendFailed)
@@ -108,6 +107,7 @@ class ChatScreen(Screen[None]):
         status.session = rt.session
         self.show_preparing(rt.preparing)
 
+    @on(messages.StoreOpened)
     @on(messages.IndexChanged)
     def show_index(self) -> None:
         """The index's state in the status line (the count once it changes), its notices as
