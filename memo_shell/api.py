@@ -494,7 +494,7 @@ class Memories:
         """What went wrong in the index so far (it degrades rather than fails), oldest first."""
         return list(self.index.notices)
 
-    def on_notice(self, listener: Callable[[str], None]) -> None:
+    def on_notice(self, listener: Callable[[str], object]) -> None:
         """Call ``listener`` with each new notice, from whichever thread noticed it."""
         self.index.notice_listeners.append(listener)
 

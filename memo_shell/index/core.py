@@ -106,7 +106,7 @@ class Index(FreshnessMixin):
         self._options: RecallOptions | None = None
         self.notices: list[str] = []
         #: Called with each new notice, from whichever thread noticed it (the TUI's toasts).
-        self.notice_listeners: list[Callable[[str], None]] = []
+        self.notice_listeners: list[Callable[[str], object]] = []
         #: seconds the last search spent embedding its query (reported apart from ranking)
         self.last_query_embed_seconds = 0.0
         self._data: IndexData | None = None

@@ -167,7 +167,9 @@ class Runtime:
             self.preparing = None
             self._backend_ready.set()
         self._make_shell()
-        self._post(messages.BackendReady(self.backend.name, self.backend.model))
+        chosen = self.backend
+        assert chosen is not None  # chosen above, or given
+        self._post(messages.BackendReady(chosen.name, chosen.model))
 
     async def set_backend(self, backend: Backend) -> None:
         old, self.backend = self.backend, backend

@@ -468,7 +468,7 @@ class ChatScreen(Screen[None]):
     def action_show_prompt(self) -> None:
         shell = self.runtime.shell
         plan = shell.last_plan if shell is not None else None
-        if plan is None:
+        if shell is None or plan is None:
             self.notify("No prompt has been sent yet.")
             return
         from memo_shell.tui.screens.prompt import PromptScreen
