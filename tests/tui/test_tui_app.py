@@ -27,7 +27,7 @@ async def ask(pilot, question: str) -> None:
 
 
 def newest(memories):
-    return memories.get(memories.index.ids(newest_first=True)[0])
+    return memories.get(memories.select()[0])
 
 
 async def test_new_session_switch_and_rename(settings, memories, seeded):
@@ -73,8 +73,8 @@ async def test_new_session_switch_and_rename(settings, memories, seeded):
         await pilot.press("enter")
         await settle(pilot)
         assert memories.get(seeded[2]).session == "travel"
-        assert {s.name for s in memories.index.sessions()} >= {"travel", "work"}
-        assert "home" not in {s.name for s in memories.index.sessions()}
+        assert {s.name for s in memories.sessions()} >= {"travel", "work"}
+        assert "home" not in {s.name for s in memories.sessions()}
         assert app.runtime.session == "travel"  # the current session followed its rename
         assert app.heard.of(messages.SessionChanged)[-1].name == "travel"
         await pilot.press("escape")
@@ -182,7 +182,7 @@ async def test_command_palette_offers_screen_actions(settings, memories, seeded)
         assert "Forget all 4 memories shown (1 pinned kept)?" in screen_text(app)
         await pilot.press("n")
         await settle(pilot)
-        assert len(memories.index.ids()) == 5
+        assert len(memories.select()) == 5
 
 
 async def test_mouse_clicks_a_key_in_the_bar(settings, memories, seeded):

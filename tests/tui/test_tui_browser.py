@@ -96,7 +96,7 @@ async def test_forget_selected_then_undo_restores_the_same_files(settings, memor
         assert not store.path_for(seeded[4]).exists()
         assert not store.path_for(seeded[3]).exists()
         assert table.ids == [seeded[2], seeded[1], seeded[0]]
-        assert memories.index.meta(seeded[4]) is None
+        assert memories.meta(seeded[4]) is None
         assert "u undoes forgetting 2 memories" in screen_text(app)
 
         await pilot.press("u")
@@ -175,7 +175,7 @@ async def test_sort_cycles_and_keeps_the_cursor_memory(settings, memories, seede
         assert table.ids == seeded  # oldest first
         await pilot.press("s")
         await settle(pilot)
-        sessions = [memories.index.meta(i).session for i in table.ids]
+        sessions = [memories.meta(i).session for i in table.ids]
         assert sessions == sorted(sessions)
         await pilot.press("s")
         await settle(pilot)
