@@ -14,15 +14,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["Hit", "Memories", "Memory", "Provenance", "__version__", "open"]
+__all__ = ["Hit", "Memories", "Memory", "Provenance", "Selection", "__version__", "open"]
 
 if TYPE_CHECKING:
-    from memo_shell.api import Hit, Memories, open
+    from memo_shell.api import Hit, Memories, Selection, open
     from memo_shell.records import Memory, Provenance
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("Hit", "Memories", "open"):
+    if name in ("Hit", "Memories", "Selection", "open"):
         from memo_shell import api
 
         return getattr(api, name)

@@ -12,7 +12,7 @@ import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
@@ -22,9 +22,12 @@ from memo_shell import paths, records
 from memo_shell.config import Settings, default_data_dir
 from memo_shell.disk import Disk
 from memo_shell.errors import NotFound, StoreError
-from memo_shell.index import Index, SessionInfo
+from memo_shell.index import EntityInfo, Index, MemoryMeta, SessionInfo
 from memo_shell.records import CorruptRecord, Memory, Provenance, UnsupportedVersion
+from memo_shell.selection import Selection
 from memo_shell.store import AlreadyExists, Store
+
+__all__ = ["Hit", "Memories", "Selection", "open"]
 
 #: Import writes this many records per durable batch (two syncs each).
 BATCH_SIZE = 2000
@@ -319,7 +322,7 @@ class Memories:
         index = self._ensure_index()
         index.wait_ready()
         moved = 0
-        for memory_id in index.ids(session=old):
+        for memory_id in self.select(Selection(session=old)):
             try:
                 memory = self.get(memory_id).with_changes(session=new)
             except (NotFound, CorruptRecord, UnsupportedVersion):
@@ -361,16 +364,28 @@ class Memories:
 
         The markers are written first, all with one directory fsync (``forget --all`` of a big
         store would otherwise pay one per memory on top of the deletes)."""
+        return [memory_id for memory_id, _ in self._forget_batch(memory_ids, keep=False)]
+
+    def forget_for_undo(self, memory_ids: Iterable[str]) -> list[Memory]:
+        """``forget_many`` that returns the readable records as they were, for ``restore``."""
+        return [m for _, m in self._forget_batch(memory_ids, keep=True) if m is not None]
+
+    def _forget_batch(
+        self, memory_ids: Iterable[str], *, keep: bool
+    ) -> list[tuple[str, Memory | None]]:
         wanted = list(memory_ids)
         marked = {i for i in wanted if self.store.exists(i)}
+        # read before the markers: a marked record reads as forgotten (a damaged one is
+        # quarantined by the read, so there is nothing to undo)
+        kept = {i: self._get_or_none(i) for i in marked} if keep else {}
         self.store.tombstones.add(sorted(marked))
-        done = []
+        done: list[tuple[str, Memory | None]] = []
         for memory_id in wanted:
             try:
                 self._forget_marked(memory_id, memory_id in marked)
             except NotFound:
                 continue
-            done.append(memory_id)
+            done.append((memory_id, kept.get(memory_id)))
         return done
 
     # ------------------------------------------------------------------ reading
@@ -440,13 +455,49 @@ class Memories:
         return hits
 
     def iter_memories(
-        self, *, newest_first: bool = True, session: str | None = None
+        self,
+        *,
+        newest_first: bool = True,
+        session: str | None = None,
+        where: Selection | None = None,
     ) -> Iterator[Memory]:
-        """Every readable memory in time order; damaged files are quarantined and skipped."""
+        """Every readable memory in time order (only those ``where`` admits, only ``session``'s
+        if given) read from the files; damaged files are quarantined and skipped."""
+        where = where or Selection()
+        if session is not None:
+            where = replace(where, session=session)
         for memory_id in self.store.iter_ids(newest_first=newest_first):
             memory = self._get_or_none(memory_id)
-            if memory is not None and (session is None or memory.session == session):
+            if memory is not None and where.admits(memory):
                 yield memory
+
+    def select(self, where: Selection | None = None, *, newest_first: bool = True) -> list[str]:
+        """Ids of the memories ``where`` admits, in time order, from the index's metadata (no
+        file is read: the browser lists 100k memories this way). Waits for the index."""
+        where = where or Selection()
+        return self._ensure_index().ids(
+            session=where.session,
+            since=where.since,
+            until=where.until,
+            pinned=where.pinned,
+            newest_first=newest_first,
+        )
+
+    def meta(self, memory_id: str) -> MemoryMeta | None:
+        """What the index holds about a memory (session, time, pin, tags, preview): no file read."""
+        return self._ensure_index().meta(memory_id)
+
+    def entities(self, limit: int | None = None) -> list[EntityInfo]:
+        """Entities found in memories, by how many memories mention them, most first."""
+        return self._ensure_index().entities(limit)
+
+    def neighbours(self, entity: str, limit: int = 20) -> list[tuple[str, float]]:
+        """Entities that co-occur with ``entity``, with the number of memories they share."""
+        return self._ensure_index().neighbours(entity, limit)
+
+    def mentions(self, entity: str) -> list[str]:
+        """Ids of the memories that mention ``entity``, newest first."""
+        return self._ensure_index().mentions(entity)
 
     def recent(self, limit: int = 20, *, session: str | None = None) -> list[Memory]:
         """The ``limit`` newest readable memories, newest first (only ``session``'s if given).
@@ -459,7 +510,7 @@ class Memories:
         if session is None:
             return list(islice(self.iter_memories(newest_first=True), limit))
         found = []
-        for memory_id in self._ensure_index().ids(session=session, newest_first=True):
+        for memory_id in self.select(Selection(session=session)):
             memory = self._get_or_none(memory_id)
             if memory is not None:
                 found.append(memory)
@@ -480,6 +531,42 @@ class Memories:
     def wait_ready(self, timeout: float | None = None) -> bool:
         """Block until the index has loaded and caught up with the files."""
         return self._ensure_index().wait_ready(timeout)
+
+    @property
+    def index_state(self) -> str:
+        """``loading``, ``ready`` or ``rebuilding``."""
+        return self.index.state
+
+    def index_stats(self) -> dict[str, Any]:
+        """The index's counts at once (None while it loads): no wait, no file read."""
+        return self.index.stats()
+
+    @property
+    def notices(self) -> list[str]:
+        """What went wrong in the index so far (it degrades rather than fails), oldest first."""
+        return list(self.index.notices)
+
+    def on_notice(self, listener: Callable[[str], object]) -> None:
+        """Call ``listener`` with each new notice, from whichever thread noticed it."""
+        self.index.notice_listeners.append(listener)
+
+    def drop_stale(self, memory_id: str) -> None:
+        """Drop the index entry of a memory whose file is gone (or was quarantined as damaged).
+        The file is the truth: an entry whose file is there stays."""
+        if not self.exists(memory_id):
+            self.index.remove(memory_id)
+
+    def is_empty(self) -> bool:
+        """Whether no record file is there (one directory listing, no index needed)."""
+        return next(self.store.iter_ids(), None) is None
+
+    def disk_usage(self) -> int:
+        """Bytes of record files (a walk of the store: slow on a big one)."""
+        return self.store.disk_usage()
+
+    def permission_problem(self) -> str | None:
+        """A sentence if other users can read the data directory, else None."""
+        return self.store.permission_problem()
 
     def check_store(self, *, fix: bool = False) -> dict[str, Any]:
         """What a sync tool left behind (conflict copies, stale temp files, forgotten memories

@@ -39,9 +39,9 @@ from time import perf_counter
 from typing import TYPE_CHECKING
 
 from memo_shell.backends.base import Backend, GenerationOptions
-from memo_shell.errors import BackendError, MemoShellError, NotFound
+from memo_shell.errors import BackendError, MemoShellError
 from memo_shell.prompt import PromptPlan, build_prompt
-from memo_shell.records import InvalidRecord, Provenance, RecordError
+from memo_shell.records import InvalidRecord, Provenance
 
 if TYPE_CHECKING:
     from memo_shell.api import Hit, Memories
@@ -181,19 +181,15 @@ class Shell:
     # ------------------------------------------------------------------ the turn
 
     def _load_recent(self, session: str) -> list[Memory]:
-        ids = self.memories.index.ids(session=session, newest_first=True)[:RECENT_TURNS]
-        found = []
-        for memory_id in ids:
-            try:
-                memory = self.memories.get(memory_id)
-            except (NotFound, RecordError):
-                continue
-            # Only what was typed in this chat becomes a real chat message; an imported or
-            # tool memory filed under the session comes back through recall, quoted as data.
-            if memory.provenance is Provenance.TYPED:
-                found.append(memory)
-        found.reverse()
-        return found
+        # Only what was typed in this chat becomes a real chat message; an imported or tool
+        # memory filed under the session comes back through recall, quoted as data.
+        recent = self.memories.recent(RECENT_TURNS, session=session)
+        return [m for m in reversed(recent) if m.provenance is Provenance.TYPED]
+
+    def reload_recent(self) -> None:
+        """Read the session's recent turns from the store again on the next turn (after one of
+        them was forgotten or replaced: the model must not be sent it any more)."""
+        self._recent = None
 
     async def recent_turns(self) -> list[Memory]:
         """This session's newest turns, oldest first (read once per session, then kept)."""

@@ -197,3 +197,19 @@ async def test_switching_backend_mid_conversation(
     done = (await run(shell, "second"))[-1]
     assert isinstance(done, Done) and (done.model, done.answer) == ("qwen2.5:7b", "from qwen")
     assert fake_ollama.posted("/api/chat")[-1]["messages"][1]["content"] == "first"
+
+
+async def test_reload_recent_drops_a_forgotten_turn_from_the_next_prompt(
+    memories: Memories, fake_ollama: FakeOllama
+) -> None:
+    shell = make_shell(memories, fake_ollama)
+    first = (await run(shell, "My locker code is 4411."))[-1]
+    assert isinstance(first, Done)
+    memories.forget(first.memory_id)
+    events = await run(shell, "What was that?")  # the cached recent turns still hold it
+    assert isinstance(events[0], Recalled) and events[0].plan.recent == [first.memory_id]
+    memories.forget(events[-1].memory_id)  # type: ignore[union-attr]
+    shell.reload_recent()
+    events = await run(shell, "And now?")
+    assert isinstance(events[0], Recalled) and events[0].plan.recent == []
+    assert "4411" not in str(fake_ollama.posted("/api/chat")[-1]["messages"])

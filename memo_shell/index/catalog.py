@@ -182,7 +182,7 @@ class Catalog:
         pinned: bool | None = None,
         newest_first: bool = True,
     ) -> list[str]:
-        """Ids matching every given filter, in time order."""
+        """Ids matching every given filter, in time order; ``[since, until)`` is half-open."""
         mask = self.alive.view.copy()
         if session is not None:
             number = self.session_of.get(session)
@@ -193,7 +193,7 @@ class Catalog:
         if since is not None:
             mask &= created >= since.timestamp()
         if until is not None:
-            mask &= created <= until.timestamp()
+            mask &= created < until.timestamp()
         if pinned is not None:
             mask &= self.pinned.view == pinned
         docs = np.flatnonzero(mask)

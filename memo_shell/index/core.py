@@ -118,6 +118,8 @@ class Index(FreshnessMixin):
         self.embedder = embedder
         self._options: RecallOptions | None = None
         self.notices: list[str] = []
+        #: Called with each new notice, from whichever thread noticed it (the TUI's toasts).
+        self.notice_listeners: list[Callable[[str], object]] = []
         #: seconds the last search spent embedding its query (reported apart from ranking)
         self.last_query_embed_seconds = 0.0
         self._data: IndexData | None = None
@@ -274,6 +276,9 @@ class Index(FreshnessMixin):
 
     def _notice(self, message: str) -> None:
         self.notices.append(message)
+        for listener in list(self.notice_listeners):
+            with contextlib.suppress(Exception):  # a listener's failure is not the index's
+                listener(message)
 
     # ------------------------------------------------------------------ loading
 

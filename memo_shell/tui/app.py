@@ -13,9 +13,9 @@ import asyncio
 from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from textual import work
+from textual import on, work
 from textual.app import App, SystemCommand
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
@@ -23,9 +23,13 @@ from textual.theme import Theme
 
 from memo_shell.config import Settings, save_setting
 from memo_shell.errors import MemoShellError
-from memo_shell.tui import keymap, notices, safe_text, themes
+from memo_shell.tui import keymap, messages, notices, safe_text, themes
 from memo_shell.tui.runtime import Runtime
 from memo_shell.tui.screens.chat import ChatScreen
+
+if TYPE_CHECKING:
+    from memo_shell.api import Memories
+    from memo_shell.backends.base import Backend
 
 safe_text.install()
 
@@ -67,13 +71,13 @@ class MemoShellApp(App[None]):
         self,
         settings: Settings,
         *,
-        memories: Any | None = None,
-        backend: Any | None = None,
+        memories: Memories | None = None,
+        backend: Backend | None = None,
         persist_theme: bool = True,
     ) -> None:
         super().__init__()
         self.settings = settings
-        self.runtime = Runtime(settings, memories=memories, backend=backend)
+        self.runtime = Runtime(settings, memories=memories, backend=backend, post=self.post_message)
         self.persist_theme = persist_theme
         self.problems: list[str] = []
         loaded = themes.load_themes(settings.config_file)
@@ -110,10 +114,11 @@ class MemoShellApp(App[None]):
         assert isinstance(screen, ChatScreen)
         return screen
 
-    def _refresh_status(self) -> None:
-        """Ask the chat screen to show new state now (it also polls); none while closing."""
-        if self.screen_stack and isinstance(self.screen_stack[0], ChatScreen):
-            self.screen_stack[0].poll()
+    @on(messages.RuntimeMessage)
+    def _route(self, message: messages.RuntimeMessage) -> None:
+        """The runtime's news goes to every open screen; each shows what concerns it."""
+        for screen in self.screen_stack:
+            screen.post_message(message)
 
     # ----------------------------------------------------------------- start-up
 
@@ -137,10 +142,10 @@ class MemoShellApp(App[None]):
         except MemoShellError as exc:
             self.notify(str(exc), title="Memory store", severity="error", timeout=30)
             return
-        self._refresh_status()
-        warning = self.runtime.mem.store.permission_problem()
+        warning = await self.runtime.io(self.runtime.mem.permission_problem)
         if warning:
             self.notify(warning, title="Privacy", severity="warning", timeout=15)
+        await self.runtime.watch_index()
 
     @work(group="backend", exclusive=True)
     async def start_backend(self) -> None:
@@ -153,8 +158,6 @@ class MemoShellApp(App[None]):
                 severity="error",
                 timeout=30,
             )
-        finally:
-            self._refresh_status()
 
     async def on_unmount(self) -> None:
         try:

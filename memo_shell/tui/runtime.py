@@ -15,10 +15,17 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from memo_shell.config import Settings
+from memo_shell.tui import messages
+from memo_shell.tui.undo import Forgotten
 
 if TYPE_CHECKING:
+    from textual.message import Message
+
     from memo_shell.api import Memories
+    from memo_shell.backends.base import Backend
     from memo_shell.records import Memory
+    from memo_shell.shell import Shell
+    from memo_shell.tui.session_settings import SessionSettings
 
 T = TypeVar("T")
 
@@ -33,7 +40,8 @@ class Runtime:
     """Owns the ``Memories`` handle, the chosen backend and the ``Shell`` for the app's lifetime.
 
     Screens read and act through it; the app starts it after the first paint. Tests may pass an
-    already open ``memories`` or a ready ``backend`` to skip discovery.
+    already open ``memories`` or a ready ``backend`` to skip discovery. Every change the screens
+    may show is announced through ``post`` (the app's ``post_message``: see messages.py).
     """
 
     def __init__(
@@ -41,26 +49,27 @@ class Runtime:
         settings: Settings,
         *,
         memories: Memories | None = None,
-        backend: Any | None = None,
+        backend: Backend | None = None,
+        post: Callable[[Message], object] | None = None,
     ) -> None:
         self.settings = settings
         self.memories: Memories | None = memories
-        self.backend: Any | None = backend
+        self.backend: Backend | None = backend
         self.backend_reason = ""
         self.backend_error: str | None = None
-        self.shell: Any | None = None
+        self.shell: Shell | None = None
+        self._post = post or (lambda message: None)
         self.session = "default"
         self.memory_mode = "on" if settings.use_memory else "off"
         #: Forgotten batches, newest last: shared by every screen, so a forget made anywhere
         #: (chat, details, browser, graph) can be undone from the browser or the graph.
-        self.undo_stack: list[Any] = []
+        self.undo_stack: list[Forgotten] = []
         self._owns_memories = memories is None
         #: The current session's own system prompt and model parameters (session_settings.py).
-        self.session_settings: Any = None
+        self.session_settings: SessionSettings | None = None
         self._store_ready = asyncio.Event()
         self._backend_ready = asyncio.Event()
         #: While a model is being prepared: what is happening and how far (0..1, None unknown).
-        #: Written from any thread, read by the chat screen's status poll.
         self.preparing: tuple[str, float | None] | None = None
         #: Bytes of record files, measured by walking the store (slow on big stores), so kept
         #: until something is written or forgotten.
@@ -72,6 +81,11 @@ class Runtime:
     async def io(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a blocking library call off the event loop."""
         return await asyncio.to_thread(fn, *args, **kwargs)
+
+    def set_preparing(self, label: str | None, fraction: float | None = None) -> None:
+        """Say what is being done to get a model ready (None: done). Any thread."""
+        self.preparing = None if label is None else (label, fraction)
+        self._post(messages.BackendPreparing(label, fraction))
 
     @property
     def store_ready(self) -> bool:
@@ -91,9 +105,26 @@ class Runtime:
         try:
             if self.memories is None:
                 self.memories = await self.io(_open_memories, self.settings)
+        except Exception as exc:
+            self._post(messages.StoreFailed(str(exc) or type(exc).__name__))
+            raise
         finally:
             self._store_ready.set()
         self._make_shell()
+        mem = self.memories
+        # a notice is a wake-up call: the chat reads the new ones from ``mem.notices``
+        mem.on_notice(lambda _: self._post(messages.IndexChanged(mem.index_state)))
+        self._post(messages.StoreOpened())
+
+    async def watch_index(self) -> None:
+        """Announce the index's state now and once it has loaded (in its own thread)."""
+        mem = await self.wait_store()
+        if mem is None:
+            return
+        if mem.index_state != "ready":
+            self._post(messages.IndexChanged(mem.index_state))
+            await self.io(mem.wait_ready)
+        self._post(messages.IndexChanged(mem.index_state))
 
     async def wait_store(self) -> Memories | None:
         """The store once open; None if it could not be opened (the app has said why)."""
@@ -114,38 +145,43 @@ class Runtime:
                     and embedded.available()
                     and embedded.cached_path() is None
                 )
-                self.preparing = (
+                self.set_preparing(
                     "looking for a model (first run: preparing the embedded model)…"
                     if first_run
-                    else "looking for a model…",
-                    None,
+                    else "looking for a model…"
                 )
                 choice = await choose_backend(self.settings)
                 self.backend = choice.backend
                 self.backend_reason = choice.reason
             if getattr(self.backend, "loaded", True) is False:
-                self.preparing = (f"loading {self.backend.model}…", None)
-                await self.backend.load()
+                self.set_preparing(f"loading {self.backend.model}…")
+                await self.backend.load()  # type: ignore[attr-defined]  # local models only
             self.backend_error = None
         except Exception as exc:
             self.backend_error = str(exc) or type(exc).__name__
             if self.backend is not None:  # chosen, but its model failed to load (or crashed):
                 self._make_shell()  # the next question loads it again, in a fresh worker
+            self._post(messages.BackendFailed(self.backend_error))
             raise
         finally:
             self.preparing = None
             self._backend_ready.set()
         self._make_shell()
+        chosen = self.backend
+        assert chosen is not None  # chosen above, or given
+        self._post(messages.BackendReady(chosen.name, chosen.model))
 
-    async def set_backend(self, backend: Any) -> None:
+    async def set_backend(self, backend: Backend) -> None:
         old, self.backend = self.backend, backend
         self.backend_error = None
+        self.preparing = None
         self._backend_ready.set()
         if self.shell is not None:
             self.shell.set_backend(backend)
             self.apply_session_settings()
         else:
             self._make_shell()
+        self._post(messages.BackendReady(backend.name, backend.model))
         if old is not None and old is not backend:
             await _close_quietly(old)
 
@@ -158,7 +194,7 @@ class Runtime:
         self.shell.use_memory = self.use_memory
         self.apply_session_settings()
 
-    async def wait_shell(self) -> Any:
+    async def wait_shell(self) -> Shell:
         """The shell once both the store and a backend are ready; raises the backend's error."""
         await self._store_ready.wait()
         await self._backend_ready.wait()
@@ -197,6 +233,7 @@ class Runtime:
         if self.shell is not None:
             self.shell.session = name
         self.session_settings = None  # the new session's are read on the next apply
+        self._post(messages.SessionChanged(name))
 
     def new_session(self) -> str:
         if self.shell is not None:
@@ -208,11 +245,12 @@ class Runtime:
             self.session = session_name()
         self.session_settings = None
         self.apply_session_settings()
+        self._post(messages.SessionChanged(self.session))
         return self.session
 
     # ----------------------------------------------------------------- per-session settings
 
-    def load_session_settings(self) -> Any:
+    def load_session_settings(self) -> SessionSettings:
         """The current session's settings (read once, then kept). Blocking (a small read).
 
         Raises SettingsError for a damaged file; the defaults then apply until it is saved."""
@@ -224,7 +262,7 @@ class Runtime:
                 self.session_settings = session_settings.load(self.memories.data_dir, self.session)
         return self.session_settings
 
-    def save_session_settings(self, chosen: Any) -> None:
+    def save_session_settings(self, chosen: SessionSettings) -> None:
         """Save the current session's settings and use them from the next turn. Blocking."""
         from memo_shell.tui import session_settings
 
@@ -262,89 +300,55 @@ class Runtime:
 
     async def disk_bytes(self) -> int:
         if self._disk_bytes is None:
-            self._disk_bytes = await self.io(self.mem.store.disk_usage)
+            self._disk_bytes = await self.io(self.mem.disk_usage)
         return self._disk_bytes
 
-    def store_changed(self) -> None:
-        """Something was written or forgotten: the disk size must be measured again."""
+    def store_changed(self, ids: Iterable[str] = ()) -> None:
+        """Memories were written: the disk size must be measured again. Any thread."""
         self._disk_bytes = None
+        self._post(messages.MemoriesChanged(tuple(ids)))
 
     def forget_turn(self, memory_id: str) -> None:
         """Forget one turn of the conversation (regenerate, edit). Blocking.
 
         The record is kept for undo (u in the browser or graph), as every forget in the app
-        is. The shell keeps the session's recent turns in memory; it reads them again from the store
-        after this, so the forgotten turn is not sent to the model any more.
+        is. The shell reads the session's recent turns from the store again after this, so the
+        forgotten turn is not sent to the model any more.
         """
-        from memo_shell.tui.undo import Forgotten
-
-        self.store_changed()
-        kept = self.forget_keep([memory_id])
+        kept = self.forget_for_undo([memory_id])
         if kept:
             self.undo_stack.append(Forgotten("a replaced reply", kept))
             del self.undo_stack[:-UNDO_DEPTH]
         if self.shell is not None:
-            # Shell has no public "reload recent turns" yet; switching the session away and
-            # back is the documented way it drops them (its session setter).
-            name = self.shell.session
-            self.shell.session = "\x00reload"
-            self.shell.session = name
+            self.shell.reload_recent()
 
-    def forget_keep(self, ids: Iterable[str]) -> list[Memory]:
+    def forget_for_undo(self, ids: Iterable[str]) -> list[Memory]:
         """Forget memories, returning the records so the caller can offer undo. Blocking."""
-        from memo_shell.errors import NotFound
-        from memo_shell.records import RecordError
-
-        kept: list[Memory] = []
-        self.store_changed()
-        for memory_id in ids:
-            try:
-                memory = self.mem.get(memory_id)
-            except (NotFound, RecordError):
-                memory = None
-            try:
-                self.mem.forget(memory_id)
-            except NotFound:
-                continue
-            if memory is not None:
-                kept.append(memory)
-        return kept
+        wanted = list(ids)
+        self._disk_bytes = None
+        try:
+            return self.mem.forget_for_undo(wanted)
+        finally:  # a failure may come after some are gone: the screens look again
+            self._post(messages.MemoriesForgotten(tuple(wanted)))
 
     def restore(self, memories: Iterable[Memory]) -> int:
         """Put forgotten records back exactly (same ids, same content). Blocking."""
-        done = 0
-        mem = self.mem
-        self.store_changed()
-        restore = getattr(mem, "restore", None)
-        for memory in memories:
-            if restore is not None:
-                restore(memory)
-            else:  # until Memories.restore lands: the two steps it performs
-                mem.store.write(memory)
-                mem.index.add(memory)
-            done += 1
-        return done
+        done: list[str] = []
+        try:
+            for memory in memories:
+                self.mem.restore(memory)
+                done.append(memory.id)
+        finally:
+            self.store_changed(done)
+        return len(done)
 
     def rename_session(self, old: str, new: str) -> int:
         """Move every memory of session ``old`` to ``new``. Blocking; returns how many moved."""
-        mem = self.mem
-        rename = getattr(mem, "rename_session", None)
-        if rename is not None:
-            moved = int(rename(old, new))
-        else:
-            # Until Memories.rename_session lands (requested): rewrite each file, then re-index
-            # it from scratch, since the index's update() covers pins and tags, not sessions.
-            moved = 0
-            for memory_id in mem.index.ids(session=old):
-                memory = mem.get(memory_id).with_changes(session=new)
-                mem.store.write(memory)
-                mem._evict(memory_id)
-                mem.index.remove(memory_id)
-                mem.index.add(memory)
-                moved += 1
+        moved = self.mem.rename_session(old, new)
         self._move_session_settings(old, new)
         if self.session == old:
             self.set_session(new)
+        self.store_changed()
         return moved
 
     def _move_session_settings(self, old: str, new: str) -> None:
@@ -375,7 +379,7 @@ def _open_memories(settings: Settings) -> Memories:
     return Memories(settings.data_dir, settings=settings)
 
 
-async def _close_quietly(backend: Any) -> None:
+async def _close_quietly(backend: Backend) -> None:
     aclose = getattr(backend, "aclose", None)
     if aclose is None:
         return

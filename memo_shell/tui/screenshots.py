@@ -140,7 +140,6 @@ async def shoot(data_dir: Path, out: Path) -> list[Path]:
                 "llama3.2 · ollama · first token 240 ms · 1.9 s"
             )
             composer.cursor_blink = False
-            app.chat.poll()
             await idle(pilot)
             written.append(out / "chat.svg")
             written[-1].write_text(app.export_screenshot(title="memo-shell — chat"))

@@ -36,7 +36,7 @@ async def forget_keeping(
     """
     from memo_shell.tui.runtime import UNDO_DEPTH
 
-    batch = Forgotten(label, await runtime.io(runtime.forget_keep, list(ids)))
+    batch = Forgotten(label, await runtime.io(runtime.forget_for_undo, list(ids)))
     stack.append(batch)
     del stack[:-UNDO_DEPTH]  # in place: the stack is shared
     return batch

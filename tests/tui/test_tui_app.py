@@ -6,9 +6,10 @@ from dataclasses import replace
 
 from servers import ScriptedModel
 from textual.widgets import Input, OptionList
-from tui_helpers import MODEL, make_app, screen_text, settle
+from tui_helpers import MODEL, make_app, notes, screen_text, settle
 
 from memo_shell.config import load_settings
+from memo_shell.tui import messages
 from memo_shell.tui.screens.browser import BrowserScreen
 from memo_shell.tui.screens.chat import ChatScreen
 from memo_shell.tui.screens.models import ModelScreen
@@ -26,7 +27,7 @@ async def ask(pilot, question: str) -> None:
 
 
 def newest(memories):
-    return memories.get(memories.index.ids(newest_first=True)[0])
+    return memories.get(memories.select()[0])
 
 
 async def test_new_session_switch_and_rename(settings, memories, seeded):
@@ -72,9 +73,10 @@ async def test_new_session_switch_and_rename(settings, memories, seeded):
         await pilot.press("enter")
         await settle(pilot)
         assert memories.get(seeded[2]).session == "travel"
-        assert {s.name for s in memories.index.sessions()} >= {"travel", "work"}
-        assert "home" not in {s.name for s in memories.index.sessions()}
+        assert {s.name for s in memories.sessions()} >= {"travel", "work"}
+        assert "home" not in {s.name for s in memories.sessions()}
         assert app.runtime.session == "travel"  # the current session followed its rename
+        assert app.heard.of(messages.SessionChanged)[-1].name == "travel"
         await pilot.press("escape")
         await settle(pilot)
         await ask(pilot, "Still about the trip")
@@ -151,7 +153,7 @@ async def test_builtin_and_user_themes_are_offered(settings, memories, config_fi
         assert app.theme == "mine"
         for name in ("memo-dark", "memo-light", "memo-high-contrast", "mine"):
             assert name in app.available_themes
-        assert any("broken.toml" in n.message for n in app._notifications)
+        assert "broken.toml" in notes(app)
 
 
 async def test_unknown_theme_falls_back_with_a_notice(settings, memories):
@@ -159,7 +161,7 @@ async def test_unknown_theme_falls_back_with_a_notice(settings, memories):
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         assert app.theme == "memo-dark"
-        assert any("no-such-theme" in n.message for n in app._notifications)
+        assert "no-such-theme" in notes(app)
 
 
 async def test_command_palette_offers_screen_actions(settings, memories, seeded):
@@ -180,7 +182,7 @@ async def test_command_palette_offers_screen_actions(settings, memories, seeded)
         assert "Forget all 4 memories shown (1 pinned kept)?" in screen_text(app)
         await pilot.press("n")
         await settle(pilot)
-        assert len(memories.index.ids()) == 5
+        assert len(memories.select()) == 5
 
 
 async def test_mouse_clicks_a_key_in_the_bar(settings, memories, seeded):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from textual.widgets import Input, Select
-from tui_helpers import make_app, screen_text, settle
+from tui_helpers import make_app, notes, screen_text, settle
 
 from memo_shell.tui.screens.browser import BrowserScreen
 from memo_shell.tui.widgets.memory_table import MemoryTable
@@ -96,7 +96,7 @@ async def test_forget_selected_then_undo_restores_the_same_files(settings, memor
         assert not store.path_for(seeded[4]).exists()
         assert not store.path_for(seeded[3]).exists()
         assert table.ids == [seeded[2], seeded[1], seeded[0]]
-        assert memories.index.meta(seeded[4]) is None
+        assert memories.meta(seeded[4]) is None
         assert "u undoes forgetting 2 memories" in screen_text(app)
 
         await pilot.press("u")
@@ -143,7 +143,7 @@ async def test_prune_by_filter_keeps_pinned_and_undo_survives_leaving_the_screen
         assert "u undoes forgetting 2 memories" in screen_text(app)
         await pilot.press("u")
         await settle(pilot)
-        assert "Restored 2 memories." in "\n".join(n.message for n in app._notifications)
+        assert "Restored 2 memories." in notes(app)
         assert memories.store.path_for(seeded[0]).exists()
 
 
@@ -175,7 +175,7 @@ async def test_sort_cycles_and_keeps_the_cursor_memory(settings, memories, seede
         assert table.ids == seeded  # oldest first
         await pilot.press("s")
         await settle(pilot)
-        sessions = [memories.index.meta(i).session for i in table.ids]
+        sessions = [memories.meta(i).session for i in table.ids]
         assert sessions == sorted(sessions)
         await pilot.press("s")
         await settle(pilot)
@@ -218,7 +218,7 @@ async def test_damaged_file_is_reported_and_dropped(settings, memories, seeded):
         await settle(pilot)
         assert isinstance(pilot.app.screen, BrowserScreen)  # back in the browser, still usable
         assert seeded[3] not in table.ids
-        assert any("damaged" in n.message for n in pilot.app._notifications)
+        assert "damaged" in notes(pilot.app)
         assert not path.exists()  # quarantined
         await pilot.press("enter")
         await settle(pilot)

@@ -13,7 +13,7 @@ import pytest
 from servers import ScriptedModel, free_port
 from textual import events
 from textual.widgets import Markdown
-from tui_helpers import MODEL, REPLY, make_app, screen_text, settle
+from tui_helpers import MODEL, REPLY, make_app, notes, screen_text, settle
 
 import memo_shell
 from memo_shell.disk import Disk
@@ -36,12 +36,8 @@ async def ask(pilot, question: str, *, wait: bool = True) -> None:
         await settle(pilot)
 
 
-def notes(app) -> str:
-    return "\n".join(n.message for n in app._notifications)
-
-
 def newest(memories: memo_shell.Memories):
-    return memories.get(memories.index.ids(newest_first=True)[0])
+    return memories.get(memories.select()[0])
 
 
 async def test_turn_streams_reply_fills_panel_and_is_stored(settings, memories, seeded, ollama):
@@ -156,7 +152,7 @@ async def test_escape_cancels_the_reply_stores_nothing_and_returns_the_question(
         assert all(t.question != QUESTION for t in pilot.app.screen.query(TurnView))
         assert pilot.app.screen.query_one(Composer).text == QUESTION
         assert "Reply cancelled; nothing was stored" in notes(app)
-        assert len(memories.index.ids()) == len(seeded)
+        assert len(memories.select()) == len(seeded)
         assert ollama.disconnected.wait(5)  # the server saw the client go away
 
 
@@ -173,7 +169,7 @@ async def test_server_dying_mid_reply_keeps_the_question_and_the_app(
         assert "reply interrupted" in screen_text(app)
         assert pilot.app.screen.query_one(Composer).text == QUESTION
         assert notes(app)  # one clear sentence from the backend
-        assert len(memories.index.ids()) == len(seeded)
+        assert len(memories.select()) == len(seeded)
         # still usable: the next turn works once the server behaves
         ollama.add(ScriptedModel(MODEL, reply="Back again."))
         await ask(pilot, "and now?")
@@ -198,7 +194,7 @@ async def test_unreachable_server_is_a_notification(settings, memories):
         await ask(pilot, "hello?")
         assert notes(app)
         assert pilot.app.screen.query_one(Composer).text == "hello?"
-        assert len(memories.index.ids()) == 0
+        assert len(memories.select()) == 0
 
 
 class FullDisk(Disk):
@@ -269,7 +265,7 @@ async def test_big_paste_beyond_the_context_is_refused_clearly_and_kept(settings
         composer = await paste_and_send(pilot, BIG)
         assert "more than the 3,584 the model's context leaves" in notes(app)
         assert composer.text == BIG  # nothing typed is lost
-        assert memories.index.ids() == []
+        assert memories.select() == []
         await pilot.press("ctrl+a", "ctrl+k")  # still usable
         await ask(pilot, "short one")
         assert newest(memories).user == "short one"

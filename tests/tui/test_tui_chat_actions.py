@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from servers import ScriptedModel
 from textual import events
-from tui_helpers import MODEL, REPLY, make_app, screen_text, settle
+from tui_helpers import MODEL, REPLY, make_app, notes, screen_text, settle
 
 from memo_shell.tui.screens.browser import BrowserScreen
 from memo_shell.tui.screens.chat import ChatScreen
@@ -15,10 +15,6 @@ from memo_shell.tui.widgets.chat_log import TurnView, code_blocks
 from memo_shell.tui.widgets.composer import Composer
 
 SIZE = (130, 40)
-
-
-def notes(app) -> str:
-    return "\n".join(n.message for n in app._notifications)
 
 
 async def ask(pilot, question: str) -> None:
@@ -99,7 +95,7 @@ async def test_regenerate_replaces_the_last_reply_and_forgets_the_old_one(
         assert last.memory_id != first
         assert not memories.store.path_for(first).exists()  # the old reply is forgotten
         assert memories.get(last.memory_id).assistant == "A second answer."
-        assert len(memories.index.ids()) == len(seeded) + 1
+        assert len(memories.select()) == len(seeded) + 1
         # the regenerated prompt does not carry the old reply as an earlier turn
         assert REPLY not in str(ollama.posted("/api/chat")[-1]["messages"])
         # never lost: the old reply can be brought back from the memory browser
@@ -125,7 +121,7 @@ async def test_edit_last_question_and_resend_replaces_that_turn(settings, memori
         await settle(pilot)
         assert [t.question for t in turns(app)] == ["What is the capital of Portugal?"]
         assert not memories.store.path_for(old).exists()
-        assert [memories.get(i).user for i in memories.index.ids()] == [
+        assert [memories.get(i).user for i in memories.select()] == [
             "What is the capital of Portugal?"
         ]
 
@@ -142,7 +138,7 @@ async def test_escape_stops_editing_and_nothing_is_replaced(settings, memories, 
         await pilot.press("enter")
         await settle(pilot)
         assert [t.question for t in turns(app)] == ["first question", "second question"]
-        assert len(memories.index.ids()) == 2
+        assert len(memories.select()) == 2
 
 
 async def test_copy_reply_and_code_block_to_the_clipboard(settings, memories, ollama):
@@ -175,7 +171,7 @@ async def test_clear_view_forgets_nothing(settings, memories, seeded, ollama):
         await settle(pilot)
         assert not turns(app)
         assert "nothing was forgotten" in notes(app)
-        assert len(memories.index.ids()) == len(seeded) + 1
+        assert len(memories.select()) == len(seeded) + 1
 
 
 async def test_private_mode_keeps_the_turn_out_of_memory(settings, memories, seeded, ollama):
@@ -187,11 +183,11 @@ async def test_private_mode_keeps_the_turn_out_of_memory(settings, memories, see
         await ask(pilot, "A secret: my PIN is 4321")
         text = screen_text(app)
         assert "not kept (private)" in text and "memory private: not kept" in text
-        assert len(memories.index.ids()) == len(seeded)
+        assert len(memories.select()) == len(seeded)
         assert all("4321" not in h.memory.user for h in memories.recall("PIN 4321"))
         assert not app.runtime.undo_stack  # not kept for undo either
         await ask(pilot, "And another")  # the mode persists until pressed again
-        assert len(memories.index.ids()) == len(seeded)
+        assert len(memories.select()) == len(seeded)
 
 
 async def test_forget_from_the_chat_names_the_memory_and_f3_undoes_it(

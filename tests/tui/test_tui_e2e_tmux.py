@@ -143,8 +143,8 @@ def test_question_answer_and_recalled_panel_in_a_real_terminal(tmux: Tmux, tmp_p
     tmux.wait_for(lambda s: "EXITED 0" in s, 30, "memo-shell to quit")
     with memo_shell.open(data) as memories:
         memories.wait_ready(30)
-        ids = memories.index.ids()
+        ids = memories.select()
         assert len(ids) == len(seeded) + 1
-        stored = memories.get(memories.index.ids(newest_first=True)[0])
+        stored = memories.get(memories.select()[0])
         assert stored.user == QUESTION and stored.assistant.strip()
         assert stored.backend == "llama-cpp" and stored.model == "gemma3-270m"

@@ -13,6 +13,7 @@ from textual.widgets import ProgressBar
 from tui_helpers import make_app, screen_text, settle
 
 from memo_shell.backends import embedded
+from memo_shell.tui import messages
 
 pytestmark = [pytest.mark.slow, pytest.mark.model]
 
@@ -46,12 +47,15 @@ async def test_first_run_shows_progress_while_the_embedded_model_is_prepared(
         seen_indicator.set()
         assert "preparing the embedded model" in seen
         for _ in range(600):  # assembling and loading take a few seconds on two cores
-            if app.runtime.backend is not None and not app.runtime.preparing:
+            if app.heard.of(messages.BackendReady) or app.heard.of(messages.BackendFailed):
                 break
             await asyncio.sleep(0.05)
         await settle(pilot)
-        app.screen.poll()
-        await pilot.pause()
+        labels = [m.label for m in app.heard.of(messages.BackendPreparing)]
+        assert labels[0] == "looking for a model (first run: preparing the embedded model)…"
+        assert [(m.name, m.model) for m in app.heard.of(messages.BackendReady)] == [
+            ("llama-cpp", embedded.MODEL_NAME)
+        ]
         assert not app.screen.query(ProgressBar)
         assert "llama-cpp · gemma3-270m" in screen_text(app)
         assert embedded.cached_path() is not None  # assembled once, reused from now on

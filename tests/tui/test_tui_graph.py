@@ -21,7 +21,7 @@ async def test_entities_neighbours_and_mentions(settings, memories, seeded):
     app = make_app(settings, memories)
     async with app.run_test(size=(130, 36)) as pilot:
         screen = await open_graph(pilot)
-        names = [e.name for e in memories.index.entities()]
+        names = [e.name for e in memories.entities()]
         assert "Ada" in names and "Lisbon" in names
         await pilot.press("slash", *"ada", "enter")
         await settle(pilot)
@@ -65,9 +65,9 @@ async def test_forget_everything_about_an_entity_then_undo(settings, memories, s
         await settle(pilot)
         for memory_id in (seeded[1], seeded[2]):
             assert not memories.store.path_for(memory_id).exists()
-        assert memories.index.mentions("Ada") == []
+        assert memories.mentions("Ada") == []
         assert memories.store.path_for(seeded[0]).exists()
         await pilot.press("u")
         await settle(pilot)
-        assert sorted(memories.index.mentions("Ada")) == sorted([seeded[1], seeded[2]])
+        assert sorted(memories.mentions("Ada")) == sorted([seeded[1], seeded[2]])
         assert memories.get(seeded[1]).pinned  # restored exactly

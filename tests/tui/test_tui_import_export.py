@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from textual.widgets import Input, ProgressBar, Select, Static
-from tui_helpers import make_app, screen_text, settle
+from tui_helpers import make_app, notes, screen_text, settle
 
 from memo_shell.tui.screens.importer import ImportScreen
 
@@ -85,4 +85,4 @@ async def test_export_this_chat_writes_markdown_and_says_where(
         assert (tmp_path / "home.md").read_text() == "someone else's file"
         text = written.read_text()
         assert "Plan a trip to Lisbon with Ada in May." in text and "Try a Vinho Verde." in text
-        assert any(str(written) in n.message for n in app._notifications)
+        assert str(written) in notes(app)

@@ -9,7 +9,7 @@ import asyncio
 from dataclasses import replace
 
 import pytest
-from tui_helpers import make_app, settle
+from tui_helpers import make_app, notes, settle
 
 from memo_shell.backends import LlamaCppBackend, embedded
 from memo_shell.backends.llama_process import FAULT_ENV
@@ -48,7 +48,7 @@ async def test_a_model_crash_mid_reply_keeps_the_app_and_the_question(
         turn = pilot.app.screen.query(TurnView).last()
         assert turn.has_class("failed")
         assert pilot.app.screen.query_one(Composer).text == QUESTION
-        messages = [n.message for n in app._notifications]
+        messages = notes(app).splitlines()
         assert any("illegal instruction (SIGILL)" in m and "AMX" in m for m in messages)
         assert memories.count() == 0
         monkeypatch.delenv(FAULT_ENV)
@@ -71,7 +71,7 @@ async def test_a_model_killed_while_loading_is_loaded_again_on_the_next_question
     app = make_app(settings, memories)
     async with app.run_test(size=(130, 40)) as pilot:
         await settle(pilot, timeout=90)
-        messages = [n.message for n in app._notifications]
+        messages = notes(app).splitlines()
         assert any("was killed (SIGKILL)" in m and "out of memory" in m for m in messages), messages
         monkeypatch.delenv(FAULT_ENV)
         await ask(pilot, QUESTION)

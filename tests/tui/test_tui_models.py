@@ -8,15 +8,12 @@ from dataclasses import replace
 import pytest
 from servers import FakeOllama, FakeOpenAI, ScriptedModel, free_port
 from textual.widgets import Input, OptionList
-from tui_helpers import make_app, screen_text, settle
+from tui_helpers import make_app, notes, screen_text, settle
 
+from memo_shell.tui import messages
 from memo_shell.tui.screens.chat import ChatScreen
 from memo_shell.tui.screens.models import ModelScreen, parse_source
 from memo_shell.tui.widgets.composer import Composer
-
-
-def notes(app) -> str:
-    return "\n".join(n.message for n in app._notifications)
 
 
 async def type_source(pilot, text: str) -> ModelScreen:
@@ -67,6 +64,8 @@ async def test_a_typed_ollama_host_is_listed_and_used(settings, memories):
             await settle(pilot)
             assert isinstance(app.screen, ChatScreen)
             assert app.runtime.backend.model == "remote:latest"
+            ready = app.heard.of(messages.BackendReady)[-1]  # the status line was told
+            assert (ready.name, ready.model) == ("ollama", "remote:latest")
             assert f'ollama_host = "{other.url}"' in notes(app)  # how to keep it
             await ask(pilot, "who answers?")
             assert "From the typed host." in screen_text(app)

@@ -12,15 +12,11 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from textual.widgets import Input, TextArea
-from tui_helpers import make_app, screen_text, settle
+from tui_helpers import make_app, notes, screen_text, settle
 
 from memo_shell.tui import session_settings as ss
 from memo_shell.tui.screens.settings import SessionSettingsScreen
 from memo_shell.tui.widgets.composer import Composer
-
-
-def notes(app) -> str:
-    return "\n".join(n.message for n in app._notifications)
 
 
 async def ask(pilot, question: str) -> None:

@@ -40,8 +40,6 @@ def fixed_store(settings):
 
 async def steady(pilot) -> None:
     await settle(pilot)
-    pilot.app.chat.poll()  # the status line polls twice a second: take its state now
-    await settle(pilot)
     pilot.app.clear_notifications()
     for composer in pilot.app.screen.query(Composer):
         composer.cursor_blink = False
@@ -107,7 +105,7 @@ def test_knowledge_graph(snap_compare, size, settings, memories, seeded):
         await pilot.press("f4")
         await settle(pilot)
         table = pilot.app.screen.query_one(DataTable)
-        table.move_cursor(row=[e.name for e in memories.index.entities()].index("Ada"))
+        table.move_cursor(row=[e.name for e in memories.entities()].index("Ada"))
         await steady(pilot)
 
     assert snap_compare(make_app(settings, memories), terminal_size=size, run_before=run_before)

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from functools import cache
+from typing import Any, TypeVar
+
+from textual.message import Message
+from textual.notifications import Notify
 
 import memo_shell
 from memo_shell.config import Settings
@@ -58,10 +62,57 @@ def seed(memories: memo_shell.Memories, rows: list[tuple[Any, ...]] = SEED) -> l
     return ids
 
 
-def make_app(settings: Settings, memories: memo_shell.Memories | None = None, **kw: Any) -> Any:
+M = TypeVar("M", bound=Message)
+
+
+class Heard:
+    """Every message the app's parts handled, in order (``run_test(message_hook=heard)``):
+    tests assert on what the app was told and told the user, not on private state."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    def __call__(self, message: Message) -> None:
+        self.messages.append(message)
+
+    def of(self, kind: type[M]) -> list[M]:
+        """Messages of ``kind``, each once (a routed message reaches several screens)."""
+        seen: dict[int, M] = {}
+        for message in self.messages:
+            if isinstance(message, kind):
+                seen.setdefault(id(message), message)
+        return list(seen.values())
+
+    def notes(self) -> str:
+        """Every notification shown so far, one per line (expired ones included)."""
+        return "\n".join(str(n.notification.message) for n in self.of(Notify))
+
+
+@cache
+def _app_class() -> type:
     from memo_shell.tui.app import MemoShellApp
 
-    return MemoShellApp(settings, memories=memories, **kw)
+    class HeardApp(MemoShellApp):
+        """The app, listened to: ``run_test`` records its messages in ``app.heard``."""
+
+        def __init__(self, *args: Any, **kw: Any) -> None:
+            super().__init__(*args, **kw)
+            self.heard = Heard()
+
+        def run_test(self, *args: Any, **kw: Any) -> Any:
+            kw.setdefault("message_hook", self.heard)
+            return super().run_test(*args, **kw)
+
+    return HeardApp
+
+
+def make_app(settings: Settings, memories: memo_shell.Memories | None = None, **kw: Any) -> Any:
+    return _app_class()(settings, memories=memories, **kw)
+
+
+def notes(app: Any) -> str:
+    """The notifications the app has shown, one per line."""
+    return app.heard.notes()
 
 
 async def settle(pilot: Any, timeout: float = 15.0) -> None:

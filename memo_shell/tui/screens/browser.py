@@ -1,17 +1,17 @@
 """The memory browser: every memory in a virtual table, searchable, filterable and prunable.
 
-Rows come from the index's metadata (``Index.ids`` / ``Index.meta``), never from the record
-files, so opening the browser over 100k memories costs one id list. Search goes through recall,
-the same ranking the chat uses, and every filter applies to its hits too. Hits without direct
-evidence (no word or vector match: reached only through the graph, context or a pin) are listed
-after the others, dimmed. Forgetting keeps the forgotten records in memory (app-wide, see
+Rows come from the index's metadata (``Memories.select`` / ``Memories.meta``), never from the
+record files, so opening the browser over 100k memories costs one id list. Search goes through
+recall, the same ranking the chat uses, and every filter applies to its hits too. Hits without
+direct evidence (no word or vector match: reached only through the graph, context or a pin) are
+listed after the others, dimmed. Forgetting keeps the forgotten records in memory (app-wide, see
 ``undo.py``), so ``u`` can put them back with the same ids (files and index).
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,7 @@ from textual.widgets import Input, Select, Static
 
 from memo_shell.errors import MemoShellError
 from memo_shell.records import InvalidRecord, parse_datetime
+from memo_shell.selection import Selection
 from memo_shell.tui import fmt, keymap
 from memo_shell.tui.screens.detail import DetailOutcome, MemoryDetailScreen
 from memo_shell.tui.screens.dialogs import ConfirmScreen, TextPromptScreen
@@ -32,7 +33,6 @@ from memo_shell.tui.widgets.key_bar import KeyBar
 from memo_shell.tui.widgets.memory_table import MemoryTable
 
 if TYPE_CHECKING:
-    from memo_shell.records import Memory
     from memo_shell.tui.runtime import Runtime
 
 #: How many recall hits a search shows (ranked; the long tail is rarely what anyone wants).
@@ -47,22 +47,17 @@ PINNED_CHOICES = (("pinned", True), ("not pinned", False))
 
 @dataclass(frozen=True)
 class Filter:
-    """What the table shows: a recall query and/or session, date range and pin filters."""
+    """What the table shows: a recall query and/or a selection (session, dates, pinned).
+
+    Recall only nudges towards a session and filters nothing, so its hits go through
+    ``where.admits``; without a query the index selects the rows."""
 
     query: str = ""
-    session: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    pinned: bool | None = None
+    where: Selection = field(default_factory=Selection)
 
-    def admits(self, memory: Memory) -> bool:
-        """For recall hits (recall only nudges towards a session; it filters nothing)."""
-        return (
-            (self.session is None or memory.session == self.session)
-            and (self.since is None or memory.created_at >= self.since)
-            and (self.until is None or memory.created_at < self.until)
-            and (self.pinned is None or memory.pinned == self.pinned)
-        )
+    def but(self, **changes: Any) -> Filter:
+        """This filter with some of the selection's fields changed."""
+        return replace(self, where=replace(self.where, **changes))
 
 
 def parse_day(text: str, *, end: bool) -> datetime | None:
@@ -109,7 +104,7 @@ class BrowserScreen(Screen[None]):
 
     def _meta(self, memory_id: str) -> Any:
         memories = self.runtime.memories
-        return memories.index.meta(memory_id) if memories is not None else None
+        return memories.meta(memory_id) if memories is not None else None
 
     def on_mount(self) -> None:
         self.table.focus()
@@ -121,7 +116,7 @@ class BrowserScreen(Screen[None]):
         mem = await self.runtime.wait_store()
         if mem is None:
             return
-        if mem.index.state != "ready":
+        if mem.index_state != "ready":
             self.index_wait = "loading the index…"
             self.render_status()
             await self.runtime.io(mem.wait_ready)
@@ -131,7 +126,7 @@ class BrowserScreen(Screen[None]):
         self.measure_disk()
 
     async def load_sessions(self) -> None:
-        sessions = await self.runtime.io(self.runtime.mem.index.sessions)
+        sessions = await self.runtime.io(self.runtime.mem.sessions)
         sessions.sort(key=lambda s: s.last_at, reverse=True)  # the recent ones on top
         select = self.query_one("#session-filter", Select)
         select.set_options((f"{s.name} ({s.count:,})", s.name) for s in sessions)
@@ -149,8 +144,8 @@ class BrowserScreen(Screen[None]):
         scores: dict[str, float] | None = None
         weak: list[str] = []
         if filt.query:
-            hits = await rt.io(mem.recall, filt.query, SEARCH_K, session=filt.session)
-            hits = [h for h in hits if filt.admits(h.memory)]
+            hits = await rt.io(mem.recall, filt.query, SEARCH_K, session=filt.where.session)
+            hits = [h for h in hits if filt.where.admits(h.memory)]
             direct = [h for h in hits if any(w.startswith(DIRECT_EVIDENCE) for w in h.why)]
             weak = [h.memory.id for h in hits if h not in direct]
             ids = [h.memory.id for h in direct] + weak
@@ -158,29 +153,23 @@ class BrowserScreen(Screen[None]):
         else:
             ids = await rt.io(self._ids, filt, self.sort)
         self.weak_hits = len(weak)
-        self.stats = await rt.io(mem.index.stats)
+        self.stats = await rt.io(mem.index_stats)
         self.table.set_rows(ids, scores, weak=weak, top=top)
         self.render_status()
         self.refresh_bindings()
 
     def _ids(self, filt: Filter, sort: str) -> list[str]:
         """Ids for a filter in the chosen order (newest first within a group). Blocking."""
-        index = self.runtime.mem.index
-
-        def select(pinned: bool | None) -> list[str]:
-            return index.ids(
-                session=filt.session,
-                since=filt.since,
-                until=filt.until,
-                pinned=pinned,
-                newest_first=sort != "oldest",
-            )
-
-        if sort == "pinned first" and filt.pinned is None:
-            return select(True) + select(False)  # two index queries, no per-row lookups
-        ids = select(filt.pinned)
+        mem = self.runtime.mem
+        newest_first = sort != "oldest"
+        if sort == "pinned first" and filt.where.pinned is None:
+            # two index queries, no per-row lookups
+            return mem.select(
+                replace(filt.where, pinned=True), newest_first=newest_first
+            ) + mem.select(replace(filt.where, pinned=False), newest_first=newest_first)
+        ids = mem.select(filt.where, newest_first=newest_first)
         if sort == "session":
-            sessions = {i: (m.session if (m := index.meta(i)) else "") for i in ids}
+            sessions = {i: (m.session if (m := mem.meta(i)) else "") for i in ids}
             ids.sort(key=sessions.__getitem__)  # stable: newest first within a session
         return ids
 
@@ -237,13 +226,13 @@ class BrowserScreen(Screen[None]):
     @on(Select.Changed, "#session-filter")
     def session_changed(self, event: Select.Changed) -> None:
         value = event.value
-        self.filter = replace(self.filter, session=None if value is Select.NULL else str(value))
+        self.filter = self.filter.but(session=None if value is Select.NULL else str(value))
         self.refilter()
 
     @on(Select.Changed, "#pinned-filter")
     def pinned_changed(self, event: Select.Changed) -> None:
         value = event.value
-        self.filter = replace(self.filter, pinned=None if value is Select.NULL else bool(value))
+        self.filter = self.filter.but(pinned=None if value is Select.NULL else bool(value))
         self.refilter()
 
     @on(Input.Submitted, ".date")
@@ -258,7 +247,7 @@ class BrowserScreen(Screen[None]):
             return
         field.remove_class("-invalid")
         changes = {"since": moment} if field.id == "since" else {"until": moment}
-        new = replace(self.filter, **changes)
+        new = self.filter.but(**changes)
         if new != self.filter:
             self.filter = new
             self.refilter()
@@ -309,7 +298,7 @@ class BrowserScreen(Screen[None]):
     @work(group="edit")
     async def drop_unreadable(self, memory_id: str) -> None:
         """A damaged or vanished record: drop its stale index entry and its row."""
-        await self.runtime.io(self.runtime.mem.index.remove, memory_id)
+        await self.runtime.io(self.runtime.mem.drop_stale, memory_id)
         self.table.discard([memory_id])
         self.render_status()
 
@@ -331,10 +320,10 @@ class BrowserScreen(Screen[None]):
         """Forget every memory the current filter shows, except pinned ones."""
         if not self.runtime.store_ready or not self.table.ids:
             return
-        index = self.runtime.mem.index
+        mem = self.runtime.mem
         shown = list(self.table.ids)
         ids = await self.runtime.io(
-            lambda: [i for i in shown if not ((m := index.meta(i)) and m.pinned)]
+            lambda: [i for i in shown if not ((m := mem.meta(i)) and m.pinned)]
         )
         kept = len(shown) - len(ids)
         if not ids:
@@ -372,7 +361,7 @@ class BrowserScreen(Screen[None]):
             return
         self.table.discard(ids)
         self.refresh_bindings()  # the last row may have gone: Forget, Pin, Tags go with it
-        self.stats = await self.runtime.io(self.runtime.mem.index.stats)
+        self.stats = await self.runtime.io(self.runtime.mem.index_stats)
         self.render_status()
         self.measure_disk()
         self.notify(f"Forgot {fmt.count(len(kept), 'memory', 'memories')}. Press u to undo.")
@@ -398,8 +387,8 @@ class BrowserScreen(Screen[None]):
         ids = self.table.chosen()
         if not ids:
             return
-        index = self.runtime.mem.index
-        metas = await self.runtime.io(lambda: [index.meta(i) for i in ids])
+        mem = self.runtime.mem
+        metas = await self.runtime.io(lambda: [mem.meta(i) for i in ids])
         pin = not all(m is not None and m.pinned for m in metas)
 
         def apply() -> None:
@@ -411,7 +400,7 @@ class BrowserScreen(Screen[None]):
         except MemoShellError as exc:
             self.notify(str(exc), severity="error", title="Pin")
         self.table.invalidate(ids)
-        self.stats = await self.runtime.io(index.stats)
+        self.stats = await self.runtime.io(mem.index_stats)
         self.render_status()
         verb = "Pinned" if pin else "Unpinned"
         self.notify(f"{verb} {fmt.count(len(ids), 'memory', 'memories')}.")
@@ -423,7 +412,7 @@ class BrowserScreen(Screen[None]):
             return
         from memo_shell.tui.screens.dialogs import describe
 
-        meta = await self.runtime.io(self.runtime.mem.index.meta, memory_id)
+        meta = await self.runtime.io(self.runtime.mem.meta, memory_id)
         current = ", ".join(meta.tags) if meta is not None else ""
         named = await self.runtime.io(describe, self.runtime.mem, memory_id)
         answer = await self.app.push_screen_wait(

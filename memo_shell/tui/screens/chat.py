@@ -17,7 +17,7 @@ from textual.screen import Screen
 from textual.worker import Worker
 
 from memo_shell.errors import MemoShellError, StoreError
-from memo_shell.tui import fmt, keymap
+from memo_shell.tui import fmt, keymap, messages
 from memo_shell.tui.screens.chat_text import done_status, welcome_text
 from memo_shell.tui.widgets.chat_log import ChatLog, TurnView
 from memo_shell.tui.widgets.composer import Composer
@@ -35,7 +35,6 @@ HISTORY_TURNS = 10
 HISTORY_QUESTIONS = 100
 # Screens opened from here are imported when first opened: the chat must paint before
 # anything else is loaded.
-POLL_S = 0.5
 
 
 class ChatScreen(Screen[None]):
@@ -81,18 +80,21 @@ class ChatScreen(Screen[None]):
     def status(self) -> StatusBar:
         return self.query_one(StatusBar)
 
-    # ----------------------------------------------------------------- start-up and polling
+    # ----------------------------------------------------------------- start-up and status
 
     def on_mount(self) -> None:
         self.composer.focus()
         self.status.memory_mode = self.runtime.memory_mode
         self.panel.set_memory_enabled(self.runtime.use_memory)
-        self.status.session = self.runtime.session
-        self.set_interval(POLL_S, self.poll)
+        self.show_runtime()
         self.load_history()
 
-    def poll(self) -> None:
-        """Mirror the runtime's state in the status line; cheap attribute reads only."""
+    @on(messages.BackendPreparing)
+    @on(messages.BackendReady)
+    @on(messages.BackendFailed)
+    @on(messages.SessionChanged)
+    def show_runtime(self) -> None:
+        """Mirror the runtime's backend, session and model preparation in the status line."""
         rt = self.runtime
         status = self.status
         if rt.backend is not None:
@@ -104,25 +106,39 @@ class ChatScreen(Screen[None]):
             status.backend, status.model = "finding a model…", ""
         status.session = rt.session
         self.show_preparing(rt.preparing)
-        if rt.memories is None:
+
+    @on(messages.StoreOpened)
+    @on(messages.IndexChanged)
+    def show_index(self) -> None:
+        """The index's state in the status line (the count once it changes), its notices as
+        toasts."""
+        mem = self.runtime.memories
+        if mem is None:
             return
-        index = rt.memories.index
-        state = index.state
-        status.index_state = state
+        state = mem.index_state
+        self.status.index_state = state
         if state != self._index_state:
             self._index_state = state
             self.refresh_count()
-        notices = list(index.notices)
+        notices = mem.notices
         for notice in notices[self._notices_seen :]:
             self.notify(notice, title="Memory index", severity="warning", timeout=10)
         self._notices_seen = len(notices)
 
+    @on(messages.MemoriesChanged)
+    def memories_changed(self, message: messages.MemoriesChanged) -> None:
+        if isinstance(message, messages.MemoriesForgotten):
+            gone = set(message.ids)  # forgotten anywhere in the app: no longer shown as recalled
+            for memory_id in [h.memory.id for h in self.panel.hits if h.memory.id in gone]:
+                self.panel.drop_memory(memory_id)
+        self.refresh_count()
+
     @work(group="count", exclusive=True)
     async def refresh_count(self) -> None:
-        if self.runtime.memories is None:
+        mem = self.runtime.memories
+        if mem is None:
             return
-        index = self.runtime.memories.index
-        stats = await self.runtime.io(index.stats)
+        stats = await self.runtime.io(mem.index_stats)
         self.status.memories = stats.get("memories")
 
     def show_preparing(self, preparing: tuple[str, float | None] | None) -> None:
@@ -161,14 +177,12 @@ class ChatScreen(Screen[None]):
         mem = await rt.wait_store()
         if mem is None:
             return
-        empty = await rt.io(lambda: next(mem.store.iter_ids(), None) is None)
+        empty = await rt.io(mem.is_empty)
         log = self.log_view
         if empty:
             if not log.query(TurnView):
                 await log.show_welcome(welcome_text(str(mem.data_dir)))
             return
-        from memo_shell.records import RecordError  # (msgpack, ulid: not before first paint)
-
         await rt.io(mem.wait_ready)
         sessions = await rt.io(mem.sessions)
         counts = {s.name: s.count for s in sessions}
@@ -176,13 +190,8 @@ class ChatScreen(Screen[None]):
             rt.set_session(sessions[0].name)
             self.status.session = rt.session
         await self.use_session_settings()
-        ids = await rt.io(mem.index.ids, session=rt.session, newest_first=True)
-        memories = []
-        for memory_id in ids[:HISTORY_QUESTIONS]:
-            try:
-                memories.append(await rt.io(mem.get, memory_id))
-            except (MemoShellError, RecordError):  # damaged (now quarantined) or gone: skip
-                continue
+        # newest first; damaged (now quarantined) or vanished records are skipped
+        memories = await rt.io(mem.recent, HISTORY_QUESTIONS, session=rt.session)
         memories.reverse()  # oldest first
         self.composer.set_history(m.user for m in memories)
         shown = memories[-HISTORY_TURNS:]
@@ -192,7 +201,7 @@ class ChatScreen(Screen[None]):
             turn = TurnView(memory.user, memory.assistant, meta, memory_id=memory.id)
             turn.add_class("history")
             await log.mount(turn, before=first) if first is not None else await log.mount(turn)
-        total = counts.get(rt.session, len(ids))
+        total = counts.get(rt.session, len(memories))
         if shown:
             last = fmt.count(len(shown), "earlier turn") if len(shown) > 1 else "turn"
             more = f" (of {total:,})" if total > len(shown) else ""
@@ -278,7 +287,7 @@ class ChatScreen(Screen[None]):
                 elif isinstance(event, Piece):
                     await turn.write(event.text)
                 elif isinstance(event, Done):
-                    self.runtime.store_changed()
+                    self.runtime.store_changed([event.memory_id] if event.memory_id else [])
                     await turn.finish()
                     status = done_status(event)
                     if keep:
@@ -287,8 +296,6 @@ class ChatScreen(Screen[None]):
                         turn.add_class("private")
                         status += " · not kept (private)"
                     turn.set_status(status)
-            self.poll()
-            self.refresh_count()
         except asyncio.CancelledError:
             await turn.finish()
             await turn.remove()
@@ -461,7 +468,7 @@ class ChatScreen(Screen[None]):
     def action_show_prompt(self) -> None:
         shell = self.runtime.shell
         plan = shell.last_plan if shell is not None else None
-        if plan is None:
+        if shell is None or plan is None:
             self.notify("No prompt has been sent yet.")
             return
         from memo_shell.tui.screens.prompt import PromptScreen
@@ -582,5 +589,4 @@ class ChatScreen(Screen[None]):
         for turn in self.log_view.turns:
             if turn.memory_id == memory_id:
                 turn.memory_id = None
-        self.refresh_count()
         self.notify("Forgotten. u in the memory browser (F3) undoes it.")

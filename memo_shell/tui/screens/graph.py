@@ -79,7 +79,7 @@ class GraphScreen(Screen[None]):
         if mem is None:
             return
         await self.runtime.io(mem.wait_ready)
-        self.entities = await self.runtime.io(mem.index.entities)
+        self.entities = await self.runtime.io(mem.entities)
         self.show_entities(self.query_one("#entity-filter", Input).value)
 
     def show_entities(self, text: str) -> None:
@@ -126,10 +126,10 @@ class GraphScreen(Screen[None]):
     @work(group="entity", exclusive=True)
     async def select_entity(self, name: str) -> None:
         self.current = name
-        index = self.runtime.mem.index
-        neighbours = await self.runtime.io(index.neighbours, name, NEIGHBOURS)
-        mentions = await self.runtime.io(index.mentions, name)
-        metas = await self.runtime.io(lambda: [(i, index.meta(i)) for i in mentions[:500]])
+        mem = self.runtime.mem
+        neighbours = await self.runtime.io(mem.neighbours, name, NEIGHBOURS)
+        mentions = await self.runtime.io(mem.mentions, name)
+        metas = await self.runtime.io(lambda: [(i, mem.meta(i)) for i in mentions[:500]])
         info = next((e for e in self.entities if e.name == name), None)
         title = Content.assemble(
             (name, "bold $accent"),
@@ -193,7 +193,7 @@ class GraphScreen(Screen[None]):
         name = self.current
         if name is None:
             return
-        ids = await self.runtime.io(self.runtime.mem.index.mentions, name)
+        ids = await self.runtime.io(self.runtime.mem.mentions, name)
         if not ids:
             self.notify(f"No memory mentions {name!r}.")
             return

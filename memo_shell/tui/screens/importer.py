@@ -119,6 +119,7 @@ class ImportScreen(ModalScreen[None]):
             self.query_one("#import-start", Button).disabled = False
             return
         self.report = report
+        rt.store_changed()  # the status line's count and the browser's disk size
         if bar.total is not None:
             bar.update(progress=bar.total)
         lines = [report.summary() + "."]

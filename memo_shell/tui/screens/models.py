@@ -342,17 +342,16 @@ class ModelScreen(ModalScreen[None]):
 
 async def switch_model(app: Any, runtime: Runtime, entry: ModelEntry) -> None:
     """Build the picked backend (showing progress while a local model loads) and switch to it."""
-    runtime.preparing = (f"loading {Path(entry.name).name}…", None)
+    runtime.set_preparing(f"loading {Path(entry.name).name}…")
     try:
         backend = await build_backend(entry, runtime.settings)
     except MemoShellError as exc:
         app.notify(str(exc), title="Model", severity="error", timeout=15)
         return
     finally:
-        runtime.preparing = None
-    await runtime.set_backend(backend)
+        runtime.set_preparing(None)
     runtime.backend_reason = f"picked in the model list: {backend.model} via {backend.name}"
-    app._refresh_status()
+    await runtime.set_backend(backend)  # announces the new backend (messages.BackendReady)
     app.notify(
         f"Now answering with {backend.model} ({backend.name}). To start with it next time, "
         f"put in {runtime.settings.config_file}: {config_lines(entry)}",

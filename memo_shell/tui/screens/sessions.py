@@ -54,7 +54,7 @@ class SessionsScreen(ModalScreen[str | None]):
         if mem is None:
             return
         await rt.io(mem.wait_ready)
-        sessions = await rt.io(mem.index.sessions)
+        sessions = await rt.io(mem.sessions)
         sessions.sort(key=lambda s: s.last_at, reverse=True)
         options = self.query_one(OptionList)
         options.clear_options()
