@@ -53,7 +53,11 @@ class Hit:
 
 
 class Memories:
-    """A handle on one data directory. Use as a context manager, or call ``close()``."""
+    """A handle on one data directory. Use as a context manager, or call ``close()``.
+
+    ``embedder`` (anything with ``id`` and ``embed(texts)``) adds vectors to recall; with
+    ``own_embedder`` this handle closes it too. ``settings`` only names the data directory.
+    """
 
     def __init__(
         self,
@@ -62,6 +66,7 @@ class Memories:
         settings: Settings | None = None,
         disk: Disk | None = None,
         embedder: Any | None = None,
+        own_embedder: bool = False,
         preload: bool = True,
     ) -> None:
         root = Path(data_dir).expanduser() if data_dir is not None else None
@@ -69,11 +74,9 @@ class Memories:
             root = settings.data_dir if settings is not None else default_data_dir()
         self.settings = settings
         self.store = Store(root, disk)
-        self._owned_embedder = None
-        if embedder is None and settings is not None and settings.embedder:
-            from memo_shell.backends.embedder import make_embedder  # only when vectors are on
-
-            embedder = self._owned_embedder = make_embedder(settings)
+        # The library never builds backends: the surfaces wire the configured embedder
+        # (memo_shell.backends.embedder.open_memories) and hand this handle its closing.
+        self._owned_embedder = embedder if own_embedder else None
         # per device, outside the synced data dir (see memo_shell.paths)
         self.index = Index(self.store, paths.index_dir(root), embedder=embedder)
         # id -> (memory, signature of the file it was read from)

@@ -18,6 +18,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from memo_shell.api import Memories
 from memo_shell.backends import embedded
 from memo_shell.backends.base import Backend
 from memo_shell.backends.llamacpp import LlamaCppBackend
@@ -127,3 +128,24 @@ def make_embedder(settings: Settings) -> BackendEmbedder | None:
             " llama-cpp:FILE.gguf or embedded"
         )
     return BackendEmbedder(spec, backend)
+
+
+def open_memories(
+    settings: Settings, data_dir: Path | None = None, *, preload: bool = True
+) -> Memories:
+    """The store in ``data_dir`` (default ``settings.data_dir``) with the configured embedder
+    wired in and closed with it: how the surfaces open memories (the library builds no backends).
+    """
+    embedder = make_embedder(settings)
+    try:
+        return Memories(
+            data_dir if data_dir is not None else settings.data_dir,
+            settings=settings,
+            embedder=embedder,
+            own_embedder=True,
+            preload=preload,
+        )
+    except BaseException:
+        if embedder is not None:
+            embedder.close()
+        raise

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
 
-from memo_shell.cli.main import CliContext
+from memo_shell.cli.context import CliContext
 from memo_shell.cli.output import Output, json_option
 from memo_shell.config import BACKENDS
 from memo_shell.errors import MemoShellError
