@@ -250,7 +250,7 @@ class Shell:
         pieces: list[str] = []
         first_piece_s = 0.0
         try:
-            async with aclosing(backend.stream(plan.messages, self.options())) as stream:
+            async with aclosing(backend.stream(plan, self.options())) as stream:
                 async for text in stream:
                     if not pieces:
                         first_piece_s = perf_counter() - started

@@ -18,7 +18,6 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from memo_shell.api import Memories
 from memo_shell.backends import embedded
 from memo_shell.backends.base import Backend
 from memo_shell.backends.llamacpp import LlamaCppBackend
@@ -27,6 +26,7 @@ from memo_shell.backends.openai import OpenAIBackend
 from memo_shell.errors import BackendError
 
 if TYPE_CHECKING:
+    from memo_shell.api import Memories
     from memo_shell.config import Settings
 
 #: Longest wait for one batch of embeddings before the index is told it failed.
@@ -136,6 +136,9 @@ def open_memories(
     """The store in ``data_dir`` (default ``settings.data_dir``) with the configured embedder
     wired in and closed with it: how the surfaces open memories (the library builds no backends).
     """
+    # late: `memo_shell.backends` is imported by the app before the library has to be
+    from memo_shell.api import Memories
+
     embedder = make_embedder(settings)
     try:
         return Memories(

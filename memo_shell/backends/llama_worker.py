@@ -205,7 +205,7 @@ def pieces(llm: Any, request: dict[str, Any], result: dict[str, Any]) -> Iterato
                 if text:
                     yield text
         return
-    prompt = completion_format.render(request["messages"], request["memory_marker"])
+    prompt = request["completion"]  # rendered by the parent from the plan's parts
     stream = llm.create_completion(
         prompt,
         stop=completion_format.STOP,
