@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memo_shell import paths, records
 from memo_shell.config import Settings, default_data_dir
@@ -24,6 +24,11 @@ from memo_shell.errors import NotFound
 from memo_shell.index import Index, SessionInfo
 from memo_shell.records import CorruptRecord, Memory, Provenance, UnsupportedVersion
 from memo_shell.store import Store
+
+if TYPE_CHECKING:
+    from memo_shell.index.data import IndexData
+    from memo_shell.index.schema import IndexHit
+    from memo_shell.recall.options import RecallOptions
 
 #: Import writes this many records per durable batch (two syncs each).
 BATCH_SIZE = 2000
@@ -77,6 +82,7 @@ class Memories:
         # The library never builds backends: the surfaces wire the configured embedder
         # (memo_shell.backends.embedder.open_memories) and hand this handle its closing.
         self._owned_embedder = embedder if own_embedder else None
+        self._recall_options: RecallOptions | None = None
         # per device, outside the synced data dir (see memo_shell.paths)
         self.index = Index(self.store, paths.index_dir(root), embedder=embedder)
         # id -> (memory, signature of the file it was read from)
@@ -366,6 +372,50 @@ class Memories:
         except (NotFound, CorruptRecord, UnsupportedVersion):
             return None
 
+    @property
+    def recall_options(self) -> RecallOptions:
+        """Ranking settings (the benches' ablations switch them). Built on first use: the
+        recall package imports numpy, and opening a store must not wait for that."""
+        if self._recall_options is None:
+            from memo_shell.recall.options import RecallOptions
+
+            self._recall_options = RecallOptions()
+        return self._recall_options
+
+    @recall_options.setter
+    def recall_options(self, value: RecallOptions) -> None:
+        self._recall_options = value
+
+    def rank(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        session: str | None = None,
+        exclude: Collection[str] = (),
+    ) -> list[IndexHit]:
+        """Ids, scores and reasons of the ``k`` best memories for ``query``, without reading
+        their files (what :meth:`recall` builds on; the recall bench times it)."""
+        from memo_shell import recall  # numpy and the ranking load with the first question
+
+        if k <= 0:
+            return []
+        options = self.recall_options
+
+        def ranking(data: IndexData, query_vector: list[float] | None) -> list[IndexHit]:
+            return recall.search(
+                data,
+                query,
+                k,
+                session=session,
+                exclude=exclude,
+                options=options,
+                vectors=data.vectors,
+                query_vector=query_vector,
+            )
+
+        return self._ensure_index().search(ranking, query, vectors=options.vectors)
+
     def recall(
         self,
         query: str,
@@ -382,7 +432,7 @@ class Memories:
         if k <= 0:
             return []
         hits: list[Hit] = []
-        for found in self._ensure_index().search(query, k=k, session=session, exclude=exclude):
+        for found in self.rank(query, k, session=session, exclude=exclude):
             memory = self._get_or_none(found.id)
             if memory is None:  # forgotten or damaged behind our back: drop the stale entry
                 self.index.remove(found.id)
