@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -92,7 +92,7 @@ class Backend(Protocol):
     model: str
     context_size: int
 
-    def stream(self, chat: Chat, options: GenerationOptions) -> AsyncIterator[str]: ...
+    def stream(self, chat: Chat, options: GenerationOptions) -> AsyncGenerator[str, None]: ...
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
 

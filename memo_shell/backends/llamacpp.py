@@ -32,7 +32,7 @@ import logging
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -347,7 +347,7 @@ class LlamaCppBackend:
             return None
         return completion_format.render(chat)
 
-    async def stream(self, chat: Chat, options: GenerationOptions) -> AsyncIterator[str]:
+    async def stream(self, chat: Chat, options: GenerationOptions) -> AsyncGenerator[str, None]:
         """Yield pieces as the worker produces them; loads the model first if needed."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()

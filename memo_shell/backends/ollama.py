@@ -8,7 +8,7 @@ without anyone noticing.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from typing import Any
 
@@ -116,7 +116,7 @@ class OllamaBackend:
         }
         return {key: value for key, value in values.items() if value is not None}
 
-    async def stream(self, chat: Chat, options: GenerationOptions) -> AsyncIterator[str]:
+    async def stream(self, chat: Chat, options: GenerationOptions) -> AsyncGenerator[str, None]:
         """Yield reply pieces; a reply that ends without Ollama's final ``done`` is an error."""
         model = self.model or await self.default_model()
         self.last_finish = None
@@ -128,7 +128,8 @@ class OllamaBackend:
                 stream=True,
                 options=self._options(options),
             )
-            async with aclosing(parts) as stream:
+            # an async generator at run time, typed by the client as a plain AsyncIterator
+            async with aclosing(parts) as stream:  # type: ignore[type-var]
                 async for part in stream:
                     started = True
                     text = part.message.content if part.message else None

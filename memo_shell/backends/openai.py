@@ -18,7 +18,7 @@ import asyncio
 import json
 import math
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from pathlib import PurePath
 from typing import Any
 
@@ -176,7 +176,7 @@ class OpenAIBackend:
         }
         return {key: value for key, value in body.items() if value is not None}
 
-    async def stream(self, chat: Chat, options: GenerationOptions) -> AsyncIterator[str]:
+    async def stream(self, chat: Chat, options: GenerationOptions) -> AsyncGenerator[str, None]:
         """Yield reply pieces from the SSE stream; a stream that stops before ``[DONE]`` (or a
         ``finish_reason``) means the server died mid-reply and is reported as such, and one that
         ends before any event most likely overflowed the server's context (see
