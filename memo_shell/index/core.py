@@ -815,6 +815,7 @@ class Index(FreshnessMixin):
         if not isinstance(query, str):
             return []
         data = self._ready_data()
+        self.last_query_embed_seconds = 0.0
         query_vector = self._embed_query(query) if vectors else None
         for _attempt in range(3):
             with self._lock:
