@@ -80,7 +80,7 @@ class Memories:
         self.settings = settings
         self.store = Store(root, disk)
         # The library never builds backends: the surfaces wire the configured embedder
-        # (memo_shell.backends.embedder.open_memories) and hand this handle its closing.
+        # (memo_shell.wiring.open_memories) and hand this handle its closing.
         self._owned_embedder = embedder if own_embedder else None
         self._recall_options: RecallOptions | None = None
         # per device, outside the synced data dir (see memo_shell.paths)

@@ -124,8 +124,8 @@ def test_the_surfaces_wire_the_configured_embedder_and_close_it(
     proxy call) gives the handle the ``embedder`` setting's vectors, and closing the handle
     closes the embedder."""
     from memo_shell.api import Memories
-    from memo_shell.backends.embedder import open_memories
     from memo_shell.cli.context import CliContext
+    from memo_shell.wiring import open_memories
 
     settings = Settings(
         data_dir=tmp_path, ollama_host=fake_ollama.url, embedder="ollama:nomic-embed-text"
@@ -141,3 +141,19 @@ def test_the_surfaces_wire_the_configured_embedder_and_close_it(
     assert not embedder._thread.is_alive()  # type: ignore[attr-defined]
     with CliContext(settings).open_memories(preload=True) as memories:
         assert memories.index.embedder is not None
+
+
+def test_without_an_embedder_opening_the_store_imports_no_backend(tmp_path) -> None:
+    """Short CLI commands (``mem list``) open the store this way: the model clients' imports
+    are paid only when an embedder is configured."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from memo_shell.config import Settings\n"
+        "from memo_shell.wiring import open_memories\n"
+        f"open_memories(Settings(data_dir={str(tmp_path)!r}), preload=False).close()\n"
+        "assert 'memo_shell.backends' not in sys.modules, 'backends imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -26,7 +26,6 @@ from memo_shell.backends.openai import OpenAIBackend
 from memo_shell.errors import BackendError
 
 if TYPE_CHECKING:
-    from memo_shell.api import Memories
     from memo_shell.config import Settings
 
 #: Longest wait for one batch of embeddings before the index is told it failed.
@@ -128,27 +127,3 @@ def make_embedder(settings: Settings) -> BackendEmbedder | None:
             " llama-cpp:FILE.gguf or embedded"
         )
     return BackendEmbedder(spec, backend)
-
-
-def open_memories(
-    settings: Settings, data_dir: Path | None = None, *, preload: bool = True
-) -> Memories:
-    """The store in ``data_dir`` (default ``settings.data_dir``) with the configured embedder
-    wired in and closed with it: how the surfaces open memories (the library builds no backends).
-    """
-    # late: `memo_shell.backends` is imported by the app before the library has to be
-    from memo_shell.api import Memories
-
-    embedder = make_embedder(settings)
-    try:
-        return Memories(
-            data_dir if data_dir is not None else settings.data_dir,
-            settings=settings,
-            embedder=embedder,
-            own_embedder=True,
-            preload=preload,
-        )
-    except BaseException:
-        if embedder is not None:
-            embedder.close()
-        raise

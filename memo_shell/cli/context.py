@@ -31,7 +31,7 @@ class CliContext:
         CLI commands load the index only when they need it (recall, stats), so short commands
         stay fast. Damaged files met on the way were quarantined; each is reported by path.
         """
-        from memo_shell.backends.embedder import open_memories
+        from memo_shell.wiring import open_memories
 
         memories = open_memories(self.settings, preload=preload)
         warning = memories.store.permission_problem()

@@ -59,10 +59,10 @@ def serve(
     answer and stores the turn. Header "X-Memo-Shell-Memory: off" or a model name ending in
     "+nomemory" skips memory for one call.
     """
-    from memo_shell.backends.embedder import open_memories
     from memo_shell.serve import Proxy, create_app
     from memo_shell.serve.listen import bind, is_loopback, url_of
     from memo_shell.serve.listen import serve as run_server
+    from memo_shell.wiring import open_memories
 
     if api_key is not None and not api_key.strip():
         raise click.ClickException("--api-key is empty; give a non-empty key")

@@ -370,7 +370,7 @@ class Runtime:
 
 def _open_memories(settings: Settings) -> Memories:
     """Runs in a thread: importing the library (index, recall, graph) takes a moment too."""
-    from memo_shell.backends.embedder import open_memories
+    from memo_shell.wiring import open_memories
 
     return open_memories(settings)
 
