@@ -48,6 +48,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check memo_shell tests bench
 	$(BIN)/ruff format --check memo_shell
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python bench/store.py

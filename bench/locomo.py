@@ -15,7 +15,8 @@ Scores (per question, averaged; overall and per category):
   memories (in rank order), i.e. what a reader of the 10 recalled memories would see.
 
 The plain BM25 baseline is bm25s (English stopwords, Snowball stemming) over the same texts,
-computed in the same run. Ablations switch ranking components off through ``Index.options``.
+computed in the same run. Ablations switch ranking components off through
+``Memories.recall_options``.
 """
 
 from __future__ import annotations
@@ -235,7 +236,7 @@ def run(
                 timings["questions"] += len(questions)
                 if ablations:
                     dia_of = {m.id: m.meta["dia_id"] for m in mem.iter_memories()}
-                    default = mem.index.options
+                    default = mem.recall_options
                     configs = dict(CONFIGS) | WITHOUT
                     if embedder is not None:
                         configs["+ vectors"] = {}
@@ -243,11 +244,11 @@ def run(
                         known = _known_options(flags)
                         if len(known) < len(flags):
                             continue
-                        mem.index.options = replace(default, **known)
+                        mem.recall_options = replace(default, **known)
                         for q in questions:
-                            found = mem.index.search(q.text, k=k)
+                            found = mem.rank(q.text, k=k)
                             results[name].add(q, [dia_of[h.id] for h in found], k)
-                    mem.index.options = default
+                    mem.recall_options = default
             if ablations:
                 for switch in ablate.available():
                     name = f"- {switch}"
@@ -291,14 +292,14 @@ def run_truth(k: int, ablations: bool, seed: int, n_facts: int) -> dict[str, dic
         with build("data") as mem:
             out["memo-shell"] = measure(mem, lambda p: [h.memory.id for h in mem.recall(p, k=k)])
             if ablations:
-                default = mem.index.options
+                default = mem.recall_options
                 for name, flags in (CONFIGS | WITHOUT).items():
                     known = _known_options(flags)
                     if len(known) < len(flags):
                         continue
-                    mem.index.options = replace(default, **known)
-                    out[name] = measure(mem, lambda p: [h.id for h in mem.index.search(p, k=k)])
-                mem.index.options = default
+                    mem.recall_options = replace(default, **known)
+                    out[name] = measure(mem, lambda p: [h.id for h in mem.rank(p, k=k)])
+                mem.recall_options = default
         if ablations:
             for switch in ablate.available():
                 with ablate.without(switch), build(switch.replace(" ", "-")) as mem:

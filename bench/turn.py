@@ -48,6 +48,7 @@ from recall import Corpus, percentile  # noqa: E402
 import memo_shell  # noqa: E402
 from memo_shell.backends import GenerationOptions, LlamaCppBackend, embedded  # noqa: E402
 from memo_shell.config import Settings  # noqa: E402
+from memo_shell.prompt import Chat  # noqa: E402
 from memo_shell.shell import DEFAULT_SYSTEM, Shell  # noqa: E402
 
 CONTEXT = 4096
@@ -109,7 +110,7 @@ async def measure(
             t1 = time.perf_counter()
             pieces: list[str] = []
             first = None
-            async for piece in backend.stream(plan.messages, options):
+            async for piece in backend.stream(plan, options):
                 if first is None:
                     first = time.perf_counter()
                 pieces.append(piece)
@@ -181,11 +182,10 @@ class InProcess:
             model_path=str(backend.path), n_ctx=backend.n_ctx, n_threads=_threads(), verbose=False
         )
 
-    async def stream(self, messages: list, options: GenerationOptions) -> AsyncIterator[str]:
+    async def stream(self, chat: Chat, options: GenerationOptions) -> AsyncIterator[str]:
         import threading
 
         from memo_shell.backends import completion_format
-        from memo_shell.prompt import MEMORY_PREAMBLE
 
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()
@@ -195,7 +195,7 @@ class InProcess:
         def work() -> None:
             try:
                 for chunk in self.llm.create_completion(
-                    completion_format.render(messages, MEMORY_PREAMBLE),
+                    completion_format.render(chat),
                     max_tokens=options.max_tokens,
                     stop=completion_format.STOP,
                     temperature=completion_format.TEMPERATURE,
@@ -311,7 +311,6 @@ async def worker_overhead(
 
     from memo_shell.backends import completion_format
     from memo_shell.backends.llama_worker import _threads
-    from memo_shell.prompt import MEMORY_PREAMBLE
 
     local = llama_cpp.Llama(
         model_path=str(backend.path), n_ctx=backend.n_ctx, n_threads=_threads(), verbose=False
@@ -319,7 +318,7 @@ async def worker_overhead(
     options = GenerationOptions(max_tokens=MAX_TOKENS, seed=1)
 
     def in_process(messages: list) -> tuple[float, float | None]:
-        prompt = completion_format.render(messages, MEMORY_PREAMBLE)
+        prompt = completion_format.render(messages)
         started = time.perf_counter()
         first, texts = None, []
         for chunk in local.create_completion(

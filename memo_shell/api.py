@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memo_shell import paths, records
 from memo_shell.config import Settings, default_data_dir
@@ -28,6 +28,11 @@ from memo_shell.selection import Selection
 from memo_shell.store import AlreadyExists, Store
 
 __all__ = ["Hit", "Memories", "Selection", "open"]
+
+if TYPE_CHECKING:
+    from memo_shell.index.data import IndexData
+    from memo_shell.index.schema import IndexHit
+    from memo_shell.recall.options import RecallOptions
 
 #: Import writes this many records per durable batch (two syncs each).
 BATCH_SIZE = 2000
@@ -72,6 +77,8 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 class Memories:
     """A handle on one data directory. Use as a context manager, or call ``close()``.
 
+    ``embedder`` (anything with ``id`` and ``embed(texts)``) adds vectors to recall; with
+    ``own_embedder`` this handle closes it too. ``settings`` only names the data directory.
     Safe to use in a child forked (``multiprocessing`` with fork) after it was opened: ids
     never repeat across the fork, and the index restarts any load the parent had in flight.
     """
@@ -83,6 +90,7 @@ class Memories:
         settings: Settings | None = None,
         disk: Disk | None = None,
         embedder: Any | None = None,
+        own_embedder: bool = False,
         preload: bool = True,
     ) -> None:
         root = Path(data_dir).expanduser() if data_dir is not None else None
@@ -90,11 +98,10 @@ class Memories:
             root = settings.data_dir if settings is not None else default_data_dir()
         self.settings = settings
         self.store = Store(root, disk)
-        self._owned_embedder = None
-        if embedder is None and settings is not None and settings.embedder:
-            from memo_shell.backends.embedder import make_embedder  # only when vectors are on
-
-            embedder = self._owned_embedder = make_embedder(settings)
+        # The library never builds backends: the surfaces wire the configured embedder
+        # (memo_shell.wiring.open_memories) and hand this handle its closing.
+        self._owned_embedder = embedder if own_embedder else None
+        self._recall_options: RecallOptions | None = None
         # per device, outside the synced data dir (see memo_shell.paths)
         self.index = Index(self.store, paths.index_dir(root), embedder=embedder)
         # id -> (memory, signature of the file it was read from)
@@ -427,6 +434,50 @@ class Memories:
         except (NotFound, CorruptRecord, UnsupportedVersion, StoreError):
             return None
 
+    @property
+    def recall_options(self) -> RecallOptions:
+        """Ranking settings (the benches' ablations switch them). Built on first use: the
+        recall package imports numpy, and opening a store must not wait for that."""
+        if self._recall_options is None:
+            from memo_shell.recall.options import RecallOptions
+
+            self._recall_options = RecallOptions()
+        return self._recall_options
+
+    @recall_options.setter
+    def recall_options(self, value: RecallOptions) -> None:
+        self._recall_options = value
+
+    def rank(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        session: str | None = None,
+        exclude: Collection[str] = (),
+    ) -> list[IndexHit]:
+        """Ids, scores and reasons of the ``k`` best memories for ``query``, without reading
+        their files (what :meth:`recall` builds on; the recall bench times it)."""
+        from memo_shell import recall  # numpy and the ranking load with the first question
+
+        if k <= 0:
+            return []
+        options = self.recall_options
+
+        def ranking(data: IndexData, query_vector: list[float] | None) -> list[IndexHit]:
+            return recall.search(
+                data,
+                query,
+                k,
+                session=session,
+                exclude=exclude,
+                options=options,
+                vectors=data.vectors,
+                query_vector=query_vector,
+            )
+
+        return self._ensure_index().search(ranking, query, vectors=options.vectors)
+
     def recall(
         self,
         query: str,
@@ -443,7 +494,7 @@ class Memories:
         if k <= 0:
             return []
         hits: list[Hit] = []
-        for found in self._ensure_index().search(query, k=k, session=session, exclude=exclude):
+        for found in self.rank(query, k, session=session, exclude=exclude):
             try:
                 memory = self.get(found.id)
             except (NotFound, CorruptRecord, UnsupportedVersion):

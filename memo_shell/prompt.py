@@ -15,14 +15,23 @@ import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, TypedDict
 
-from memo_shell.backends.base import Message
 from memo_shell.errors import BackendError
 
 if TYPE_CHECKING:
     from memo_shell.api import Hit
     from memo_shell.records import Memory
+
+Role = Literal["system", "user", "assistant"]
+
+
+class Message(TypedDict):
+    """One chat message, in the shape every server API already uses."""
+
+    role: Role
+    content: str
+
 
 #: Tokens each chat message costs beyond its text (role markers, separators) in common templates.
 MESSAGE_OVERHEAD = 4
@@ -117,7 +126,13 @@ def quote(text: str) -> str:
 
 @dataclass(slots=True)
 class PromptPlan:
-    """The messages sent to the model and an account of how they were chosen.
+    """The prompt for one turn, in its parts, and an account of how they were chosen.
+
+    The parts are ``system`` (the instruction), ``memories`` (the delimited block of recalled
+    memories, ``<memories>…</memories>``, or "" when none went in; :data:`MEMORY_PREAMBLE`
+    introduces it), ``turns`` (earlier turns of this session, as messages) and ``question``.
+    Each backend places them where its format needs them; ``messages`` is the usual layout,
+    the memory block at the end of the system message.
 
     ``included`` are the recalled memory ids injected (in prompt order: ``[1]`` is the first),
     ``truncated`` those among them that were shortened, ``dropped`` the recalled ids left out
@@ -126,7 +141,10 @@ class PromptPlan:
     plus small fixed allowances for role markers and entry headers.
     """
 
-    messages: list[Message]
+    system: str
+    memories: str = ""
+    turns: list[Message] = field(default_factory=list)
+    question: str = ""
     included: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
     truncated: list[str] = field(default_factory=list)
@@ -135,6 +153,22 @@ class PromptPlan:
     left_out: dict[str, str] = field(default_factory=dict)
     tokens: int = 0
     budget_tokens: int = 0
+
+    @property
+    def memory_text(self) -> str:
+        """The memory block with its preamble, as a model reads it ("" without memories)."""
+        return f"{MEMORY_PREAMBLE}\n{self.memories}" if self.memories else ""
+
+    @property
+    def messages(self) -> list[Message]:
+        """The chat messages: the system message (instruction, then the memory block), the
+        earlier turns, the question."""
+        system = f"{self.system}\n\n{self.memory_text}" if self.memories else self.system
+        return [
+            {"role": "system", "content": system},
+            *self.turns,
+            {"role": "user", "content": self.question},
+        ]
 
     def render(self) -> str:
         """The exact messages, labelled, for "show prompt" (CLI ``--show-prompt`` and the UI)."""
@@ -157,6 +191,16 @@ class PromptPlan:
             lines.append(f"── {message['role']} ──")
             lines.append(message["content"])
         return "\n".join(lines)
+
+
+#: What a backend streams: a plan (in parts, so the backend places the memories) or chat
+#: messages as a client sent them (the memory proxy with memory off).
+Chat = PromptPlan | Sequence[Message]
+
+
+def as_messages(chat: Chat) -> list[Message]:
+    """The chat messages of ``chat``: a plan's usual layout, or the messages as they are."""
+    return chat.messages if isinstance(chat, PromptPlan) else list(chat)
 
 
 def _fit(text: str, limit: int, count_tokens: Callable[[str], int]) -> tuple[str, int, bool]:
@@ -277,19 +321,21 @@ def build_prompt(
             truncated.append(hit.memory.id)
         room -= cost
 
-    system_text = system
+    memories = ""
     tokens = fixed + spent
     if entries:
         block = "\n\n".join(entries)
-        system_text = f"{system}\n\n{MEMORY_PREAMBLE}\n{OPEN_TAG}\n{block}\n{CLOSE_TAG}"
+        memories = f"{OPEN_TAG}\n{block}\n{CLOSE_TAG}"
         tokens = budget_tokens - room
-    messages: list[Message] = [{"role": "system", "content": system_text}]
+    turns: list[Message] = []
     for _memory, user, assistant in chosen_turns:
-        messages.append({"role": "user", "content": user})
-        messages.append({"role": "assistant", "content": assistant})
-    messages.append({"role": "user", "content": question})
+        turns.append({"role": "user", "content": user})
+        turns.append({"role": "assistant", "content": assistant})
     return PromptPlan(
-        messages=messages,
+        system=system,
+        memories=memories,
+        turns=turns,
+        question=question,
         included=included,
         dropped=dropped,
         truncated=truncated,

@@ -26,6 +26,7 @@ import threading
 import time
 import unicodedata
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -401,6 +402,34 @@ def _from_payload(obj: object) -> Memory:
         raise CorruptRecord(str(exc)) from exc
 
 
+#: The upgrade registry: ``UPGRADES[n]`` turns the payload (a map) of a format ``n.x`` record into
+#: that of format ``n+1``. A reader upgrades older records step by step on decode and never
+#: rewrites their files; minor versions are additive and need no step. Empty while 1 is the only
+#: format. Bumping FORMAT_MAJOR means: register the step from the old major here, and freeze
+#: fixtures of the new format in ``tests/fixtures/records/v<major>.0`` beside the old ones
+#: (tests/test_records.py checks both).
+UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+def _readable(major: int) -> bool:
+    """Whether records of format ``major`` can be read: this one, or older with every step."""
+    return major == FORMAT_MAJOR or (
+        0 < major < FORMAT_MAJOR and all(n in UPGRADES for n in range(major, FORMAT_MAJOR))
+    )
+
+
+def _upgrade(major: int, obj: object) -> object:
+    """A format ``major`` payload brought to FORMAT_MAJOR, one registered step at a time."""
+    for step in range(major, FORMAT_MAJOR):
+        if not isinstance(obj, dict):
+            raise CorruptRecord("payload is not a map")
+        try:
+            obj = UPGRADES[step](obj)
+        except (KeyError, TypeError, ValueError) as exc:  # an old record the step cannot read
+            raise CorruptRecord(f"format {step}.x record cannot be upgraded: {exc}") from exc
+    return obj
+
+
 def decode(data: bytes) -> Memory:
     """Decode a whole file's bytes, or raise CorruptRecord / UnsupportedVersion. Never partial."""
     if len(data) < HEADER_SIZE:
@@ -408,10 +437,12 @@ def decode(data: bytes) -> Memory:
     magic, major, _minor, flags, length, crc = _HEADER.unpack_from(data)
     if magic != MAGIC:
         raise CorruptRecord("not a memo-shell record (bad magic)")
-    if major != FORMAT_MAJOR:
+    if not _readable(major):
         raise UnsupportedVersion(
             f"record format {major}.x is newer than this memo-shell reads ({FORMAT_MAJOR}.x); "
             "upgrade memo-shell to read it"
+            if major > FORMAT_MAJOR
+            else f"record format {major}.x is not one this memo-shell reads ({FORMAT_MAJOR}.x)"
         )
     if flags != 0:
         raise CorruptRecord(f"unknown header flags {flags:#06x}")
@@ -424,4 +455,4 @@ def decode(data: bytes) -> Memory:
     payload = data[HEADER_SIZE:]
     if zlib.crc32(payload) != crc:
         raise CorruptRecord("checksum mismatch (torn or bit-flipped file)")
-    return _from_payload(_unpack_payload(payload))
+    return _from_payload(_upgrade(major, _unpack_payload(payload)))

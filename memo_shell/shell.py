@@ -31,7 +31,7 @@ event loop (the UI) never blocks on disk.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import datetime
@@ -230,7 +230,9 @@ class Shell:
         )
         return hits, plan
 
-    async def turn(self, question: str, *, remember: bool = True) -> AsyncIterator[TurnEvent]:
+    async def turn(
+        self, question: str, *, remember: bool = True
+    ) -> AsyncGenerator[TurnEvent, None]:
         """Run one turn; see the module docstring for cancellation and failure.
 
         ``remember=False`` ("don't remember this turn"): the turn is answered as usual but not
@@ -246,7 +248,7 @@ class Shell:
         pieces: list[str] = []
         first_piece_s = 0.0
         try:
-            async with aclosing(backend.stream(plan.messages, self.options())) as stream:
+            async with aclosing(backend.stream(plan, self.options())) as stream:
                 async for text in stream:
                     if not pieces:
                         first_piece_s = perf_counter() - started

@@ -81,12 +81,12 @@ def reconcile(store: Store, result: ScanResult) -> ScanResult:
         if is_sync_temp(path.name):
             result.in_flight.append(path)
             continue
-        memory_id = conflict_id(path.name)
-        outcome = fold(store, path, memory_id) if memory_id is not None else None
+        copy_of = conflict_id(path.name)
+        outcome = fold(store, path, copy_of) if copy_of is not None else None
         if outcome is None:
             foreign.append(path)
-        elif outcome == "created" and memory_id is not None:
-            result.ids.append(memory_id)
+        elif outcome == "created" and copy_of is not None:
+            result.ids.append(copy_of)
             added = True
     result.foreign = foreign
     if added:

@@ -115,3 +115,45 @@ def test_a_slow_question_embedding_gives_up_quickly(monkeypatch: pytest.MonkeyPa
     with pytest.raises(BackendError, match=r"no vector for the question within 0\.2 s"):
         embedder.embed_query("hello")
     embedder.close()
+
+
+def test_the_surfaces_wire_the_configured_embedder_and_close_it(
+    fake_ollama: FakeOllama, tmp_path
+) -> None:
+    """The library builds no backends: ``open_memories`` (what the CLI, TUI, MCP server and
+    proxy call) gives the handle the ``embedder`` setting's vectors, and closing the handle
+    closes the embedder."""
+    from memo_shell.api import Memories
+    from memo_shell.cli.context import CliContext
+    from memo_shell.wiring import open_memories
+
+    settings = Settings(
+        data_dir=tmp_path, ollama_host=fake_ollama.url, embedder="ollama:nomic-embed-text"
+    )
+    with Memories(settings=settings) as bare:
+        assert bare.index.embedder is None  # Settings alone name the directory, nothing more
+    memories = open_memories(settings)
+    embedder = memories.index.embedder
+    assert embedder is not None and embedder.id == "ollama:nomic-embed-text"
+    memories.add("my dog is called Rex", "noted")
+    assert memories.recall("what is my dog called?")
+    memories.close()
+    assert not embedder._thread.is_alive()  # type: ignore[attr-defined]
+    with CliContext(settings).open_memories(preload=True) as memories:
+        assert memories.index.embedder is not None
+
+
+def test_without_an_embedder_opening_the_store_imports_no_backend(tmp_path) -> None:
+    """Short CLI commands (``mem list``) open the store this way: the model clients' imports
+    are paid only when an embedder is configured."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from memo_shell.config import Settings\n"
+        "from memo_shell.wiring import open_memories\n"
+        f"open_memories(Settings(data_dir={str(tmp_path)!r}), preload=False).close()\n"
+        "assert 'memo_shell.backends' not in sys.modules, 'backends imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

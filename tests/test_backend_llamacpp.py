@@ -15,7 +15,7 @@ from memo_shell.backends import GenerationOptions, LlamaCppBackend, embedded
 from memo_shell.backends.completion_format import EXAMPLES, NOTES_HEADING, render
 from memo_shell.backends.llamacpp import list_gguf, resolve_gguf
 from memo_shell.errors import BackendError
-from memo_shell.prompt import CLOSE_TAG, MEMORY_PREAMBLE, OPEN_TAG
+from memo_shell.prompt import CLOSE_TAG, MEMORY_PREAMBLE, OPEN_TAG, PromptPlan
 
 HELLO = [{"role": "user", "content": "hello"}]
 
@@ -85,14 +85,16 @@ def test_embedded_model_is_assembled_once_then_reused(
 
 def test_base_model_format_puts_notes_after_the_examples_and_ends_on_a() -> None:
     block = f"{OPEN_TAG}\n[1] 2025-01-02\n> User: my cat is Miso\n{CLOSE_TAG}"
-    system = f"Be brief.\n\n{MEMORY_PREAMBLE}\n{block}"
-    messages = [
-        {"role": "system", "content": system},
-        {"role": "user", "content": "hi"},
-        {"role": "assistant", "content": "Hello!\n\nHow can I help?"},
-        {"role": "user", "content": "What is my cat called?"},
-    ]
-    text = render(messages, MEMORY_PREAMBLE)
+    plan = PromptPlan(
+        system="Be brief.",
+        memories=block,
+        turns=[
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "Hello!\n\nHow can I help?"},
+        ],
+        question="What is my cat called?",
+    )
+    text = render(plan)
     assert text.startswith("Be brief.\n\n" + EXAMPLES)
     assert MEMORY_PREAMBLE not in text
     notes = text.index(NOTES_HEADING)

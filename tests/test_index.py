@@ -11,6 +11,7 @@ import memo_shell
 from memo_shell import records
 from memo_shell.index import Index
 from memo_shell.index.files import read_snapshot
+from memo_shell.index.schema import IndexHit
 from memo_shell.paths import index_dir
 from memo_shell.store import Store
 
@@ -20,6 +21,13 @@ T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 def _add(mem: memo_shell.Memories, text: str, *, session: str = "s1", minutes: int = 0,
          **kw: object) -> str:
     return mem.add(text, session=session, at=T0 + timedelta(minutes=minutes), **kw)  # type: ignore[arg-type]
+
+
+def _search(index: Index, query: str) -> list[IndexHit]:
+    """A bare index ranks nothing itself: recall ranks what it holds (as ``Memories`` does)."""
+    from memo_shell import recall
+
+    return index.search(lambda data, _vector: recall.search(data, query), query)
 
 
 @pytest.fixture
@@ -45,7 +53,7 @@ def test_add_before_load_is_queued_not_lost(data_dir: Path) -> None:
     assert index.state == "loading"
     index.start()
     assert index.wait_ready(10)
-    assert [h.id for h in index.search("umbrella")] == [memory.id]
+    assert [h.id for h in _search(index, "umbrella")] == [memory.id]
     index.close()
 
 
@@ -137,7 +145,7 @@ def test_forget_pin_and_exclude(data_dir: Path) -> None:
         assert set(found) == {a, b, c}  # the pin is always eligible...
         assert found[-1] == c  # ...but ranks after real matches
         assert "pinned" in mem.recall("noodle", k=5)[-1].why
-        assert [h.id for h in mem.index.search("noodle", k=5, exclude=[a])] == [b, c]
+        assert [h.id for h in mem.rank("noodle", k=5, exclude=[a])] == [b, c]
         mem.forget(a)
         assert a not in [h.memory.id for h in mem.recall("noodle", k=5)]
         stats = mem.index.stats()
@@ -293,7 +301,7 @@ def test_a_deleted_file_is_never_recalled_and_its_entry_is_dropped(data_dir: Pat
         victim = _add(mem, "the old locker code is 4512")
         assert [h.memory.id for h in mem.recall("locker code")] == [victim]
         Store(data_dir).path_for(victim).unlink()  # a file manager, not memo-shell
-        assert mem.index.search("locker code") == []
+        assert mem.rank("locker code") == []
         assert mem.index.meta(victim) is None
 
 

@@ -20,3 +20,36 @@ def test_imports_point_down_the_layers_only() -> None:
         [lint_imports, "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
+def _layer_of(module: str, layers: list[list[str]]) -> tuple[int, str] | None:
+    for number, siblings in enumerate(layers):
+        for package in siblings:
+            if module == package or module.startswith(package + "."):
+                return number, package
+    return None
+
+
+def test_deferred_imports_by_name_point_down_too() -> None:
+    """``lazy("memo_shell.x")`` and ``import_module("memo_shell.x")`` hide an import from
+    import-linter; the same layer rule holds for them (a recall call from the index once hid
+    there)."""
+    import re
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    contract = config["contracts"][0]
+    layers = [[p.strip() for p in layer.split("|")] for layer in contract["layers"]]
+    by_name = re.compile(r"""\b(?:lazy|import_module)\(\s*["'](memo_shell[\w.]*)["']""")
+    wrong = []
+    for path in (ROOT / "memo_shell").rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        source = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        here = _layer_of(source, layers)
+        for target in by_name.findall(path.read_text(encoding="utf-8")):
+            there = _layer_of(target, layers)
+            if here is None or there is None or there[1] == here[1]:
+                continue
+            if there[0] <= here[0]:
+                wrong.append(f"{source} -> {target}")
+    assert not wrong, wrong

@@ -66,14 +66,14 @@ async def test_a_streamed_turn_is_stored_with_its_memories_in_the_prompt_the_mod
     assert plan is not None and plan.included  # the memory was recalled into the prompt
     assert stored.assistant == done.answer and stored.backend == "openai"
     # The gemma template drops role=system: sent there, the memory never reached the model.
-    body = backend._body(backend.model_id, plan.messages, GenerationOptions())
+    body = backend._body(backend.model_id, plan, GenerationOptions())
     as_planned = {**body, "messages": [dict(m) for m in plan.messages]}
     assert await prompt_tokens(server, body) > await prompt_tokens(server, as_planned) + 40
-    sent = memories_in_user_turn(plan.messages)
+    sent = memories_in_user_turn(plan)
     assert MEMORY_PREAMBLE in sent[-1]["content"] and FACT in sent[-1]["content"]
     assert sent[-1]["content"].endswith("Where does my sister Ottilie live?")
     # --show-prompt shows those messages, memory block in the user's turn
-    assert "Ottilie lives in Bergen" in backend.render_prompt(plan.messages).split("── user ──")[-1]
+    assert "Ottilie lives in Bergen" in backend.render_prompt(plan).split("── user ──")[-1]
 
 
 async def test_the_window_is_learned_from_overflow_and_respected(

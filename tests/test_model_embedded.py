@@ -73,7 +73,7 @@ async def test_a_fact_from_an_earlier_session_reaches_a_later_prompt(
         recalled, _, done = await turn(friday, "Where does my sister Ottilie live?")
 
     assert told.memory_id in recalled.plan.included
-    exact = gemma.render_prompt(recalled.plan.messages)
+    exact = gemma.render_prompt(recalled.plan)
     assert exact is not None
     notes = exact.index("Notes from earlier conversations")
     assert notes < exact.index("> User: My sister Ottilie lives in Bergen.")
@@ -93,7 +93,7 @@ async def test_closing_the_turn_stops_generation_within_a_few_tokens(
         await stream.aclose()
         await wait_idle()  # the worker has stopped and reported how far it went
         assert shell.last_plan is not None
-        prompt = gemma.render_prompt(shell.last_plan.messages) or ""
+        prompt = gemma.render_prompt(shell.last_plan) or ""
         prompt_tokens = gemma.count_tokens(prompt) + 1  # and the BOS token
         assert gemma.last_finish == "cancelled"
         assert gemma.last_generated - prompt_tokens < 10  # generated after the close: one or two

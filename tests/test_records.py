@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 import zlib
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import msgpack
 import pytest
@@ -122,3 +123,41 @@ def test_ids_follow_the_ulid_spec() -> None:
     made = [records.new_id(at) for _ in range(2000)]  # all in one millisecond
     assert made == sorted(made) and len(set(made)) == 2000, "same-millisecond ids stay ordered"
     assert all(records.is_valid_id(i) for i in made)
+
+
+FIXTURES = Path(__file__).parent / "fixtures" / "records"
+
+
+def test_every_format_has_its_upgrade_step_and_frozen_fixtures() -> None:
+    """A major bump registers the step from the old format and freezes the new one's files."""
+    assert set(records.UPGRADES) == set(range(1, records.FORMAT_MAJOR))
+    for major in range(1, records.FORMAT_MAJOR + 1):
+        assert list((FIXTURES / f"v{major}.0").glob("*.memo")), f"no frozen v{major}.0 records"
+
+
+def test_older_formats_are_upgraded_step_by_step_on_decode(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As if format 2 had shipped: a 1.x file decodes through the registered step, unchanged on
+    disk; a format with no step stays unsupported; a step that cannot read a record makes it
+    corrupt (quarantined), never a crash."""
+    data = (FIXTURES / "v1.0" / "basic.memo").read_bytes()
+    before = records.decode(data)
+
+    def step(payload: dict) -> dict:
+        return {**payload, "tags": [*payload.get("tags", []), "from-1.x"]}
+
+    monkeypatch.setattr(records, "FORMAT_MAJOR", 2)
+    monkeypatch.setattr(records, "UPGRADES", {1: step})
+    upgraded = records.decode(data)
+    assert upgraded == before.with_changes(tags=(*before.tags, "from-1.x"))
+    assert (FIXTURES / "v1.0" / "basic.memo").read_bytes() == data
+
+    monkeypatch.setattr(records, "UPGRADES", {})
+    with pytest.raises(UnsupportedVersion, match=r"record format 1\.x "):
+        records.decode(data)
+
+    def broken(payload: dict) -> dict:
+        return {"user": payload["no such field"]}
+
+    monkeypatch.setattr(records, "UPGRADES", {1: broken})
+    with pytest.raises(CorruptRecord, match="cannot be upgraded"):
+        records.decode(data)

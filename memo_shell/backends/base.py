@@ -9,23 +9,19 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol, TypedDict, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from memo_shell.errors import BackendError
 
+# The chat types live below, in memo_shell.prompt; re-exported for the backends' callers.
+from memo_shell.prompt import Chat as Chat
+from memo_shell.prompt import Message as Message
+from memo_shell.prompt import Role as Role
+
 if TYPE_CHECKING:
     from memo_shell.config import Settings
-
-Role = Literal["system", "user", "assistant"]
-
-
-class Message(TypedDict):
-    """One chat message, in the shape every server API already uses."""
-
-    role: Role
-    content: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,20 +79,20 @@ class Backend(Protocol):
         model: the model replies come from (stored in each memory's ``model``).
         context_size: tokens of context the prompt must fit into, answer included.
 
-    ``stream`` yields text pieces as they arrive. Cancelling the consuming task, or calling
-    ``aclose()`` on the iterator, stops generation promptly: servers see the connection close and
-    the in-process model stops at the next token. ``embed`` raises BackendError where the
-    backend cannot embed. ``count_tokens`` is exact for llama.cpp once loaded and an estimate
-    (:func:`estimate_tokens`) for servers, which do not expose their tokenizer.
+    ``stream`` yields text pieces as they arrive, for a prompt plan (whose parts the backend
+    places: the memory block where its format keeps it) or plain chat messages. Cancelling
+    the consuming task, or calling ``aclose()`` on the iterator, stops generation promptly:
+    servers see the connection close and the in-process model stops at the next token.
+    ``embed`` raises BackendError where the backend cannot embed. ``count_tokens`` is exact
+    for llama.cpp once loaded and an estimate (:func:`estimate_tokens`) for servers, which do
+    not expose their tokenizer.
     """
 
     name: str
     model: str
     context_size: int
 
-    def stream(
-        self, messages: Sequence[Message], options: GenerationOptions
-    ) -> AsyncIterator[str]: ...
+    def stream(self, chat: Chat, options: GenerationOptions) -> AsyncGenerator[str, None]: ...
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
 

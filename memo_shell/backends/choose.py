@@ -40,9 +40,9 @@ class Choice:
 
 
 def _is_gguf_path(model: str | None) -> bool:
-    return bool(model) and (
-        model.lower().endswith(".gguf") or Path(model).expanduser().is_file()  # type: ignore[union-attr]
-    )
+    if not model:
+        return False
+    return model.lower().endswith(".gguf") or Path(model).expanduser().is_file()
 
 
 def local_backend(settings: Settings) -> LlamaCppBackend:

@@ -17,9 +17,7 @@ keeps writing the next "document"), or where it starts imitating the memory bloc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from memo_shell.backends.base import Message
+from memo_shell.prompt import Chat, Message, PromptPlan
 
 EXAMPLES = (
     "Q: Hello!\n"
@@ -38,23 +36,26 @@ TOP_P = 0.9
 REPEAT_PENALTY = 1.1
 
 
-def render(messages: Sequence[Message], memory_marker: str) -> str:
-    """The completion prompt for ``messages`` (system, earlier turns, the question last).
+def render(chat: Chat) -> str:
+    """The completion prompt for ``chat`` (system, earlier turns, the question last).
 
-    ``memory_marker`` is where the system message's recalled-memory block begins (the
-    preamble of memo_shell.prompt); that block moves below the examples, under NOTES_HEADING.
+    A plan's recalled-memory block goes below the examples, under NOTES_HEADING.
     """
     system_parts: list[str] = []
     memory_parts: list[str] = []
     turns: list[str] = []
+    if isinstance(chat, PromptPlan):
+        if chat.memories.strip():
+            memory_parts.append(f"{NOTES_HEADING}\n{chat.memories.strip()}")
+        messages: list[Message] = [{"role": "system", "content": chat.system}, *chat.turns]
+        messages.append({"role": "user", "content": chat.question})
+    else:
+        messages = list(chat)
     for message in messages:
         content = message["content"].strip()
         if message["role"] == "system":
-            head, marker, block = content.partition(memory_marker)
-            if head.strip():
-                system_parts.append(head.strip())
-            if marker:
-                memory_parts.append(f"{NOTES_HEADING}\n{block.strip()}")
+            if content:
+                system_parts.append(content)
         elif message["role"] == "user":
             turns.append(f"Q: {_one_paragraph(content)}")
         else:

@@ -58,7 +58,7 @@ def crash_sentence(returncode: int | None, model: str, last_log: str = "") -> st
                 " the computer ran out of memory: close other programs, lower context_size"
                 f" or choose a smaller model{again}"
             )
-        names = {
+        names: dict[int, str] = {
             signal.SIGSEGV: "a segmentation fault (SIGSEGV)",
             signal.SIGBUS: "a bus error (SIGBUS)",
             signal.SIGABRT: "an abort (SIGABRT)",

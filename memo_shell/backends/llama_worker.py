@@ -26,7 +26,7 @@ import struct
 import sys
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import IO, Any
 
 import msgpack
@@ -153,13 +153,16 @@ def load(path: str, n_ctx: int, embedding: bool = False) -> Any:
 
     _RECENT_LOG.clear()
     try:
+        # one vector per text (mean of its tokens), whatever the GGUF's default pooling
+        pooling: dict[str, Any] = (
+            {"pooling_type": llama_cpp.LLAMA_POOLING_TYPE_MEAN} if embedding else {}
+        )
         llm = llama_cpp.Llama(
             model_path=path,
             n_ctx=n_ctx,
             n_threads=_threads(),
             embedding=embedding,
-            # one vector per text (mean of its tokens), whatever the GGUF's default pooling
-            **({"pooling_type": llama_cpp.LLAMA_POOLING_TYPE_MEAN} if embedding else {}),
+            **pooling,
             verbose=False,
         )
     except (ValueError, RuntimeError, OSError) as exc:
@@ -177,7 +180,7 @@ def is_chat_model(llm: Any) -> bool:
     return "tokenizer.chat_template" in (llm.metadata or {})
 
 
-def pieces(llm: Any, request: dict[str, Any], result: dict[str, Any]) -> Iterator[str]:
+def pieces(llm: Any, request: dict[str, Any], result: dict[str, Any]) -> Generator[str, None, None]:
     """Text pieces from llama.cpp; ``result["finish"]`` is set to llama.cpp's finish reason.
 
     Sampling left unset (None) gets the model's defaults: llama.cpp's for chat models, the
@@ -205,7 +208,7 @@ def pieces(llm: Any, request: dict[str, Any], result: dict[str, Any]) -> Iterato
                 if text:
                     yield text
         return
-    prompt = completion_format.render(request["messages"], request["memory_marker"])
+    prompt = request["completion"]  # rendered by the parent from the plan's parts
     stream = llm.create_completion(
         prompt,
         stop=completion_format.STOP,
@@ -291,7 +294,7 @@ def _read_requests(stdin: IO[bytes], requests: queue.Queue[dict[str, Any]]) -> N
         if message is None:  # the parent is gone (or closed us): nothing left to do
             os._exit(0)
         if message.get("op") == "stop":
-            _stopped.add(message.get("id"))  # set.add is atomic: no lock needed
+            _stopped.add(message.get("id", -1))  # set.add is atomic: no lock needed
         else:
             requests.put(message)
 

@@ -32,7 +32,7 @@ import logging
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,13 +41,13 @@ from memo_shell.backends import completion_format
 from memo_shell.backends.base import (
     GenerationOptions,
     Health,
-    Message,
     ModelInfo,
     estimate_tokens,
     unsupported_embedding,
 )
 from memo_shell.backends.llama_process import FAULT_ENV, Worker, WorkerCrashed
 from memo_shell.errors import BackendError
+from memo_shell.prompt import Chat, as_messages
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -262,8 +262,8 @@ def probe(path: Path, n_ctx: int = 512, timeout: float = 120.0) -> str | None:
                 "path": str(path),
                 "n_ctx": n_ctx,
                 "messages": [{"role": "user", "content": "Hello"}],
+                "completion": completion_format.render([{"role": "user", "content": "Hello"}]),
                 "options": {"max_tokens": 1, "temperature": 0.0, "top_p": 1.0, "seed": 1},
-                "memory_marker": _memory_preamble(),
                 "fault": os.environ.get(FAULT_ENV),
             }
         )
@@ -340,16 +340,14 @@ class LlamaCppBackend:
 
     # ------------------------------------------------------------------ prompts
 
-    def render_prompt(self, messages: Sequence[Message]) -> str | None:
+    def render_prompt(self, chat: Chat) -> str | None:
         """The exact text a base model receives, or None when the GGUF's chat template (applied
         inside llama.cpp) formats the messages."""
         if self._chat:
             return None
-        return completion_format.render(messages, _memory_preamble())
+        return completion_format.render(chat)
 
-    async def stream(
-        self, messages: Sequence[Message], options: GenerationOptions
-    ) -> AsyncIterator[str]:
+    async def stream(self, chat: Chat, options: GenerationOptions) -> AsyncGenerator[str, None]:
         """Yield pieces as the worker produces them; loads the model first if needed."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()
@@ -369,7 +367,7 @@ class LlamaCppBackend:
                 self._load_now()
                 worker = _current_worker()
                 running.append(worker)
-                worker.send(self._generate_request(messages, options) | {"id": request_id})
+                worker.send(self._generate_request(chat, options) | {"id": request_id})
                 if stop.is_set():
                     worker.stop(request_id)
                 while True:
@@ -402,21 +400,21 @@ class LlamaCppBackend:
             if running:
                 running[0].stop(request_id)  # the executor thread drains the rest of the reply
 
-    def _generate_request(
-        self, messages: Sequence[Message], options: GenerationOptions
-    ) -> dict[str, Any]:
+    def _generate_request(self, chat: Chat, options: GenerationOptions) -> dict[str, Any]:
         return {
             "op": "generate",
             "path": str(self.path),
             "n_ctx": self.n_ctx,
-            "messages": [dict(m) for m in messages],
+            # a chat model's template places the messages; a base model gets the text rendered
+            # here from the plan's parts (memories under their own heading)
+            "messages": [dict(m) for m in as_messages(chat)],
+            "completion": completion_format.render(chat),
             "options": {
                 "max_tokens": options.max_tokens,
                 "temperature": options.temperature,
                 "top_p": options.top_p,
                 "seed": options.seed,
             },
-            "memory_marker": _memory_preamble(),
             "fault": os.environ.get(FAULT_ENV),
         }
 
@@ -498,9 +496,3 @@ class LlamaCppBackend:
 async def wait_idle() -> None:
     """Wait until every request already sent to the worker is done (tests, the benchmark)."""
     await asyncio.get_running_loop().run_in_executor(_EXECUTOR, lambda: None)
-
-
-def _memory_preamble() -> str:
-    from memo_shell.prompt import MEMORY_PREAMBLE  # late: prompt imports this package
-
-    return MEMORY_PREAMBLE

@@ -8,7 +8,7 @@ without anyone noticing.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from typing import Any
 
@@ -18,7 +18,6 @@ import ollama
 from memo_shell.backends.base import (
     GenerationOptions,
     Health,
-    Message,
     ModelInfo,
     estimate_tokens,
 )
@@ -30,6 +29,7 @@ from memo_shell.backends.http import (
     transport_error,
 )
 from memo_shell.errors import BackendError
+from memo_shell.prompt import Chat, as_messages
 
 SERVICE = "Ollama"
 #: Suggested when Ollama has no chat model at all.
@@ -116,9 +116,7 @@ class OllamaBackend:
         }
         return {key: value for key, value in values.items() if value is not None}
 
-    async def stream(
-        self, messages: Sequence[Message], options: GenerationOptions
-    ) -> AsyncIterator[str]:
+    async def stream(self, chat: Chat, options: GenerationOptions) -> AsyncGenerator[str, None]:
         """Yield reply pieces; a reply that ends without Ollama's final ``done`` is an error."""
         model = self.model or await self.default_model()
         self.last_finish = None
@@ -126,11 +124,12 @@ class OllamaBackend:
         try:
             parts = await self._client.chat(
                 model=model,
-                messages=[dict(m) for m in messages],
+                messages=[dict(m) for m in as_messages(chat)],
                 stream=True,
                 options=self._options(options),
             )
-            async with aclosing(parts) as stream:
+            # an async generator at run time, typed by the client as a plain AsyncIterator
+            async with aclosing(parts) as stream:  # type: ignore[type-var]
                 async for part in stream:
                     started = True
                     text = part.message.content if part.message else None

@@ -18,7 +18,7 @@ import asyncio
 import json
 import math
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from pathlib import PurePath
 from typing import Any
 
@@ -27,7 +27,6 @@ import httpx
 from memo_shell.backends.base import (
     GenerationOptions,
     Health,
-    Message,
     ModelInfo,
     estimate_tokens,
 )
@@ -39,6 +38,7 @@ from memo_shell.backends.http import (
 )
 from memo_shell.backends.placement import memories_in_user_turn, render_messages
 from memo_shell.errors import BackendError
+from memo_shell.prompt import Chat
 
 SERVICE = "the OpenAI-compatible server"
 _CONTEXT_WORDS = ("context", "too long", "maximum length", "max_model_len")
@@ -160,16 +160,14 @@ class OpenAIBackend:
             self.server_context = window
             self.context_size = min(self.context_size, window)
 
-    def render_prompt(self, messages: Sequence[Message]) -> str:
+    def render_prompt(self, chat: Chat) -> str:
         """The messages exactly as the server receives them (memories in the user's turn)."""
-        return render_messages(memories_in_user_turn(messages))
+        return render_messages(memories_in_user_turn(chat))
 
-    def _body(
-        self, model: str, messages: Sequence[Message], options: GenerationOptions
-    ) -> dict[str, Any]:
+    def _body(self, model: str, chat: Chat, options: GenerationOptions) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": model,
-            "messages": [dict(m) for m in memories_in_user_turn(messages)],
+            "messages": [dict(m) for m in memories_in_user_turn(chat)],
             "stream": True,
             "temperature": options.temperature,
             "top_p": options.top_p,
@@ -178,9 +176,7 @@ class OpenAIBackend:
         }
         return {key: value for key, value in body.items() if value is not None}
 
-    async def stream(
-        self, messages: Sequence[Message], options: GenerationOptions
-    ) -> AsyncIterator[str]:
+    async def stream(self, chat: Chat, options: GenerationOptions) -> AsyncGenerator[str, None]:
         """Yield reply pieces from the SSE stream; a stream that stops before ``[DONE]`` (or a
         ``finish_reason``) means the server died mid-reply and is reported as such, and one that
         ends before any event most likely overflowed the server's context (see
@@ -192,7 +188,7 @@ class OpenAIBackend:
         finished = False
         try:
             async with self._client.stream(
-                "POST", "/chat/completions", json=self._body(model, messages, options)
+                "POST", "/chat/completions", json=self._body(model, chat, options)
             ) as response:
                 if response.status_code >= 400:
                     raise self._status_error(response.status_code, await response.aread(), model)
@@ -212,19 +208,19 @@ class OpenAIBackend:
         except httpx.TransportError as exc:
             raise transport_error(exc, SERVICE, self.url, mid_reply=replied) from None
         if not finished and not events:
-            raise await self._empty_reply(model, messages, options)
+            raise await self._empty_reply(model, chat, options)
         if not finished:
             raise BackendError(
                 f"the connection to {SERVICE} at {self.url} ended before the reply was complete"
             )
 
     async def _empty_reply(
-        self, model: str, messages: Sequence[Message], options: GenerationOptions
+        self, model: str, chat: Chat, options: GenerationOptions
     ) -> BackendError:
         """Why a stream answered 200 and then nothing. llama_cpp.server does this when the
         prompt overflows its context (the error happens after the headers went out); asked the
         same without streaming, it says so with its window, which is then learned."""
-        body = self._body(model, messages, options) | {"stream": False, "max_tokens": 1}
+        body = self._body(model, chat, options) | {"stream": False, "max_tokens": 1}
         response = None
         for _attempt in range(2):  # the pooled connection may be the broken stream's: retry
             try:

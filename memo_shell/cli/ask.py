@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
 
-from memo_shell.cli.main import CliContext
+from memo_shell.cli.context import CliContext
 from memo_shell.cli.output import Output, json_option
 from memo_shell.config import BACKENDS
 from memo_shell.errors import MemoShellError
@@ -118,7 +118,7 @@ def _prompt_text(backend: Backend, plan: Any) -> str:
     """The plan as messages and, for base models, the exact text the model reads."""
     text = plan.render()
     render = getattr(backend, "render_prompt", None)
-    exact = render(plan.messages) if render is not None else None
+    exact = render(plan) if render is not None else None
     if exact is not None:
         text += f"\n── exact text sent to {backend.model} ──\n{exact}"
     return text

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from memo_shell import chat_export
-from memo_shell.cli.main import CliContext
+from memo_shell.cli.context import CliContext
 from memo_shell.cli.output import Output, json_option
 from memo_shell.errors import MemoShellError
 

@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from memo_shell.cli import doctor_store
-from memo_shell.cli.main import CliContext
+from memo_shell.cli.context import CliContext
 from memo_shell.cli.output import Output, human_size, json_option
 from memo_shell.config import Settings
 

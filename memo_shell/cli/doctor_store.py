@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from memo_shell.cli.main import CliContext
+from memo_shell.cli.context import CliContext
 from memo_shell.cli.output import Output
 
 _LABELS = {

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from memo_shell import importers
-from memo_shell.cli.main import CliContext
+from memo_shell.cli.context import CliContext
 from memo_shell.cli.output import Output, progress_bar
 from memo_shell.errors import MemoShellError
 from memo_shell.importers import run

@@ -9,55 +9,14 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
 from memo_shell import __version__
-from memo_shell.config import BACKENDS, Settings, load_settings
+from memo_shell.cli.context import CliContext
+from memo_shell.config import BACKENDS, load_settings
 from memo_shell.errors import MemoShellError, describe_os_error, error_kind
-
-if TYPE_CHECKING:
-    from memo_shell.api import Memories
-
-
-@dataclass
-class CliContext:
-    """What every subcommand receives as ``ctx.obj``."""
-
-    settings: Settings
-
-    @contextmanager
-    def open_memories(self, *, preload: bool = False) -> Iterator[Memories]:
-        """Open the store for one command, then report anything the user must know about.
-
-        CLI commands load the index only when they need it (recall, stats), so short commands
-        stay fast. Damaged files met on the way were quarantined; each is reported by path.
-        """
-        from memo_shell.api import Memories
-
-        memories = Memories(settings=self.settings, preload=preload)
-        warning = memories.store.permission_problem()
-        if warning:
-            click.echo(f"warning: {warning}", err=True)
-        try:
-            yield memories
-        finally:
-            memories.close()
-            for entry in memories.store.quarantined:
-                click.echo(
-                    f"warning: {entry.original} is damaged ({entry.reason}); "
-                    f"moved to {entry.moved_to}",
-                    err=True,
-                )
-            for path, why in memories.store.unreadable.items():
-                click.echo(f"warning: skipped {path}: {why}", err=True)
-            for notice in memories.index.notices:
-                click.echo(f"note: {notice}", err=True)
 
 
 def _wants_json(ctx: click.Context) -> bool:

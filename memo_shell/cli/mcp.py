@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import click
 
-from memo_shell.cli.main import CliContext
+from memo_shell.cli.context import CliContext
 
 DEFAULT_PORT = 8765
 

@@ -15,7 +15,7 @@ import click
 from memo_shell import jsonl, paths, records
 from memo_shell.api import Memories
 from memo_shell.cli import imports
-from memo_shell.cli.main import CliContext
+from memo_shell.cli.context import CliContext
 from memo_shell.cli.output import Output, human_size, json_option, preview, progress_bar
 from memo_shell.disk import atomic_write
 from memo_shell.errors import MemoShellError, NotFound, describe_os_error

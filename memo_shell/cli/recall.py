@@ -6,7 +6,7 @@ import time
 
 import click
 
-from memo_shell.cli.main import CliContext
+from memo_shell.cli.context import CliContext
 from memo_shell.cli.output import Output, json_option, preview, progress_bar
 
 

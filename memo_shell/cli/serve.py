@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from memo_shell.cli.main import CliContext
+from memo_shell.cli.context import CliContext
 
 if TYPE_CHECKING:
     from memo_shell.config import Settings
@@ -59,10 +59,10 @@ def serve(
     answer and stores the turn. Header "X-Memo-Shell-Memory: off" or a model name ending in
     "+nomemory" skips memory for one call.
     """
-    from memo_shell.api import Memories
     from memo_shell.serve import Proxy, create_app
     from memo_shell.serve.listen import bind, is_loopback, url_of
     from memo_shell.serve.listen import serve as run_server
+    from memo_shell.wiring import open_memories
 
     if api_key is not None and not api_key.strip():
         raise click.ClickException("--api-key is empty; give a non-empty key")
@@ -86,7 +86,7 @@ def serve(
 
     # Opened here, not in the server's start-up, so an unusable data directory is one sentence;
     # the app closes it at shutdown.
-    memories = Memories(settings=ctx.settings, preload=True)
+    memories = open_memories(ctx.settings, preload=True)
     warning = memories.store.permission_problem()
     if warning:
         click.echo(f"warning: {warning}", err=True)

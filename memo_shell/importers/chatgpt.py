@@ -98,7 +98,8 @@ def _messages(
         if not isinstance(message, dict):
             yield Problem("message is not an object", conversation.id, node_id)
             continue
-        message_id = message.get("id") if isinstance(message.get("id"), str) else node_id
+        raw_id = message.get("id")
+        message_id = raw_id if isinstance(raw_id, str) else node_id
         author = message.get("author")
         role = author.get("role") if isinstance(author, dict) else None
         content = message.get("content")
@@ -106,7 +107,7 @@ def _messages(
             yield Problem("message has no author role or content", conversation.id, message_id)
             continue
         if role == "tool":
-            name = author.get("name")
+            name = author.get("name") if isinstance(author, dict) else None
             tools.append(name if isinstance(name, str) and name else "tool")
             continue
         if role not in ("user", "assistant") or _hidden(message):

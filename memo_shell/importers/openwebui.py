@@ -79,7 +79,8 @@ def read(obj: Any, position: int) -> tuple[Conversation, list[Message], list[Pro
     """One exported chat: its identity, the current branch's messages and problems."""
     if not isinstance(obj, dict):
         return Problem(f"chat #{position + 1} is not an object")
-    chat = obj.get("chat") if isinstance(obj.get("chat"), dict) else obj
+    inner = obj.get("chat")
+    chat: dict[str, Any] = inner if isinstance(inner, dict) else obj
     raw_id = obj.get("id") or chat.get("id")
     chat_id = raw_id if isinstance(raw_id, str) and raw_id else f"#{position + 1}"
     history = chat.get("history")
@@ -101,7 +102,8 @@ def read(obj: Any, position: int) -> tuple[Conversation, list[Message], list[Pro
         if not isinstance(item, dict):
             problems.append(Problem("message is not an object", chat_id, f"#{index + 1}"))
             continue
-        message_id = item.get("id") if isinstance(item.get("id"), str) else f"#{index + 1}"
+        raw_id = item.get("id")
+        message_id = raw_id if isinstance(raw_id, str) else f"#{index + 1}"
         role = item.get("role")
         if role not in ("user", "assistant"):
             if role != "system":

@@ -35,7 +35,7 @@ import secrets
 import threading
 import time
 import weakref
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -69,7 +69,6 @@ _MAX_DEFERRED = 256
 
 # Heavy (numpy) modules load on first use, in the loader thread, not at `import memo_shell`.
 np = lazy("numpy")
-recall = lazy("memo_shell.recall")
 graph = lazy("memo_shell.index.graph")
 _data = lazy("memo_shell.index.data")
 _vectors = lazy("memo_shell.index.vectors")
@@ -78,9 +77,11 @@ if TYPE_CHECKING:
     import networkx as nx
 
     from memo_shell.index.data import IndexData
-    from memo_shell.recall.options import RecallOptions
 
-__all__ = ["Embedder", "Index"]
+__all__ = ["Embedder", "Index", "Ranking"]
+
+#: How a caller ranks what the index holds: ``(data, query_vector or None) -> hits, best first``.
+Ranking = Callable[["IndexData", "list[float] | None"], list[IndexHit]]
 
 State = Literal["loading", "ready", "rebuilding"]
 #: Ops remembered while the index is not loaded; beyond this the change log and scan catch up.
@@ -116,7 +117,6 @@ class Index(FreshnessMixin):
         self.store = store
         self.directory = Path(directory)
         self.embedder = embedder
-        self._options: RecallOptions | None = None
         self.notices: list[str] = []
         #: Called with each new notice, from whichever thread noticed it (the TUI's toasts).
         self.notice_listeners: list[Callable[[str], object]] = []
@@ -191,20 +191,6 @@ class Index(FreshnessMixin):
             self._ready = threading.Event()
 
     # ------------------------------------------------------------------ paths
-
-    @property
-    def options(self) -> RecallOptions:
-        """Ranking settings (the benches' ablations switch them). Built on first use, since the
-        recall package imports numpy and opening a store must not wait for that."""
-        if self._options is None:
-            from memo_shell.recall.options import RecallOptions
-
-            self._options = RecallOptions()
-        return self._options
-
-    @options.setter
-    def options(self, value: RecallOptions) -> None:
-        self._options = value
 
     @property
     def snapshot_path(self) -> Path:
@@ -879,31 +865,21 @@ class Index(FreshnessMixin):
 
         threading.Thread(target=run, name="memo-index-rescan", daemon=True).start()
 
-    def search(
-        self,
-        query: str,
-        k: int = 10,
-        *,
-        session: str | None = None,
-        exclude: Collection[str] = (),
-    ) -> list[IndexHit]:
-        """The ``k`` most relevant memories, best first, each with its reasons."""
-        if not isinstance(query, str) or k <= 0:
+    def search(self, rank: Ranking, query: str, *, vectors: bool = True) -> list[IndexHit]:
+        """What ``rank`` finds for ``query`` in the loaded data, best first.
+
+        The index holds the data and does not rank: the caller passes the ranking (recall's,
+        through ``Memories``), which gets the data and the query's vector (with ``vectors`` and
+        a working embedder; else None). Hits whose file has gone are dropped.
+        """
+        if not isinstance(query, str):
             return []
         data = self._ready_data()
-        query_vector = self._embed_query(query)
+        self.last_query_embed_seconds = 0.0
+        query_vector = self._embed_query(query) if vectors else None
         for _attempt in range(3):
             with self._lock:
-                hits = recall.search(
-                    data,
-                    query,
-                    k,
-                    session=session,
-                    exclude=exclude,
-                    options=self.options,
-                    vectors=data.vectors,
-                    query_vector=query_vector,
-                )
+                hits = rank(data, query_vector)
             # a sync tool or a file manager may have deleted a record behind our back: one stat
             # per hit finds it, and the stale entry is dropped before anyone sees it
             gone = [h.id for h in hits if not self.store.exists(h.id)]
@@ -921,7 +897,7 @@ class Index(FreshnessMixin):
         """The query's vector (timed apart from ranking), or None without a working embedder."""
         self.last_query_embed_seconds = 0.0
         queue = self._embedding
-        if queue is None or queue.failed or not self.options.vectors or not query.strip():
+        if queue is None or queue.failed or not query.strip():
             return None
         started = time.perf_counter()
         try:

@@ -94,7 +94,7 @@ class EmbeddingQueue:
                 self._cond.notify_all()
                 return []
             self._busy = True
-            batch = []
+            batch: list[tuple[str, str | None]] = []
             while self._queue and len(batch) < BATCH:
                 batch.append(self._queue.popitem(last=False))
             return batch

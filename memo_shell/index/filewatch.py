@@ -127,7 +127,7 @@ def changed_in(
             for memory_id in ids:
                 if memory_id not in known:
                     continue  # new: the caller reads it anyway
-                sig = signature(os.path.join(key, memory_id + ".memo"))  # type: ignore[arg-type]
+                sig = signature(os.path.join(key, memory_id + ".memo"))
                 if sig is None:
                     continue
                 old = signatures.get(memory_id)
@@ -158,8 +158,8 @@ class Watcher:
         on_error: Callable[[str], None],
     ) -> None:
         self.root = root
-        self._on_change = weakref.WeakMethod(on_change)  # type: ignore[arg-type]
-        self._on_error = weakref.WeakMethod(on_error)  # type: ignore[arg-type]
+        self._on_change = weakref.WeakMethod(on_change)
+        self._on_error = weakref.WeakMethod(on_error)
         self.stop = stop
         self.started = threading.Event()  # set once the watches are in place (tests wait on it)
         self._thread: threading.Thread | None = None

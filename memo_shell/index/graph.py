@@ -101,7 +101,7 @@ def mentions(data: IndexData, entity: str) -> list[str]:
     docs = live_mentions(data, number)
     cat = data.catalog
     ordered = sorted(docs.tolist(), key=lambda d: (cat.created[d], cat.ids[d]), reverse=True)
-    return [cat.ids[d] for d in ordered]  # type: ignore[misc]
+    return [cat.ids[d] for d in ordered]
 
 
 def cooccurrence(data: IndexData, number: int) -> tuple[np.ndarray, np.ndarray]:
@@ -149,7 +149,7 @@ def subgraph(data: IndexData, entity: str, *, limit: int = 20) -> nx.Graph:
     for e in [number, *keep]:
         docs = live_mentions(data, e)
         _o, keys, _w = data.graph.forward_many(docs)
-        counts = np.bincount(keys, minlength=len(data.entities)) if len(keys) else []
+        counts = np.bincount(keys, minlength=len(data.entities)) if len(keys) else np.zeros(0)
         for other in kept:
             if other > e and len(counts) and counts[other]:
                 g.add_edge(
@@ -220,9 +220,9 @@ def spread(
     values *= np.log1p(n_docs / np.maximum(df, 1.0))
     values[df > max(3.0, hub_share * n_docs)] = 0.0
     values[~linkable(data, numbers)] = 0.0
-    keys = [data.entities.keys[int(e)] for e in numbers]
+    names = [data.entities.keys[int(e)] for e in numbers]
     order = sorted(
-        (i for i in range(len(numbers)) if values[i] > 0), key=lambda i: (-values[i], keys[i])
+        (i for i in range(len(numbers)) if values[i] > 0), key=lambda i: (-values[i], names[i])
     )[:top_entities]
     best_contrib = np.zeros(rows, dtype=np.float64)
     for i in order:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -52,7 +53,7 @@ class Growable:
         """The live values (a view: valid until the next growth)."""
         return self._data[: self.size]
 
-    def __getitem__(self, i: int) -> object:
+    def __getitem__(self, i: int) -> Any:  # a numpy scalar: int(), float() and comparisons work
         return self._data[i]
 
     def __setitem__(self, i: int, value: object) -> None:

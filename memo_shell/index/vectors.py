@@ -100,7 +100,11 @@ class VectorSet:
 
     def to_parts(self, ids: Sequence[str | None]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         rows = np.flatnonzero(self.has.view[: len(ids)])
-        header = {"embedder": self.embedder_id, "dim": self.dim, "ids": [ids[r] for r in rows]}
+        header = {
+            "embedder": self.embedder_id,
+            "dim": self.dim,
+            "ids": [ids[r] for r in rows.tolist()],
+        }
         return header, {"vectors": self._data[rows].copy()}
 
     @classmethod

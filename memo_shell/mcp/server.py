@@ -71,7 +71,7 @@ def _got(value: Any) -> str:
         return json.dumps(value)
     if isinstance(value, int | float):
         return repr(value)
-    kinds = {str: "a string", list: "a list", dict: "an object"}
+    kinds: dict[type, str] = {str: "a string", list: "a list", dict: "an object"}
     return kinds.get(type(value), type(value).__name__)
 
 

@@ -150,7 +150,7 @@ def remember(
 
 def _hit_out(hit: Hit) -> HitOut:
     out = memory_out(hit.memory)
-    return {**out, "score": round(float(hit.score), 4), "why": list(hit.why)}  # type: ignore[typeddict-item]
+    return {**out, "score": round(float(hit.score), 4), "why": list(hit.why)}
 
 
 def recall(memories: Memories, query: str, k: int) -> Result:

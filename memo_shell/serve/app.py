@@ -17,7 +17,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
@@ -126,7 +126,11 @@ class Proxy:
         return await base.version() if isinstance(base, OllamaBackend) else None
 
 
-def _protocol(path: str) -> Callable[[ProxyError], Response]:
+class _ErrorResponse(Protocol):
+    def __call__(self, error: ProxyError, headers: dict[str, str] | None = None) -> Response: ...
+
+
+def _protocol(path: str) -> _ErrorResponse:
     return openai_api.error_response if path.startswith("/v1") else ollama_api.error_response
 
 

@@ -14,7 +14,7 @@ the protocol's shape; later failures can only be reported inside the stream.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
@@ -174,7 +174,7 @@ class Relay:
         self._events = self._run()
         self._first: str | None = None
 
-    async def _run(self) -> AsyncIterator[str]:
+    async def _run(self) -> AsyncGenerator[str, None]:
         if self.shell is None:  # memory off: the client's messages, verbatim, nothing stored
             count = self.backend.count_tokens
             self.prompt_tokens = sum(count(m["content"]) for m in self.chat.messages)
@@ -207,7 +207,7 @@ class Relay:
             await self._events.aclose()
             raise
 
-    async def pieces(self) -> AsyncIterator[str]:
+    async def pieces(self) -> AsyncGenerator[str, None]:
         """The reply's pieces, the first one included (use with ``aclosing``)."""
         async with aclosing(self._events) as events:
             if self._first is not None:

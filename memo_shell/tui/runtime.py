@@ -374,9 +374,9 @@ class Runtime:
 
 def _open_memories(settings: Settings) -> Memories:
     """Runs in a thread: importing the library (index, recall, graph) takes a moment too."""
-    from memo_shell.api import Memories
+    from memo_shell.wiring import open_memories
 
-    return Memories(settings.data_dir, settings=settings)
+    return open_memories(settings)
 
 
 async def _close_quietly(backend: Backend) -> None:

@@ -60,9 +60,7 @@ class ScriptedBackend:
     model = "llama3.2"
     context_size = 8192
 
-    async def stream(
-        self, messages: Sequence[Any], options: GenerationOptions
-    ) -> AsyncIterator[str]:
+    async def stream(self, chat: Any, options: GenerationOptions) -> AsyncIterator[str]:
         for word in REPLY.split(" "):
             await asyncio.sleep(0)
             yield word + " "

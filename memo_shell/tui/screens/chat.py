@@ -476,7 +476,7 @@ class ChatScreen(Screen[None]):
         text = plan.render()
         # what the model really received, where the backend reshapes the messages
         render = getattr(shell.backend, "render_prompt", None)
-        exact = render(plan.messages) if render is not None else None
+        exact = render(plan) if render is not None else None
         if exact is not None:
             text += f"\n── exact text sent to {shell.backend.model} ──\n{exact}"
         self.app.push_screen(PromptScreen(text, list(plan.included)))
