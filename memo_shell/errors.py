@@ -12,11 +12,11 @@ import errno
 class MemoShellError(Exception):
     """Base of every error that is reported to the user as a message.
 
-    ``partial``: results a command had produced before it failed (an import's counts), shown
+    ``partial_results``: results a command had produced before it failed (an import's counts), shown
     beside the error, and put in the ``--json`` error document.
     """
 
-    partial: dict[str, object] | None = None
+    partial_results: dict[str, object] | None = None
 
 
 class NotFound(MemoShellError):

@@ -113,6 +113,19 @@ def test_server_dying_mid_reply(run_cli: Callable, data_dir: Path, fake_ollama: 
     assert stored(data_dir) == []
 
 
+def test_server_dying_mid_reply_with_json_is_one_error_document(
+    run_cli: Callable, data_dir: Path, fake_ollama: FakeOllama
+) -> None:
+    """The half answer a failed turn carries is not mistaken for partial results."""
+    fake_ollama.add(ScriptedModel("flaky", reply="one two three", die_after=2))
+    result = run_cli("ask", "--backend", "ollama", "--model", "flaky", "--json", "count")
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    assert "broke in the middle of the reply" in doc["error"]["message"]
+    assert "Traceback" not in result.stderr
+    assert stored(data_dir) == []
+
+
 def test_context_overflow(run_cli: Callable, data_dir: Path, fake_ollama: FakeOllama) -> None:
     result = run_cli("ask", *OLLAMA, "-", input="summarise: " + "lorem ipsum " * 3000)
     assert result.exit_code == 1

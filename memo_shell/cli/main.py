@@ -34,11 +34,12 @@ def _json_error(as_json: bool, exc: BaseException, message: str) -> None:
     if not as_json:
         return
     wrapped = isinstance(exc, click.ClickException) and isinstance(exc.__cause__, MemoShellError)
-    cause = exc.__cause__ if wrapped else exc  # `ask` wraps its errors to add "not stored"
+    # `ask` wraps its errors to add "not stored"
+    cause = exc.__cause__ if wrapped and exc.__cause__ is not None else exc
     doc: dict[str, object] = {"error": {"message": message, "kind": error_kind(cause)}}
-    partial = getattr(cause, "partial", None)
-    if partial:
-        doc.update(partial)
+    results = getattr(cause, "partial_results", None)
+    if results:
+        doc.update(results)
     from memo_shell.cli.output import write_json  # rich is not needed for a plain error
 
     write_json(doc)

@@ -226,7 +226,7 @@ class ImportStopped(MemoShellError):
             f"{message} (imported {partial['imported']}, already present "
             f"{partial['already_present']}, rejected {len(rejected)})"
         )
-        self.partial = partial
+        self.partial_results = partial
 
 
 @contextlib.contextmanager

@@ -14,7 +14,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -60,7 +60,7 @@ class ScriptedBackend:
     model = "llama3.2"
     context_size = 8192
 
-    async def stream(self, chat: Any, options: GenerationOptions) -> AsyncIterator[str]:
+    async def stream(self, chat: Any, options: GenerationOptions) -> AsyncGenerator[str, None]:
         for word in REPLY.split(" "):
             await asyncio.sleep(0)
             yield word + " "
