@@ -221,7 +221,9 @@ def _hold(lock: Path, how: str) -> subprocess.Popen[str]:
         f"import sys, time\nfrom pathlib import Path\n{imports}\npath = Path(sys.argv[1])\n"
         f"{body}\n    print('held', flush=True)\n    time.sleep(float(sys.argv[2]))\n"
     )
-    proc = _spawn([sys.executable, "-c", code, str(lock), "1.8"])
+    # held long enough that the waiter reaches the lock well before NOTICE_AFTER runs out,
+    # even when a loaded machine takes seconds to start its interpreter
+    proc = _spawn([sys.executable, "-c", code, str(lock), "4.0"])
     assert proc.stdout is not None and proc.stdout.readline() == "held\n"
     return proc
 
