@@ -17,20 +17,8 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-MONTHS = [
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-]
+from memo_shell.extract import MONTHS  # the names the analyzer knows, so variants use them too
+
 _MON = {m: i + 1 for i, m in enumerate(MONTHS)} | {m[:3]: i + 1 for i, m in enumerate(MONTHS)}
 _M = "(" + "|".join(sorted(_MON, key=len, reverse=True)) + r")\.?"
 _DMY = re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?{_M},?\s+((?:19|20)\d\d)\b", re.I)

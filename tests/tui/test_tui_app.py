@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from servers import ScriptedModel
 from textual.widgets import Input, OptionList
-from tui_helpers import MODEL, make_app, notes, screen_text, settle
+from tui_helpers import MODEL, ask, make_app, notes, screen_text, settle
 
 from memo_shell.config import load_settings
 from memo_shell.tui import messages
@@ -15,15 +15,6 @@ from memo_shell.tui.screens.chat import ChatScreen
 from memo_shell.tui.screens.models import ModelScreen
 from memo_shell.tui.screens.sessions import SessionsScreen
 from memo_shell.tui.widgets.chat_log import TurnView
-from memo_shell.tui.widgets.composer import Composer
-
-
-async def ask(pilot, question: str) -> None:
-    composer = pilot.app.screen.query_one(Composer)
-    composer.focus()
-    composer.load_text(question)
-    await pilot.press("enter")
-    await settle(pilot)
 
 
 def newest(memories):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from servers import ScriptedModel
 from textual import events
-from tui_helpers import MODEL, REPLY, make_app, notes, screen_text, settle
+from tui_helpers import MODEL, REPLY, ask, make_app, notes, screen_text, settle
 
 from memo_shell.tui.screens.browser import BrowserScreen
 from memo_shell.tui.screens.chat import ChatScreen
@@ -15,14 +15,6 @@ from memo_shell.tui.widgets.chat_log import TurnView, code_blocks
 from memo_shell.tui.widgets.composer import Composer
 
 SIZE = (130, 40)
-
-
-async def ask(pilot, question: str) -> None:
-    composer = pilot.app.screen.query_one(Composer)
-    composer.focus()
-    composer.load_text(question)
-    await pilot.press("enter")
-    await settle(pilot)
 
 
 def turns(app) -> list[TurnView]:

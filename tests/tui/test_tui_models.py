@@ -8,12 +8,11 @@ from dataclasses import replace
 import pytest
 from servers import FakeOllama, FakeOpenAI, ScriptedModel, free_port
 from textual.widgets import Input, OptionList
-from tui_helpers import make_app, notes, screen_text, settle
+from tui_helpers import ask, make_app, notes, screen_text, settle
 
 from memo_shell.tui import messages
 from memo_shell.tui.screens.chat import ChatScreen
 from memo_shell.tui.screens.models import ModelScreen, parse_source
-from memo_shell.tui.widgets.composer import Composer
 
 
 async def type_source(pilot, text: str) -> ModelScreen:
@@ -28,14 +27,6 @@ async def type_source(pilot, text: str) -> ModelScreen:
     await pilot.press("enter")
     await settle(pilot)
     return picker
-
-
-async def ask(pilot, question: str) -> None:
-    composer = pilot.app.screen.query_one(Composer)
-    composer.focus()
-    composer.load_text(question)
-    await pilot.press("enter")
-    await settle(pilot)
 
 
 @pytest.mark.parametrize(

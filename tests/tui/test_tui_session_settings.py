@@ -12,19 +12,10 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from textual.widgets import Input, TextArea
-from tui_helpers import make_app, notes, screen_text, settle
+from tui_helpers import ask, make_app, notes, screen_text, settle
 
 from memo_shell.tui import session_settings as ss
 from memo_shell.tui.screens.settings import SessionSettingsScreen
-from memo_shell.tui.widgets.composer import Composer
-
-
-async def ask(pilot, question: str) -> None:
-    composer = pilot.app.screen.query_one(Composer)
-    composer.focus()
-    composer.load_text(question)
-    await pilot.press("enter")
-    await settle(pilot)
 
 
 async def fill(pilot, **values: str) -> None:

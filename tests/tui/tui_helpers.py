@@ -146,3 +146,14 @@ def _busy(app: Any) -> bool:
 def screen_text(app: Any) -> str:
     """Everything on the top screen as plain text, line by line (what a user would read)."""
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+async def ask(pilot: Any, question: str) -> None:
+    """Type ``question`` into the chat's input and send it; wait until the app is idle."""
+    from memo_shell.tui.widgets.composer import Composer
+
+    composer = pilot.app.screen.query_one(Composer)
+    composer.focus()
+    composer.load_text(question)
+    await pilot.press("enter")
+    await settle(pilot)
