@@ -294,7 +294,7 @@ class Report:
     kills_mid_wipe: int = 0
     clean_exits: int = 0
     verified: int = 0
-    wiped: int = 0  # acknowledged before a forget --all, and gone as they must be
+    wiped: int = 0  # acknowledged before a forget --all (finished or killed midway), and gone
     lost: list[str] = field(default_factory=list)
     damaged: list[str] = field(default_factory=list)
     resurrected: list[str] = field(default_factory=list)
@@ -495,7 +495,11 @@ def _verify(data_dir: Path, report: Report, rng: random.Random, samples: int) ->
             try:
                 memory = store.read(memory_id)
             except NotFound:
-                if memory_id not in ledger.forgetting and not may_go:
+                if memory_id in ledger.forgetting:
+                    continue
+                if may_go:  # a forget --all that was killed midway may have removed it
+                    report.wiped += 1
+                else:
                     report.lost.append(memory_id)
                 continue
             except CorruptRecord:
