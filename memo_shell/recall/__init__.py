@@ -139,7 +139,7 @@ def _search(
     # (so small stores never return noise)
     spread_docs = g.docs if g is not None else lex[0][:0]
     vector_docs = np.flatnonzero(sim > 0) if sim is not None else lex[0][:0]
-    docs = sparse.union(lex[0], spread_docs, topics[0], vector_docs, cat.pinned_docs())
+    docs = sparse.union(data, rows, lex[0], spread_docs, topics[0], vector_docs, cat.pinned_docs())
     with sparse.Positions(data, rows, docs) as pos:
         c = Contributions(
             docs=docs, lexical=pos.at(lex), name_variants=[n.casefold() for n in also]

@@ -120,9 +120,8 @@ def _union(data: IndexData, keys: tuple[int, int, int]) -> tuple[np.ndarray, np.
     """
 
     def build() -> tuple[np.ndarray, np.ndarray]:
-        return sparse.unique_inverse(
-            np.concatenate([data.lexical.postings(k)[0] for k in keys if k >= 0])
-        )
+        docs = np.concatenate([data.lexical.postings(k)[0] for k in keys if k >= 0])
+        return sparse.unique_inverse(docs, data, data.catalog.rows)
 
     return _cached(data, ("union", keys), build)
 
@@ -159,6 +158,7 @@ def bm25(data: IndexData, q: QueryTerms, o: RecallOptions, *, evidence: bool = T
     w = side_weights(o, evidence)
     parts: list[np.ndarray] = []
     values: list[np.ndarray] = []
+    used = []
     for keys, qw in zip(q.sides, q.weights, strict=True):
         docs, tf, df = _term_tf(data, keys, w)
         if df <= 0 or not len(docs):
@@ -167,7 +167,17 @@ def bm25(data: IndexData, q: QueryTerms, o: RecallOptions, *, evidence: bool = T
         norm = o.k1 * (1.0 - o.b + o.b * doclen[docs] / avgdl)
         parts.append(docs)
         values.append((qw * idf) * tf * (o.k1 + 1.0) / (tf + norm))
-    docs, scores = sparse.combine(parts, values)
+        used.append(keys)
+    if len(parts) > 1:  # the union over terms is the same for every weighting: merge once
+        unique, slot = _cached(
+            data,
+            ("terms", tuple(used)),
+            lambda: sparse.unique_inverse(np.concatenate(parts), data, data.catalog.rows),
+        )
+        docs = unique
+        scores = np.bincount(slot, weights=np.concatenate(values), minlength=len(unique))
+    else:
+        docs, scores = sparse.combine(parts, values, data, data.catalog.rows)
     scores = scores * data.catalog.alive.view[docs]  # forgotten memories score nothing
     return sparse.nonzero((docs, scores))
 

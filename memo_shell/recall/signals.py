@@ -71,8 +71,8 @@ def context(data: IndexData, lex: Sparse, w_prev: float, w_prev2: float, w_next:
     if w_next:
         before = cat.prev.view[src]
         has = before >= 0
-        gain_next = sparse.combine([before[has]], [w_next * value[has]])
-    return Context(sparse.combine(to, gains), gain_next)
+        gain_next = sparse.combine([before[has]], [w_next * value[has]], data, cat.rows)
+    return Context(sparse.combine(to, gains, data, cat.rows), gain_next)
 
 
 @dataclass
