@@ -1,4 +1,8 @@
-"""Hybrid recall: lexical + conversation context + knowledge graph + time (+ vectors), fused.
+"""FROZEN ORACLE for tests/test_recall_sparse.py: memo_shell.recall as it was before recall became
+sparse (one numpy pass over every row per signal), with index.graph.spread, kept verbatim so the
+sparse ranking can be checked against it. Do not "fix" or tune it; delete it with that test.
+
+Hybrid recall: lexical + conversation context + knowledge graph + time (+ vectors), fused.
 
 How a query is ranked (each signal scaled to a maximum of 1, then blended with the weights in
 ``RecallOptions``; a weighted blend rather than reciprocal rank fusion because RRF throws away how
