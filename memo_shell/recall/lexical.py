@@ -103,6 +103,12 @@ def _term_tf(
     The document frequency counts live documents using the word on any side, so idf is the
     same whatever the weights (postings may still list forgotten documents until compaction).
     """
+    return _cached(data, ("tf", keys, weights), lambda: _weighted_tf(data, keys, weights))
+
+
+def _weighted_tf(
+    data: IndexData, keys: tuple[int, int, int], weights: tuple[float, float, float]
+) -> tuple[np.ndarray, np.ndarray, int]:
     parts = [(data.lexical.postings(k), w) for k, w in zip(keys, weights, strict=True) if k >= 0]
     if len(parts) == 1:
         (docs, tf), w = parts[0]
@@ -164,7 +170,10 @@ def bm25(data: IndexData, q: QueryTerms, o: RecallOptions, *, evidence: bool = T
         if df <= 0 or not len(docs):
             continue
         idf = np.log1p((n - df + 0.5) / (df + 0.5))
-        norm = o.k1 * (1.0 - o.b + o.b * doclen[docs] / avgdl)
+        # the same for every weighting of the term: computed once a query
+        norm = _cached(
+            data, ("norm", keys), lambda d=docs: o.k1 * (1.0 - o.b + o.b * doclen[d] / avgdl)
+        )
         parts.append(docs)
         values.append((qw * idf) * tf * (o.k1 + 1.0) / (tf + norm))
         used.append(keys)
