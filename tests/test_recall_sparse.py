@@ -19,6 +19,8 @@ from pathlib import Path
 import dense_reference
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from memory_workload import NAMES, PLACES, QUERIES, SESSIONS, TOPICS, Workload, random_ops
 
 import memo_shell
@@ -100,3 +102,19 @@ def test_search_leaves_no_state_behind(data: IndexData) -> None:
     table = data.__dict__.get("_positions")
     assert table is None or bool((table == -1).all())
     assert "_query_cache" not in data.__dict__
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    query=st.one_of(
+        st.text(max_size=80),
+        st.lists(st.sampled_from([*NAMES, *PLACES, *TOPICS, "July", "2023", "mel", "?"])).map(
+            " ".join
+        ),
+    ),
+    k=st.integers(min_value=-1, max_value=40),
+)
+def test_sparse_equals_dense_on_any_query(data: IndexData, query: str, k: int) -> None:
+    _same(data, query, k)
