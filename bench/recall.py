@@ -8,8 +8,10 @@ recall (load + catch-up + one query), recall p50/p99 over mixed queries (no embe
 embedding time; wall time, and CPU time which is what an idle machine would show), the cost of
 ``Index.add`` for one memory beyond the durable write, and the peak RSS of a fresh process that
 opens and recalls, and of one that reindexes. The FTS5 baseline indexes the same texts (porter
-tokenizer) in the same run and answers the same queries with ``ORDER BY bm25``; bm25s (if
-installed) gives its full-index time, which is what adding one memory would cost it.
+tokenizer) in the same run and answers the same queries with ``ORDER BY bm25``; tantivy (dev
+extra) does BM25 top-10 over the same texts and queries (its own tokenizer, terms OR-ed), the
+engine-grade baseline the ratio ``p50_vs_tantivy_x`` compares with; bm25s (if installed) gives
+its full-index time, which is what adding one memory would cost it.
 
 Synthetic text: a Zipfian vocabulary (real words for the head, generated ones for the tail),
 first names, places, dates and numbers, ~20 memories per session, so postings, entity hubs and
