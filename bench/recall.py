@@ -1,4 +1,4 @@
-"""Recall speed and size at 10k and 100k synthetic memories, beside SQLite FTS5 bm25.
+"""Recall speed and size at 10k to 1M synthetic memories, beside tantivy and SQLite FTS5 bm25.
 
     .venv/bin/python bench/recall.py [--sizes 10000 100000] [--queries 500] [--keep DIR]
 
@@ -8,8 +8,10 @@ recall (load + catch-up + one query), recall p50/p99 over mixed queries (no embe
 embedding time; wall time, and CPU time which is what an idle machine would show), the cost of
 ``Index.add`` for one memory beyond the durable write, and the peak RSS of a fresh process that
 opens and recalls, and of one that reindexes. The FTS5 baseline indexes the same texts (porter
-tokenizer) in the same run and answers the same queries with ``ORDER BY bm25``; bm25s (if
-installed) gives its full-index time, which is what adding one memory would cost it.
+tokenizer) in the same run and answers the same queries with ``ORDER BY bm25``; tantivy (dev
+extra) does BM25 top-10 over the same texts and queries (its own tokenizer, terms OR-ed), the
+engine-grade baseline the ratio ``p50_vs_tantivy_x`` compares with; bm25s (if installed) gives
+its full-index time, which is what adding one memory would cost it.
 
 Synthetic text: a Zipfian vocabulary (real words for the head, generated ones for the tail),
 first names, places, dates and numbers, ~20 memories per session, so postings, entity hubs and
@@ -209,6 +211,50 @@ def child_rss(data_dir: Path, queries: list[str]) -> dict[str, float]:
     return out
 
 
+def tantivy_baseline(memories: list[records.Memory], queries: list[str],
+                     where: Path) -> dict[str, float]:
+    """tantivy (if installed): build time, BM25 top-10 latency, on-disk size.
+
+    Its default tokenizer (no stemming) over the same texts; queries are the same words OR-ed
+    (``parse_query`` on a term list, so no query-syntax surprises from punctuation).
+    """
+    try:
+        import tantivy
+    except ImportError:
+        return {}
+    path = where / "tantivy"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    builder = tantivy.SchemaBuilder()
+    builder.add_text_field("body", stored=False)
+    schema = builder.build()
+    started = time.perf_counter()
+    index = tantivy.Index(schema, path=str(path))
+    writer = index.writer(heap_size=200_000_000, num_threads=1)
+    for m in memories:
+        writer.add_document(tantivy.Document(body=m.text))
+    writer.commit()
+    writer.wait_merging_threads()
+    build = time.perf_counter() - started
+    index.reload()
+    searcher = index.searcher()
+    times = []
+    for query in queries:
+        terms = [w for w in "".join(c if c.isalnum() else " " for c in query).lower().split()]
+        t0 = time.perf_counter()
+        if terms:
+            q = index.parse_query(" ".join(terms), ["body"])
+            searcher.search(q, 10).hits  # noqa: B018
+        times.append(time.perf_counter() - t0)
+    size = sum(p.stat().st_size for p in path.iterdir() if p.is_file())
+    return {
+        "build_s": build,
+        "p50_ms": 1000 * percentile(times, 50),
+        "p99_ms": 1000 * percentile(times, 99),
+        "bytes": size,
+    }
+
+
 def bm25s_baseline(memories: list[records.Memory], queries: list[str]) -> dict[str, float]:
     """bm25s (if installed): full index time (what adding one memory would cost) and p50/p99."""
     try:
@@ -302,6 +348,9 @@ def run(size: int, n_queries: int, root: Path) -> dict[str, float]:
     again = corpus_again.memories(size)
     f = fts5(again, queries, root)
     out.update({f"fts5_{k}": v for k, v in f.items()})
+    out.update({f"tantivy_{k}": v for k, v in tantivy_baseline(again, queries, root).items()})
+    if "tantivy_p50_ms" in out:
+        out["p50_vs_tantivy_x"] = out["p50_ms"] / max(out["tantivy_p50_ms"], 1e-6)
     out.update({f"bm25s_{k}": v for k, v in bm25s_baseline(again, queries).items()})
     return out
 

@@ -148,6 +148,10 @@ class Catalog:
     def rows(self) -> int:
         return len(self.ids)
 
+    def pinned_docs(self) -> np.ndarray:
+        """Doc numbers of pinned memories (always candidates for recall)."""
+        return np.flatnonzero(self.pinned.view)
+
     def live_docs(self) -> np.ndarray:
         return np.flatnonzero(self.alive.view)
 

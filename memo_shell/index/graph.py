@@ -23,6 +23,7 @@ answer does not depend on the order memories were added or on memories since for
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -173,6 +174,22 @@ def query_entities(data: IndexData, query: str, *, max_words: int = 4) -> list[i
     return [e for e, good in zip(found, ok, strict=True) if good]
 
 
+@dataclass
+class Spread:
+    """Activation reaching memories through the graph: sorted docs, and per doc its score, the
+    entity that contributed most, and that entity's hops from the query."""
+
+    docs: np.ndarray
+    score: np.ndarray
+    entity: np.ndarray
+    hops: np.ndarray
+
+
+_NO_SPREAD = Spread(
+    np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=np.int32), np.zeros(0, np.int8)
+)
+
+
 def spread(
     data: IndexData,
     seed_docs: np.ndarray,
@@ -181,23 +198,18 @@ def spread(
     *,
     top_entities: int = 30,
     hub_share: float = 0.2,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> Spread:
     """Spreading activation over memory-entity edges (two steps of a personalized PageRank).
 
     Activation starts on the query's own entities and on the best lexical hits, flows to the
     entities those memories mention (split by each memory's out-degree, scaled by entity
     specificity), then to every memory mentioning the most active entities. Hub entities (in more
     than ``hub_share`` of all memories, like the user's own name) carry no information and are
-    skipped, as are dates and entities the evidence does not support. Returns (score per doc row,
-    the entity that contributed most per row, its hops from the query).
+    skipped, as are dates and entities the evidence does not support. Only the memories reached
+    are returned (sparse: the cost follows the mentions, not the store).
     """
-    rows = data.catalog.rows
-    n_ent = len(data.entities)
-    scores = np.zeros(rows, dtype=np.float64)
-    best_entity = np.full(rows, -1, dtype=np.int32)
-    hops = np.zeros(rows, dtype=np.int8)
-    if n_ent == 0:
-        return scores, best_entity, hops
+    if len(data.entities) == 0:
+        return _NO_SPREAD
     act: dict[int, float] = {}
     direct: set[int] = set()
     for e in seed_entities:
@@ -207,12 +219,12 @@ def spread(
         owners, keys, _w = data.graph.forward_many(seed_docs.tolist())
         if len(keys):
             weight_of = dict(zip(seed_docs.tolist(), seed_weights.tolist(), strict=True))
-            deg = np.bincount(owners, minlength=rows)
-            w = np.array([weight_of[int(o)] for o in owners]) / np.maximum(deg[owners], 1)
+            _docs, slot, deg = np.unique(owners, return_inverse=True, return_counts=True)
+            w = np.array([weight_of[int(o)] for o in owners]) / np.maximum(deg[slot], 1)
             for e, x in zip(keys.tolist(), w.tolist(), strict=True):
                 act[e] = act.get(e, 0.0) + x
     if not act:
-        return scores, best_entity, hops
+        return _NO_SPREAD
     numbers = np.fromiter(act.keys(), np.int64, len(act))
     values = np.fromiter(act.values(), np.float64, len(act))
     df = data.graph.df.view[numbers].astype(np.float64)
@@ -224,16 +236,25 @@ def spread(
     order = sorted(
         (i for i in range(len(numbers)) if values[i] > 0), key=lambda i: (-values[i], names[i])
     )[:top_entities]
-    best_contrib = np.zeros(rows, dtype=np.float64)
+    reached, contribs, entities, hops = [], [], [], []
     for i in order:
         e = int(numbers[i])
         docs = live_mentions(data, e)
         if not len(docs):
             continue
-        contrib = values[i] / np.sqrt(len(docs))
-        scores[docs] += contrib
-        better = contrib > best_contrib[docs]
-        best_contrib[docs[better]] = contrib
-        best_entity[docs[better]] = e
-        hops[docs[better]] = 2 if e in direct else 3
-    return scores, best_entity, hops
+        reached.append(docs.astype(np.int64))
+        contribs.append(np.full(len(docs), values[i] / np.sqrt(len(docs))))
+        entities.append(np.full(len(docs), e, dtype=np.int32))
+        hops.append(np.full(len(docs), 2 if e in direct else 3, dtype=np.int8))
+    if not reached:
+        return _NO_SPREAD
+    doc, contrib = np.concatenate(reached), np.concatenate(contribs)
+    # summed in entity order, as the activation flows; the entity credited with a memory is the
+    # one that gave it the most (the first of those, on a tie)
+    first = np.lexsort((np.arange(len(doc)), -contrib, doc))
+    head = np.ones(len(first), dtype=bool)
+    head[1:] = doc[first][1:] != doc[first][:-1]
+    best = first[head]  # per doc (ascending), its strongest entry
+    unique, slot = np.unique(doc, return_inverse=True)
+    score = np.bincount(slot, weights=contrib, minlength=len(unique))
+    return Spread(unique, score, np.concatenate(entities)[best], np.concatenate(hops)[best])

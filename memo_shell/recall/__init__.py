@@ -29,7 +29,7 @@ from memo_shell.index import graph, names
 from memo_shell.index.data import IndexData
 from memo_shell.index.schema import IndexHit
 from memo_shell.index.vectors import VectorSet
-from memo_shell.recall import lexical, signals
+from memo_shell.recall import lexical, signals, sparse
 from memo_shell.recall.explain import Contributions, explain
 from memo_shell.recall.options import RecallOptions
 
@@ -79,9 +79,24 @@ def search(
 ) -> list[IndexHit]:
     """The ``k`` best memories for ``query``, best first, each with its reasons."""
     o = options or RecallOptions()
-    cat = data.catalog
     if k <= 0 or data.n_docs == 0 or not isinstance(query, str):
         return []
+    with lexical.query_cache(data):
+        return _search(data, query, k, session, exclude, o, vectors, query_vector, now)
+
+
+def _search(
+    data: IndexData,
+    query: str,
+    k: int,
+    session: str | None,
+    exclude: Collection[str],
+    o: RecallOptions,
+    vectors: VectorSet | None,
+    query_vector: Sequence[float] | None,
+    now: datetime | None,
+) -> list[IndexHit]:
+    cat = data.catalog
     rows = cat.rows
     also: list[str] = []
     if o.graph:  # "mel", "Mohammed", "jon": also the names in the store they probably mean
@@ -89,85 +104,110 @@ def search(
         if also:
             query = f"{query} {' '.join(also)}"
     q = lexical.analyse_query(data, query)
-    lex = signals.scaled(lexical.bm25(data, q, o)) if q else np.zeros(rows)
-    c = Contributions(lexical=lex.copy(), name_variants=[n.casefold() for n in also])
-    score = lex.copy()
-    matching = np.flatnonzero(lex)
-    seeds = signals.top_n(lex, o.graph_seeds, cat.created.view, matching)
-
+    lex = sparse.scaled(lexical.bm25(data, q, o)) if q else sparse.empty()
+    order = signals.top_n(lex[1], o.graph_seeds, cat.created.view[lex[0]])
+    seeds, seed_scores = lex[0][order], lex[1][order]
+    lex_max = float(lex[1].max()) if len(lex[1]) else 0.0
+    # every signal is sparse: only these reach a memory
+    prev = nxt = topics = sparse.empty()
+    per_session: np.ndarray | None = None
+    g: graph.Spread | None = None
+    topic_terms = lexical.QueryTerms([], [], [])
     if o.session_context and q:
         # a question is no evidence, but it does point at its answer (the memory after it)
         pointer = lex
         if (o.w_question, o.w_claim) != (1.0, 1.0):
-            pointer = signals.scaled(lexical.bm25(data, q, o, evidence=False))
-        ctx = signals.context(data, pointer, np.flatnonzero(pointer), o.w_prev, o.w_prev2, o.w_next)
-        c.prev, c.next = ctx.prev, ctx.next
+            pointer = sparse.scaled(lexical.bm25(data, q, o, evidence=False))
+        ctx = signals.context(data, pointer, o.w_prev, o.w_prev2, o.w_next)
+        prev, nxt = ctx.prev, ctx.next
         per_session = signals.scaled(lexical.session_bm25(data, q, o))
-        c.session = o.w_session * per_session[cat.session.view]
-        score += c.prev + c.next + c.session
     if o.graph and q:
-        g = signals.entity_spread(data, query, lex, seeds, o.graph_top_entities)
-        c.entities = o.w_entities * signals.scaled(g.score)
-        c.entity_of, c.hops = g.entity, g.hops
-        c.topic_terms = lexical.topic_terms(data, lex, seeds, q, o)
-        score += c.entities
-        if c.topic_terms:
-            c.topics = o.w_topics * signals.scaled(lexical.bm25(data, c.topic_terms, o))
-            score += c.topics
+        g = signals.entity_spread(data, query, seeds, seed_scores, lex_max, o.graph_top_entities)
+        topic_terms = lexical.topic_terms(data, seeds, seed_scores, q, o)
+        if topic_terms:
+            topics = sparse.scaled(lexical.bm25(data, topic_terms, o))
     elif o.graph:  # no known words: the query's entities alone (e.g. a name typed in full)
-        g = signals.entity_spread(data, query, lex, seeds[:0], o.graph_top_entities)
-        c.entities = o.w_entities * signals.scaled(g.score)
-        c.entity_of, c.hops = g.entity, g.hops
-        score += c.entities
-    if o.graph and o.w_speaker and q:
-        named = graph.query_entities(data, query)
-        people = [e for e, p in zip(named, data.entities.is_person(named), strict=True) if p]
-        if people:
-            c.speaker = o.w_speaker * (np.isin(data.speaker.view, people) & (score > 0))
-            score += c.speaker
+        g = signals.entity_spread(
+            data, query, seeds[:0], seed_scores[:0], lex_max, o.graph_top_entities
+        )
+    sim: np.ndarray | None = None
     if o.vectors and vectors is not None and query_vector is not None:
-        sim = vectors.similarity(query_vector, rows)
-        c.similarity = sim
-        c.vectors = o.w_vectors * signals.scaled(np.maximum(sim, 0.0))
-        score += c.vectors
-    if o.temporal:
-        tm = signals.time_match(data, query, now)
-        if tm is not None:
-            c.time_labels = tm.labels
-            relevant = score > 0
-            c.time = o.w_time * (tm.inside & relevant)
-            score += c.time
-    if session is not None and o.w_current:
-        number = cat.session_of.get(session)
-        if number is not None:
-            score += o.w_current * ((cat.session.view == number) & (score > 0))
+        sim = vectors.similarity(query_vector, rows)  # brute force: dense by nature
 
-    alive = cat.alive.view
-    pinned = cat.pinned.view
-    # a memory needs evidence of its own (words, entities, related topics, similarity) to be
-    # recalled; context, session and time only re-rank (so small stores never return noise)
-    own = c.lexical + _or0(c.entities, rows) + _or0(c.topics, rows) + _or0(c.vectors, rows)
-    eligible = alive & ((own > 0) | pinned)
+    # the candidates: a memory needs evidence of its own (words, entities, related topics,
+    # similarity) to be recalled, or a pin; context, session and time only re-rank them
+    # (so small stores never return noise)
+    spread_docs = g.docs if g is not None else lex[0][:0]
+    vector_docs = np.flatnonzero(sim > 0) if sim is not None else lex[0][:0]
+    docs = sparse.union(data, rows, lex[0], spread_docs, topics[0], vector_docs, cat.pinned_docs())
+    with sparse.Positions(data, rows, docs) as pos:
+        c = Contributions(
+            docs=docs, lexical=pos.at(lex), name_variants=[n.casefold() for n in also]
+        )
+        score = c.lexical.copy()
+        if per_session is not None:
+            c.prev, c.next = pos.at(prev), pos.at(nxt)
+            c.session = o.w_session * per_session[cat.session.view[docs]]
+            score += c.prev + c.next + c.session
+        if g is not None:
+            c.entities = o.w_entities * pos.at(sparse.scaled((g.docs, g.score)))
+            c.entity_of = np.full(len(docs), -1, dtype=np.int32)
+            c.hops = np.zeros(len(docs), dtype=np.int8)
+            c.entity_of[pos.of(g.docs)] = g.entity  # every reached memory is a candidate
+            c.hops[pos.of(g.docs)] = g.hops
+            c.topic_terms = topic_terms
+            score += c.entities
+            if topic_terms:
+                c.topics = o.w_topics * pos.at(topics)
+                score += c.topics
+        if o.graph and o.w_speaker and q:
+            named = graph.query_entities(data, query)
+            people = [e for e, p in zip(named, data.entities.is_person(named), strict=True) if p]
+            if people:
+                c.speaker = o.w_speaker * (np.isin(data.speaker.view[docs], people) & (score > 0))
+                score += c.speaker
+        if sim is not None:
+            c.similarity = sim[docs]
+            c.vectors = o.w_vectors * signals.scaled(np.maximum(sim, 0.0))[docs]
+            score += c.vectors
+        if o.temporal:
+            tm = signals.time_match(data, query, docs, now)
+            if tm is not None:
+                c.time_labels = tm.labels
+                relevant = score > 0
+                c.time = o.w_time * (tm.inside & relevant)
+                score += c.time
+        if session is not None and o.w_current:
+            number = cat.session_of.get(session)
+            if number is not None:
+                score += o.w_current * ((cat.session.view[docs] == number) & (score > 0))
+
+    n = len(docs)
+    own = c.lexical + _or0(c.entities, n) + _or0(c.topics, n) + _or0(c.vectors, n)
+    eligible = cat.alive.view[docs] & ((own > 0) | cat.pinned.view[docs])
     for memory_id in exclude:
         doc = cat.doc_of.get(memory_id)
         if doc is not None:
-            eligible[doc] = False
-    docs = np.flatnonzero(eligible)
-    if not len(docs):
+            i = int(np.searchsorted(docs, doc))
+            if i < n and docs[i] == doc:
+                eligible[i] = False
+    at = np.flatnonzero(eligible)  # positions of the eligible candidates
+    if not len(at):
         return []
     # best first; exact ties go to the newer memory, then to the larger id, so the order never
     # depends on doc numbers (which differ between a live index and a rebuilt one)
     pool = max(o.pool, 2 * k)
-    final = score[docs]
+    final = score[at]
     created = cat.created.view
-    if len(docs) > pool:
+    if len(at) > pool:
         kth = np.partition(final, len(final) - pool)[len(final) - pool]
-        docs = docs[final >= kth]  # everything tied with the cut-off stays in the pool
-        if len(docs) > 2 * pool:  # a sea of ties: order them by (score, time) in numpy first
-            docs = docs[np.lexsort((-created[docs], -score[docs]))[: 2 * pool]]
-    ordered = sorted(docs.tolist(), key=lambda d: (-score[d], -created[d], cat.ids[d]))
+        at = at[final >= kth]  # everything tied with the cut-off stays in the pool
+        if len(at) > 2 * pool:  # a sea of ties: order them by (score, time) in numpy first
+            at = at[np.lexsort((-created[docs[at]], -score[at]))[: 2 * pool]]
+    score_of = dict(zip(docs[at].tolist(), score[at].tolist(), strict=True))
+    ordered = sorted(score_of, key=lambda d: (-score_of[d], -created[d], cat.ids[d]))
     ranked = _with_fresh_sessions(data, ordered[:pool], k, o.fresh_session_slots)
     return [
-        IndexHit(cat.ids[doc] or "", float(score[doc]), why)
+        IndexHit(cat.ids[doc] or "", score_of[doc], why)
         for doc, why in zip(ranked, explain(data, ranked, q, c), strict=True)
     ]

@@ -22,7 +22,12 @@ _EMPTY = np.zeros(0)
 
 @dataclass
 class Contributions:
-    """Per-row score added by each signal (empty arrays: signal off)."""
+    """Score added by each signal to each candidate (empty arrays: signal off).
+
+    Arrays are aligned with ``docs``, the sorted doc numbers of the candidates.
+    """
+
+    docs: np.ndarray = field(default_factory=lambda: _EMPTY)
 
     lexical: np.ndarray = field(default_factory=lambda: _EMPTY)
     prev: np.ndarray = field(default_factory=lambda: _EMPTY)
@@ -41,9 +46,17 @@ class Contributions:
     #: names the query did not spell but probably meant (index.names), lower-case
     name_variants: list[str] = field(default_factory=list)
 
-    def get(self, name: str, doc: int) -> float:
+    def get(self, name: str, doc: int, missing: float = 0.0) -> float:
         values: np.ndarray = getattr(self, name)
-        return float(values[doc]) if doc < len(values) else 0.0
+        i = self._position(doc)
+        return float(values[i]) if 0 <= i < len(values) else missing
+
+    def _position(self, doc: int) -> int:
+        cache: dict[int, int] = self.__dict__.setdefault("_positions", {})
+        if doc not in cache:
+            i = int(np.searchsorted(self.docs, doc))
+            cache[doc] = i if i < len(self.docs) and self.docs[i] == doc else -1
+        return cache[doc]
 
 
 def _topic_words(data: IndexData, doc: int, terms: QueryTerms) -> list[str]:
@@ -95,9 +108,9 @@ def explain(data: IndexData, ranked: list[int], q: QueryTerms, c: Contributions)
         first_in_session.setdefault(number, rank)
         # a signal is shown if it added a noticeable share, or if it is what found the memory
         found_by_other = not words
-        if _shown(c, "entities", doc, found_by_other) and c.get("entity_of", doc) >= 0:
-            entity = int(c.entity_of[doc])
-            why.append(f"entity: {data.entities.names[entity]} ({int(c.hops[doc])} hops)")
+        if _shown(c, "entities", doc, found_by_other) and c.get("entity_of", doc, -1) >= 0:
+            entity = int(c.get("entity_of", doc))
+            why.append(f"entity: {data.entities.names[entity]} ({int(c.get('hops', doc))} hops)")
         if _shown(c, "topics", doc, found_by_other):
             topics = _topic_words(data, doc, c.topic_terms)
             if topics:

@@ -11,16 +11,23 @@ query is a handful of vectorised gathers; bench/recall.py measures it beside SQL
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import numpy as np
 
 from memo_shell.analyzer import stem, words
 from memo_shell.index import sides
 from memo_shell.index.data import IndexData
+from memo_shell.recall import sparse
 from memo_shell.recall.options import RecallOptions
 from memo_shell.recall.signals import top_n
+from memo_shell.recall.sparse import Sparse
 from memo_shell.stopwords import STOPWORDS
+
+T = TypeVar("T")
 
 #: Query terms kept (a 100 kB query is cut to its first, most distinct words).
 MAX_QUERY_TERMS = 64
@@ -96,34 +103,92 @@ def _term_tf(
     The document frequency counts live documents using the word on any side, so idf is the
     same whatever the weights (postings may still list forgotten documents until compaction).
     """
+    return _cached(data, ("tf", keys, weights), lambda: _weighted_tf(data, keys, weights))
+
+
+def _weighted_tf(
+    data: IndexData, keys: tuple[int, int, int], weights: tuple[float, float, float]
+) -> tuple[np.ndarray, np.ndarray, int]:
     parts = [(data.lexical.postings(k), w) for k, w in zip(keys, weights, strict=True) if k >= 0]
     if len(parts) == 1:
         (docs, tf), w = parts[0]
         return docs, tf * w if w != 1.0 else tf, data.lexical.count(next(k for k in keys if k >= 0))
-    docs = np.concatenate([d for (d, _tf), _w in parts])
+    unique, slot = _union(data, keys)
     tf = np.concatenate([t * w for (_d, t), w in parts])
-    unique, slot = np.unique(docs, return_inverse=True)
-    df = int(np.count_nonzero(data.catalog.alive.view[unique]))
+    df = _cached(data, ("df", keys), lambda: int(np.count_nonzero(data.catalog.alive.view[unique])))
     return unique, np.bincount(slot, weights=tf, minlength=len(unique)), df
 
 
-def bm25(data: IndexData, q: QueryTerms, o: RecallOptions, *, evidence: bool = True) -> np.ndarray:
-    """BM25 score of every doc row (rows of forgotten memories are zero)."""
-    rows = data.catalog.rows
-    scores = np.zeros(rows, dtype=np.float64)
+def _union(data: IndexData, keys: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(docs, return_inverse=True)`` of a term's sides' docs, computed once a query.
+
+    Shared by the signals of one search (``query_cache``).
+    """
+
+    def build() -> tuple[np.ndarray, np.ndarray]:
+        docs = np.concatenate([data.lexical.postings(k)[0] for k in keys if k >= 0])
+        return sparse.unique_inverse(docs, data, data.catalog.rows)
+
+    return _cached(data, ("union", keys), build)
+
+
+def _cached(data: IndexData, key: object, build: Callable[[], T]) -> T:
+    """Per-query memo: the same term's union is needed by up to three signals of one search.
+
+    Only inside ``query_cache`` (one ranking, under the index lock), so nothing computed here
+    outlives a change to the index.
+    """
+    cache: dict[object, Any] | None = data.__dict__.get("_query_cache")
+    if cache is None:
+        return build()
+    if key not in cache:
+        cache[key] = build()
+    return cache[key]
+
+
+@contextmanager
+def query_cache(data: IndexData) -> Iterator[None]:
+    """Share per-term work between the signals of one search."""
+    data.__dict__["_query_cache"] = {}
+    try:
+        yield
+    finally:
+        data.__dict__.pop("_query_cache", None)
+
+
+def bm25(data: IndexData, q: QueryTerms, o: RecallOptions, *, evidence: bool = True) -> Sparse:
+    """BM25 score of the live docs using any query term (a sparse vector: no other doc scores)."""
     n = max(data.n_docs, 1)
     doclen = data.doclen.view
     avgdl = data.avgdl or 1.0
     w = side_weights(o, evidence)
+    parts: list[np.ndarray] = []
+    values: list[np.ndarray] = []
+    used = []
     for keys, qw in zip(q.sides, q.weights, strict=True):
         docs, tf, df = _term_tf(data, keys, w)
         if df <= 0 or not len(docs):
             continue
         idf = np.log1p((n - df + 0.5) / (df + 0.5))
-        norm = o.k1 * (1.0 - o.b + o.b * doclen[docs] / avgdl)
-        scores[docs] += (qw * idf) * tf * (o.k1 + 1.0) / (tf + norm)
-    scores[~data.catalog.alive.view] = 0.0
-    return scores
+        # the same for every weighting of the term: computed once a query
+        norm = _cached(
+            data, ("norm", keys), lambda d=docs: o.k1 * (1.0 - o.b + o.b * doclen[d] / avgdl)
+        )
+        parts.append(docs)
+        values.append((qw * idf) * tf * (o.k1 + 1.0) / (tf + norm))
+        used.append(keys)
+    if len(parts) > 1:  # the union over terms is the same for every weighting: merge once
+        unique, slot = _cached(
+            data,
+            ("terms", tuple(used)),
+            lambda: sparse.unique_inverse(np.concatenate(parts), data, data.catalog.rows),
+        )
+        docs = unique
+        scores = np.bincount(slot, weights=np.concatenate(values), minlength=len(unique))
+    else:
+        docs, scores = sparse.combine(parts, values, data, data.catalog.rows)
+    scores = scores * data.catalog.alive.view[docs]  # forgotten memories score nothing
+    return sparse.nonzero((docs, scores))
 
 
 def session_bm25(data: IndexData, q: QueryTerms, o: RecallOptions) -> np.ndarray:
@@ -152,11 +217,12 @@ def session_bm25(data: IndexData, q: QueryTerms, o: RecallOptions) -> np.ndarray
 
 
 def topic_terms(
-    data: IndexData, lex: np.ndarray, seeds: np.ndarray, q: QueryTerms, o: RecallOptions
+    data: IndexData, seeds: np.ndarray, seed_scores: np.ndarray, q: QueryTerms, o: RecallOptions
 ) -> QueryTerms:
     """Topics the best hits share: one step of spreading activation over memory-topic edges.
 
-    Each of the best hits (``seeds``) passes its (relative) score to its content words,
+    Each of the best hits (``seeds``, best first, with their lexical ``seed_scores``) passes its
+    (relative) score to its content words,
     in proportion to their share of the memory; topics are then weighted by specificity (idf).
     Words in more than a fifth of all memories, seen only once, or already in the query, are
     skipped. This is pseudo-relevance feedback expressed as a walk on the graph.
@@ -167,7 +233,9 @@ def topic_terms(
     if not len(keys):
         return QueryTerms([], [], [])
     n = max(data.n_docs, 1)
-    weight = lex[owners] / float(lex[seeds[0]]) / np.maximum(data.doclen.view[owners], 1.0) * tf
+    order = np.argsort(seeds)
+    owner_scores = seed_scores[order][np.searchsorted(seeds[order], owners)]
+    weight = owner_scores / float(seed_scores[0]) / np.maximum(data.doclen.view[owners], 1.0) * tf
     # work on the few distinct topics of the seeds, not on the whole vocabulary
     topics, slot = np.unique(keys, return_inverse=True)
     act = np.bincount(slot, weights=weight, minlength=len(topics))

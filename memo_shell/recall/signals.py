@@ -1,7 +1,7 @@
 """Non-lexical ranking signals: conversation context, time spans, graph entities, vectors.
 
-Each function returns one score per doc row (numpy), so signals combine by plain arithmetic and
-cost a few vectorised passes even at 100k memories.
+Each function returns a sparse vector (``recall.sparse``: the docs it reaches and a score each),
+so a signal costs in proportion to what the query matches, not to the size of the store.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import numpy as np
 from memo_shell import temporal
 from memo_shell.index import graph
 from memo_shell.index.data import IndexData
+from memo_shell.recall import sparse
+from memo_shell.recall.sparse import Sparse
 
 
 def scaled(x: np.ndarray) -> np.ndarray:
@@ -46,49 +48,49 @@ def top_n(
 class Context:
     """How much each memory gains from its neighbours in the conversation."""
 
-    prev: np.ndarray  # from the memory just before (and the one before that)
-    next: np.ndarray  # from the memory just after
+    prev: Sparse  # from the memory just before (and the one before that)
+    next: Sparse  # from the memory just after
 
 
-def context(
-    data: IndexData, lex: np.ndarray, src: np.ndarray, w_prev: float, w_prev2: float, w_next: float
-) -> Context:
+def context(data: IndexData, lex: Sparse, w_prev: float, w_prev2: float, w_next: float) -> Context:
     """memory -[next]-> memory: a reply inherits part of the relevance of what it answers.
 
-    ``src``: the memories with a lexical score (only they pass anything on: sparse work).
+    Only the memories with a lexical score pass anything on (sparse work).
     """
     cat = data.catalog
-    gain_prev = np.zeros_like(lex)
-    gain_next = np.zeros_like(lex)
-    value = lex[src]
+    src, value = lex
     nxt = cat.next.view[src]  # the memory after each match: its reply
     has = nxt >= 0
-    gain_prev[nxt[has]] += w_prev * value[has]  # links are one-to-one: no index repeats
+    to, gains = [nxt[has]], [w_prev * value[has]]
     if w_prev2:
         after = cat.next.view[nxt[has]]
         has2 = after >= 0
-        np.add.at(gain_prev, after[has2], w_prev2 * value[has][has2])
+        to.append(after[has2])
+        gains.append(w_prev2 * value[has][has2])
+    gain_next = sparse.empty()
     if w_next:
         before = cat.prev.view[src]
         has = before >= 0
-        gain_next[before[has]] += w_next * value[has]
-    return Context(gain_prev, gain_next)
+        gain_next = sparse.combine([before[has]], [w_next * value[has]], data, cat.rows)
+    return Context(sparse.combine(to, gains, data, cat.rows), gain_next)
 
 
 @dataclass
 class TimeMatch:
-    """Memories inside a time span named by the question, and that span's label."""
+    """Which of the given memories are inside a time span named by the question, and its label."""
 
     inside: np.ndarray
     labels: list[str]
 
 
-def time_match(data: IndexData, query: str, now: datetime | None = None) -> TimeMatch | None:
-    """Which memories fall in the spans the query names (None when it names none)."""
+def time_match(
+    data: IndexData, query: str, docs: np.ndarray, now: datetime | None = None
+) -> TimeMatch | None:
+    """Which of ``docs`` fall in the spans the query names (None when it names none)."""
     tq = temporal.parse(query, now)
     if not tq.windows:
         return None
-    created = data.catalog.created.view
+    created = data.catalog.created.view[docs]
     inside = np.zeros(len(created), dtype=bool)
     months: np.ndarray | None = None
     for window in tq.windows:
@@ -102,25 +104,20 @@ def time_match(data: IndexData, query: str, now: datetime | None = None) -> Time
     return TimeMatch(inside, [w.label for w in tq.windows])
 
 
-@dataclass
-class GraphMatch:
-    """Activation reaching each memory through the entity graph, and by which entity."""
-
-    score: np.ndarray
-    entity: np.ndarray  # entity number that contributed most (-1: none)
-    hops: np.ndarray
-
-
 def entity_spread(
-    data: IndexData, query: str, lex: np.ndarray, best: np.ndarray, top_entities: int
-) -> GraphMatch:
+    data: IndexData,
+    query: str,
+    best: np.ndarray,
+    best_scores: np.ndarray,
+    lex_max: float,
+    top_entities: int,
+) -> graph.Spread:
     """Spreading activation from the query's entities and its best lexical hits (``best``)."""
-    weights = lex[best] / max(float(lex.max()), 1e-12) if len(best) else np.zeros(0)
-    score, entity, hops = graph.spread(
+    weights = best_scores / max(lex_max, 1e-12) if len(best) else np.zeros(0)
+    return graph.spread(
         data,
         best,
         weights.astype(np.float64),
         graph.query_entities(data, query),
         top_entities=top_entities,
     )
-    return GraphMatch(score, entity, hops)

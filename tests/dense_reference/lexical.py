@@ -1,0 +1,198 @@
+"""Lexical signals: BM25 over memories, BM25 over sessions, and topic expansion terms.
+
+Why our own BM25 rather than a library: recall needs (a) incremental add and forget in
+microseconds, (b) our analyzer (chat stopwords, compounds, CJK bigrams, emoji), (c) the same doc
+numbers as the graph and the metadata columns, and (d) per-session aggregation of term counts at
+query time. bm25s rebuilds its sparse matrix to add a document, tantivy and FTS5 bring their own
+tokenizers and storage, and none of them gives (d). The postings are numpy arrays, so scoring a
+query is a handful of vectorised gathers; bench/recall.py measures it beside SQLite FTS5.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dense_reference.signals import top_n
+from memo_shell.analyzer import stem, words
+from memo_shell.index import sides
+from memo_shell.index.data import IndexData
+from memo_shell.recall.options import RecallOptions
+from memo_shell.stopwords import STOPWORDS
+
+#: Query terms kept (a 100 kB query is cut to its first, most distinct words).
+MAX_QUERY_TERMS = 64
+
+
+@dataclass(frozen=True)
+class QueryTerms:
+    """Analysed query: term numbers known to the index, their weights and display words.
+
+    ``numbers[i]`` is one known key of the i-th term (for display and exclusion); ``sides[i]``
+    holds its keys as the user's statement, in a question and in a model's claim (-1: unknown),
+    see ``memo_shell.index.sides``.
+    """
+
+    numbers: list[int]
+    weights: list[float]
+    words: list[str]
+    sides: list[tuple[int, int, int]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.numbers)
+
+    def all_numbers(self) -> list[int]:
+        return [n for keys in self.sides for n in keys if n >= 0]
+
+
+def side_numbers(data: IndexData, term: str) -> tuple[int, int, int]:
+    """The live keys of one stem as statement, question and claim (-1 where none)."""
+    out = []
+    for prefix in sides.SIDES:
+        number = data.terms.get(prefix + term)
+        out.append(number if number is not None and data.lexical.count(number) > 0 else -1)
+    return out[0], out[1], out[2]
+
+
+def analyse_query(data: IndexData, query: str) -> QueryTerms:
+    """Query terms known to the index, counted, each with the word the user typed for it."""
+    counts: Counter[str] = Counter()
+    surface: dict[str, str] = {}
+    for word in words(query):
+        if word in STOPWORDS:
+            continue
+        term = stem(word)
+        if term not in counts and len(counts) >= MAX_QUERY_TERMS:
+            continue
+        counts[term] += 1
+        surface.setdefault(term, word)
+    numbers, weights, shown, keys = [], [], [], []
+    for term, n in counts.items():
+        found = side_numbers(data, term)
+        if max(found) >= 0:
+            numbers.append(next(k for k in found if k >= 0))
+            weights.append(float(n))
+            shown.append(surface[term])
+            keys.append(found)
+    return QueryTerms(numbers, weights, shown, keys)
+
+
+def side_weights(o: RecallOptions, evidence: bool = True) -> tuple[float, float, float]:
+    """How much a word counts as statement, question and claim.
+
+    ``evidence=False``: all alike, for signals where a question is a good *pointer* (the memory
+    after a matching question is likely its answer) even though it is no evidence itself.
+    """
+    return (1.0, o.w_question, o.w_claim) if evidence else (1.0, 1.0, 1.0)
+
+
+def _term_tf(
+    data: IndexData, keys: tuple[int, int, int], weights: tuple[float, float, float]
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """(docs, weighted term frequency, document frequency) of one term over its three sides.
+
+    The document frequency counts live documents using the word on any side, so idf is the
+    same whatever the weights (postings may still list forgotten documents until compaction).
+    """
+    parts = [(data.lexical.postings(k), w) for k, w in zip(keys, weights, strict=True) if k >= 0]
+    if len(parts) == 1:
+        (docs, tf), w = parts[0]
+        return docs, tf * w if w != 1.0 else tf, data.lexical.count(next(k for k in keys if k >= 0))
+    docs = np.concatenate([d for (d, _tf), _w in parts])
+    tf = np.concatenate([t * w for (_d, t), w in parts])
+    unique, slot = np.unique(docs, return_inverse=True)
+    df = int(np.count_nonzero(data.catalog.alive.view[unique]))
+    return unique, np.bincount(slot, weights=tf, minlength=len(unique)), df
+
+
+def bm25(data: IndexData, q: QueryTerms, o: RecallOptions, *, evidence: bool = True) -> np.ndarray:
+    """BM25 score of every doc row (rows of forgotten memories are zero)."""
+    rows = data.catalog.rows
+    scores = np.zeros(rows, dtype=np.float64)
+    n = max(data.n_docs, 1)
+    doclen = data.doclen.view
+    avgdl = data.avgdl or 1.0
+    w = side_weights(o, evidence)
+    for keys, qw in zip(q.sides, q.weights, strict=True):
+        docs, tf, df = _term_tf(data, keys, w)
+        if df <= 0 or not len(docs):
+            continue
+        idf = np.log1p((n - df + 0.5) / (df + 0.5))
+        norm = o.k1 * (1.0 - o.b + o.b * doclen[docs] / avgdl)
+        scores[docs] += (qw * idf) * tf * (o.k1 + 1.0) / (tf + norm)
+    scores[~data.catalog.alive.view] = 0.0
+    return scores
+
+
+def session_bm25(data: IndexData, q: QueryTerms, o: RecallOptions) -> np.ndarray:
+    """BM25 of each session taken as one document (its memories concatenated)."""
+    cat = data.catalog
+    alive = cat.alive.view
+    sess = cat.session.view
+    n_s = len(cat.session_names)
+    slen = data.session_lengths()
+    live_sessions = max(int((slen > 0).sum()), 1)
+    avg = max(float(slen.sum()) / live_sessions, 1e-9)
+    scores = np.zeros(n_s, dtype=np.float64)
+    norm = o.session_k1 * (1.0 - o.session_b + o.session_b * slen / avg)
+    # a session where the topic was asked about is on that topic: every side counts here
+    w = side_weights(o, evidence=False)
+    for keys, qw in zip(q.sides, q.weights, strict=True):
+        docs, tf, _df = _term_tf(data, keys, w)
+        keep = alive[docs]
+        if not keep.any():
+            continue
+        stf = np.bincount(sess[docs[keep]], weights=tf[keep], minlength=n_s)
+        df = int(np.count_nonzero(stf))
+        idf = np.log1p((live_sessions - df + 0.5) / (df + 0.5))
+        scores += (qw * idf) * stf * (o.session_k1 + 1.0) / (stf + norm)
+    return scores
+
+
+def topic_terms(
+    data: IndexData, lex: np.ndarray, seeds: np.ndarray, q: QueryTerms, o: RecallOptions
+) -> QueryTerms:
+    """Topics the best hits share: one step of spreading activation over memory-topic edges.
+
+    Each of the best hits (``seeds``) passes its (relative) score to its content words,
+    in proportion to their share of the memory; topics are then weighted by specificity (idf).
+    Words in more than a fifth of all memories, seen only once, or already in the query, are
+    skipped. This is pseudo-relevance feedback expressed as a walk on the graph.
+    """
+    if not len(seeds):
+        return QueryTerms([], [], [])
+    owners, keys, tf = data.lexical.forward_many(seeds.tolist())
+    if not len(keys):
+        return QueryTerms([], [], [])
+    n = max(data.n_docs, 1)
+    weight = lex[owners] / float(lex[seeds[0]]) / np.maximum(data.doclen.view[owners], 1.0) * tf
+    # work on the few distinct topics of the seeds, not on the whole vocabulary
+    topics, slot = np.unique(keys, return_inverse=True)
+    act = np.bincount(slot, weights=weight, minlength=len(topics))
+    df = data.lexical.df.view[topics].astype(np.float64)
+    act *= np.log1p(n / np.maximum(df, 1.0))
+    # topics come from what the user stated, not from questions or the model's claims
+    said_elsewhere = np.fromiter(
+        (sides.is_side_key(data.terms.keys[t]) for t in topics.tolist()), bool, len(topics)
+    )
+    act[(df > 0.2 * n) | (df < 2) | np.isin(topics, q.all_numbers()) | said_elsewhere] = 0.0
+    # ties between topics break by the word itself, not by its (insertion-order) number
+    alphabetical = np.argsort(np.argsort([data.terms.keys[t] for t in topics.tolist()]))
+    best = top_n(act, o.topic_terms, -alphabetical.astype(np.float64))
+    if not len(best):
+        return QueryTerms([], [], [])
+    chosen = topics[best]
+    w = act[best] / act[best[0]]
+    stems = [data.terms.keys[c] for c in chosen]
+    return QueryTerms(chosen.tolist(), w.tolist(), stems, [side_numbers(data, t) for t in stems])
+
+
+def present(data: IndexData, doc: int, q: QueryTerms) -> list[str]:
+    """The query words that occur in one memory (for its reasons)."""
+    if not q.numbers:
+        return []
+    keys, _w = data.lexical.forward(doc)
+    have = set(keys.tolist())
+    return [w for found, w in zip(q.sides, q.words, strict=True) if have.intersection(found)]
