@@ -170,10 +170,12 @@ def bm25(data: IndexData, q: QueryTerms, o: RecallOptions, *, evidence: bool = T
         if df <= 0 or not len(docs):
             continue
         idf = np.log1p((n - df + 0.5) / (df + 0.5))
+
         # the same for every weighting of the term: computed once a query
-        norm = _cached(
-            data, ("norm", keys), lambda d=docs: o.k1 * (1.0 - o.b + o.b * doclen[d] / avgdl)
-        )
+        def length_norm(d: Any = docs) -> Any:
+            return o.k1 * (1.0 - o.b + o.b * doclen[d] / avgdl)
+
+        norm = _cached(data, ("norm", keys), length_norm)
         parts.append(docs)
         values.append((qw * idf) * tf * (o.k1 + 1.0) / (tf + norm))
         used.append(keys)
