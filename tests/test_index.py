@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,8 +21,9 @@ from memo_shell.store import Store
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
-def _add(mem: memo_shell.Memories, text: str, *, session: str = "s1", minutes: int = 0,
-         **kw: object) -> str:
+def _add(
+    mem: memo_shell.Memories, text: str, *, session: str = "s1", minutes: int = 0, **kw: object
+) -> str:
     return mem.add(text, session=session, at=T0 + timedelta(minutes=minutes), **kw)  # type: ignore[arg-type]
 
 
@@ -180,8 +184,17 @@ def test_metadata_for_the_tui(data_dir: Path) -> None:
 
 @pytest.mark.parametrize(
     "query",
-    ["", "   ", "the and of it was", "x" * 100_000, "日本語のテキスト", "مرحبا بالعالم", "🎸🔥",
-     "\x00\x01\u200b", "a" * 50 + " " + "b" * 50],
+    [
+        "",
+        "   ",
+        "the and of it was",
+        "x" * 100_000,
+        "日本語のテキスト",
+        "مرحبا بالعالم",
+        "🎸🔥",
+        "\x00\x01\u200b",
+        "a" * 50 + " " + "b" * 50,
+    ],
 )
 def test_bad_queries_never_raise(data_dir: Path, query: str) -> None:
     with memo_shell.open(data_dir) as mem:
@@ -254,8 +267,12 @@ def test_a_separate_process_adding_is_seen_without_reopening(data_dir: Path) -> 
             "with memo_shell.open(sys.argv[2]) as m:\n"
             "    print(m.add('the spare tyre is in the garage loft'))\n"
         )
-        out = subprocess.run([sys.executable, "-c", code, str(repo), str(data_dir)],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(repo), str(data_dir)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         mid = out.stdout.strip()
         assert [h.memory.id for h in mem.recall("spare tyre")] == [mid]
 
@@ -314,3 +331,32 @@ def test_a_dead_writers_temp_file_in_the_index_dir_is_swept(data_dir: Path) -> N
     with memo_shell.open(data_dir) as mem:
         mem.wait_ready()
     assert not debris.exists()
+
+
+def test_no_index_file_is_written_after_close_returns(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A load still in flight at close() stops, and close() waits for it: the caller may move
+    or wipe the index directory at once (a test, `forget --all`, a backup)."""
+    with memo_shell.open(data_dir, preload=False) as mem:
+        _add(mem, "The dentist appointment is on Tuesday")
+    shutil.rmtree(index_dir(data_dir))
+    finishing = threading.Event()
+    real_catch_up = Index._catch_up
+
+    def slow_catch_up(self: Index) -> None:
+        finishing.set()
+        time.sleep(0.5)  # a big store: the load is still finishing when the caller closes
+        real_catch_up(self)
+
+    monkeypatch.setattr(Index, "_catch_up", slow_catch_up)
+    mem = memo_shell.open(data_dir)  # builds the index in the background
+    assert finishing.wait(30)
+    mem.close()
+
+    def listing() -> dict[str, int]:
+        return {p.name: p.stat().st_mtime_ns for p in index_dir(data_dir).iterdir()}
+
+    after_close = listing()
+    time.sleep(1.0)
+    assert listing() == after_close

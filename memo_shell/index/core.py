@@ -94,6 +94,8 @@ SAVE_AFTER_CHANGES = 500
 #: After a forget, the snapshot is scrubbed this long after the last one (a prune of many
 #: memories, one by one, costs one rewrite), and at the latest when the index is closed.
 SCRUB_AFTER_SECONDS = 2.0
+#: close() waits this long for a load still in flight (it stops at its next check of closing)
+LOAD_JOIN_SECONDS = 5.0
 
 Op = tuple[str, Any]  # ("+", Memory) | ("~", Memory) | ("-", memory id)
 
@@ -132,6 +134,7 @@ class Index(FreshnessMixin):
         self._ready = threading.Event()
         self._state: State = "loading"
         self._thread: threading.Thread | None = None
+        self._loader: threading.Thread | None = None  # the background load thread we started
         self._closing = threading.Event()
         self._origin = f"{os.getpid()}-{secrets.token_hex(3)}"
         self._log = ChangeLog(self.directory / "changes", self.directory / "lock")
@@ -184,6 +187,7 @@ class Index(FreshnessMixin):
         self._rescanning = False
         self._scan_lock = threading.Lock()
         self._watcher = None  # its thread stayed in the parent; the child starts its own
+        self._loader = None  # the parent's; it does not run here
         if not self._ready.is_set():
             self._thread = None
             self._data = None
@@ -211,7 +215,7 @@ class Index(FreshnessMixin):
         with self._lock:
             if self._thread is not None:
                 return
-            self._thread = threading.Thread(
+            self._thread = self._loader = threading.Thread(
                 target=self._load_thread, name="memo-index", daemon=True
             )
         self._thread.start()
@@ -246,6 +250,11 @@ class Index(FreshnessMixin):
         except OSError as exc:
             self._notice(f"index could not be rewritten without forgotten memories ({exc})")
         self._closing.set()
+        # a load still running stops at its next check of _closing; wait for it, so that no
+        # index file is written after close() returns (the directory may be moved or wiped)
+        loader = self._loader
+        if loader is not None and loader is not threading.current_thread():
+            loader.join(LOAD_JOIN_SECONDS)
         if self._watcher is not None:
             self._watcher.join(2.0)
         self._save_folders()
@@ -342,6 +351,8 @@ class Index(FreshnessMixin):
         elif count:
             self._notice(f"index was missing; built it from {count} memory files")
         self._catch_up()
+        if self._closing.is_set():
+            return  # closed meanwhile: the next open builds again rather than write after close
         try:
             self._save()
         except OSError as exc:
