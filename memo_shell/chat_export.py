@@ -7,13 +7,13 @@ a note or a message. The CLI (``memo-shell chat export``) and the TUI both use i
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
 from memo_shell.api import Memories
+from memo_shell.disk import atomic_write
 from memo_shell.errors import NotFound
 from memo_shell.jsonl import memory_to_json
 from memo_shell.records import Memory
@@ -72,17 +72,7 @@ def render(session: str, turns: Iterable[Memory], fmt: str = "md") -> str:
 
 def write_private(path: Path, text: str) -> None:
     """Chats are private: the file is 0600 and appears whole under its name, or not at all."""
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    atomic_write(path, text.encode("utf-8"), 0o600)
 
 
 def default_filename(session: str, fmt: str = "md") -> str:
