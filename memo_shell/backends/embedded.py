@@ -16,6 +16,7 @@ from pathlib import Path
 
 import platformdirs
 
+from memo_shell.disk import atomic_write
 from memo_shell.errors import BackendError, describe_os_error
 
 APP_NAME = "memo-shell"
@@ -91,7 +92,8 @@ def model_path() -> Path:
                 temporary.unlink()
             package.assemble(temporary)  # verifies the SHA-256 of what it wrote
             os.replace(temporary, target)
-            target.with_name(target.name + ".ok").write_text(_stamp_for(target))
+            # the stamp says the file above is whole: written atomically, never torn
+            atomic_write(target.with_name(target.name + ".ok"), _stamp_for(target).encode())
         except OSError as exc:
             raise BackendError(describe_os_error(exc, "preparing the embedded model")) from None
         except ValueError as exc:  # checksum mismatch: a damaged installation
