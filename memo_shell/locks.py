@@ -34,10 +34,22 @@ _held_guard = threading.Lock()
 # every process (the parent included) would then wait for it forever. The child closes them
 # (that never releases the parent's lock: its own descriptor still holds it).
 _open_fds: dict[int, list[int]] = {}  # id(entry) -> entry, a one-item list holding the fd
+# Held while a lock file is opened and registered, or unregistered and closed, and by fork()
+# itself: a fork in between would give the child a descriptor it does not know to close.
+_fd_guard = threading.Lock()
+
+
+def _before_fork() -> None:
+    _fd_guard.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    _fd_guard.release()
 
 
 def _after_fork_in_child() -> None:
-    global _held_guard
+    global _held_guard, _fd_guard
+    _fd_guard = threading.Lock()
     _held_guard = threading.Lock()
     _held_here.clear()
     for entry in list(_open_fds.values()):
@@ -47,7 +59,11 @@ def _after_fork_in_child() -> None:
     _open_fds.clear()
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+os.register_at_fork(
+    before=_before_fork,
+    after_in_parent=_after_fork_in_parent,
+    after_in_child=_after_fork_in_child,
+)
 
 
 def _default_notice(message: str) -> None:
@@ -96,9 +112,10 @@ def hold(
     Raises OSError if the lock file cannot be opened (a read-only directory): the caller decides
     whether that matters.
     """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    entry = [fd]
-    _open_fds[id(entry)] = entry
+    with _fd_guard:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        entry = [fd]
+        _open_fds[id(entry)] = entry
     try:
         st = os.fstat(fd)
         key = (st.st_dev, st.st_ino)
@@ -115,9 +132,10 @@ def hold(
                 if key in _held_here:  # (a fork in between started the count afresh)
                     _held_here[key] -= 1
     finally:
-        _open_fds.pop(id(entry), None)
-        if entry[0] >= 0:  # else a forked child, where it was closed at the fork
-            os.close(fd)  # releases the lock
+        with _fd_guard:
+            _open_fds.pop(id(entry), None)
+            if entry[0] >= 0:  # else a forked child, where it was closed at the fork
+                os.close(fd)  # releases the lock
 
 
 def _wait(fd: int, doing: str, notice: Callable[[str], None] | None) -> None:

@@ -103,3 +103,59 @@ def test_a_child_forked_while_the_index_loads_can_recall_and_add(tmp_path: Path)
         assert "Traceback" not in done.stderr and "partially initialized" not in done.stderr
     with memo_shell.open(data_dir, preload=False) as memories:
         assert memories.count() == 4
+
+
+FORK_WHILE_A_LOCK_FILE_OPENS = textwrap.dedent(
+    """
+    import fcntl, os, sys, threading, time
+    from pathlib import Path
+    from memo_shell import locks
+
+    path = Path(sys.argv[1])
+    opened, forked = threading.Event(), threading.Event()
+    real_open = os.open
+
+    def slow_open(*args, **kwargs):
+        fd = real_open(*args, **kwargs)
+        opened.set()
+        forked.wait(0.5)  # a fork lands right after the lock file is opened
+        return fd
+
+    locks.os.open = slow_open
+
+    def take_and_release():
+        with locks.hold(path, "testing"):
+            pass
+
+    worker = threading.Thread(target=take_and_release)
+    worker.start()
+    opened.wait(5)
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(1.0)  # the parent has taken and released the lock by now
+        fd = real_open(str(path), os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os._exit(3)  # held forever by the descriptor this child inherited
+        os._exit(0)
+    forked.set()
+    worker.join()
+    _, status = os.waitpid(pid, 0)
+    sys.exit(os.waitstatus_to_exitcode(status))
+    """
+)
+
+
+def test_a_fork_while_another_thread_opens_a_lock_file_never_wedges_the_lock(
+    tmp_path: Path,
+) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, "-c", FORK_WHILE_A_LOCK_FILE_OPENS, str(tmp_path / "lock")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
