@@ -68,6 +68,11 @@ def shown(value: object, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def id_or_position(raw: object, position: int) -> str:
+    """The export's own id for a conversation, or its place in the file (``#3``) without one."""
+    return raw if isinstance(raw, str) and raw else f"#{position + 1}"
+
+
 def session_name(conversation: Conversation) -> str:
     """The conversation's title plus a short id, so two chats titled "Hello" stay apart."""
     title = " ".join(conversation.title.split())[:MAX_TITLE] or "untitled"

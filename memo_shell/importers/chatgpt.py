@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from memo_shell.importers.base import Conversation, Message, Problem, from_epoch
+from memo_shell.importers.base import Conversation, Message, Problem, from_epoch, id_or_position
 
 SOURCE = "chatgpt"
 #: Content types whose text is part of what was said to the user.
@@ -144,7 +144,7 @@ def read(obj: Any, position: int) -> tuple[Conversation, list[Message], list[Pro
     if not isinstance(obj, dict):
         return Problem(f"conversation #{position + 1} is not an object")
     raw_id = obj.get("conversation_id") or obj.get("id")
-    conversation_id = raw_id if isinstance(raw_id, str) and raw_id else f"#{position + 1}"
+    conversation_id = id_or_position(raw_id, position)
     mapping = obj.get("mapping")
     if not isinstance(mapping, dict):
         return Problem("no message mapping (not a ChatGPT conversation)", conversation_id)

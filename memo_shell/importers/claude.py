@@ -12,7 +12,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from memo_shell.importers.base import Conversation, Message, Problem, from_iso, shown
+from memo_shell.importers.base import (
+    Conversation,
+    Message,
+    Problem,
+    from_iso,
+    id_or_position,
+    shown,
+)
 
 SOURCE = "claude"
 _ROLES = {"human": "user", "user": "user", "assistant": "assistant"}
@@ -73,7 +80,7 @@ def read(obj: Any, position: int) -> tuple[Conversation, list[Message], list[Pro
     if not isinstance(obj, dict):
         return Problem(f"conversation #{position + 1} is not an object")
     raw_id = obj.get("uuid")
-    conversation_id = raw_id if isinstance(raw_id, str) and raw_id else f"#{position + 1}"
+    conversation_id = id_or_position(raw_id, position)
     items = obj.get("chat_messages")
     if not isinstance(items, list):
         return Problem("no chat_messages (not a Claude conversation)", conversation_id)

@@ -12,7 +12,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from memo_shell.importers.base import Conversation, Message, Problem, from_epoch, shown
+from memo_shell.importers.base import (
+    Conversation,
+    Message,
+    Problem,
+    from_epoch,
+    id_or_position,
+    shown,
+)
 
 SOURCE = "openwebui"
 MAX_DEPTH = 100_000
@@ -82,7 +89,7 @@ def read(obj: Any, position: int) -> tuple[Conversation, list[Message], list[Pro
     inner = obj.get("chat")
     chat: dict[str, Any] = inner if isinstance(inner, dict) else obj
     raw_id = obj.get("id") or chat.get("id")
-    chat_id = raw_id if isinstance(raw_id, str) and raw_id else f"#{position + 1}"
+    chat_id = id_or_position(raw_id, position)
     history = chat.get("history")
     items = _branch(history) if isinstance(history, dict) else None
     if items is None:
