@@ -81,6 +81,10 @@ def words(text: str) -> list[str]:
     text = normalize(text)
     tokens = _WORD.findall(text)
     if text.isascii():  # the common case: no CJK, no emoji, nothing to split further
+        if "_" not in text and "-" not in text:  # nothing to strip or join: as found
+            if len(text) <= MAX_TOKEN_CHARS or all(len(t) <= MAX_TOKEN_CHARS for t in tokens):
+                return tokens
+            return [t for t in tokens if len(t) <= MAX_TOKEN_CHARS]
         out = [t.strip("_") for t in tokens if len(t) <= MAX_TOKEN_CHARS]
     else:
         out = []

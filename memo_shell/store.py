@@ -76,6 +76,14 @@ class Quarantined:
     reason: str
 
 
+def _names_in(directory: Path) -> set[str]:
+    """Names in a folder (none if it does not exist yet)."""
+    try:
+        return set(os.listdir(directory))
+    except (FileNotFoundError, NotADirectoryError):
+        return set()
+
+
 def _stale(entry: os.DirEntry[str], now: float) -> bool:
     try:
         return now - entry.stat(follow_symlinks=False).st_mtime > STALE_TEMP_SECONDS
@@ -308,12 +316,20 @@ class Store:
         staged: list[tuple[Path, Path, str]] = []
         linked: list[Path] = []
         written: list[str] = []
+        # names already in each date folder: one listing per folder, not a stat per record
+        # (the link below is the real, race-free guard against replacing a file)
+        present: dict[Path, set[str]] = {}
         try:
             for memory in memories:
                 final = self.path_for(memory.id)
                 data = records.encode(memory)
-                if final.exists():
-                    continue  # already present (the link below is the real, race-free guard)
+                names = present.get(final.parent)
+                if names is None:
+                    names = present[final.parent] = _names_in(final.parent)
+                name = f"{memory.id}{RECORD_SUFFIX}"
+                if name in names:
+                    continue  # already present, or an earlier line of this batch
+                names.add(name)
                 staged.append((self._write_temp(final, data, sync=False), final, memory.id))
             if not staged:
                 return []
@@ -455,6 +471,12 @@ class Store:
 
     def _walk(self, newest_first: bool) -> Iterator[tuple[Path, os.DirEntry[str]]]:
         """Yield (directory, entry) for every file in the shards, in id (time) order."""
+        for day, entries in self._days(newest_first):
+            for entry in entries:
+                yield day, entry
+
+    def _days(self, newest_first: bool) -> Iterator[tuple[Path, list[os.DirEntry[str]]]]:
+        """Yield each date folder with its files sorted by name, in time order."""
 
         def sorted_dirs(path: Path) -> list[Path]:
             try:
@@ -473,30 +495,7 @@ class Store:
                     except FileNotFoundError:
                         continue
                     entries.sort(key=lambda e: e.name, reverse=newest_first)
-                    for entry in entries:
-                        yield day, entry
-
-    def _records_in(
-        self, newest_first: bool
-    ) -> Iterator[tuple[Path, os.DirEntry[str], str | None, bool]]:
-        """(directory, entry, id if a record file name, whether it sits in its own shard).
-
-        A record is only ever read or deleted at ``path_for(id)``; one moved into another date
-        folder (by hand, by a sync tool) is listed as misplaced so nothing lists an id that
-        ``read`` cannot find and ``forget`` cannot delete. The check is two string comparisons
-        per file: an id's first ten characters encode its time, in sortable base32.
-        """
-        bounds: tuple[str, str] = ("", "")
-        current: Path | None = None
-        for directory, entry in self._walk(newest_first):
-            if directory is not current:
-                current, bounds = directory, _id_prefix_bounds(directory)
-            name = entry.name
-            memory_id = name[: -len(RECORD_SUFFIX)] if name.endswith(RECORD_SUFFIX) else ""
-            if not records.is_valid_id(memory_id):
-                yield directory, entry, None, False
-                continue
-            yield directory, entry, memory_id, bounds[0] <= memory_id[:10] < bounds[1]
+                    yield day, entries
 
     def iter_ids(self, *, newest_first: bool = False) -> Iterator[str]:
         """Ids of every record file, in time order, from directory listings alone (no reads)."""
@@ -535,23 +534,35 @@ class Store:
         result = ScanResult()
         now = time.time()
         rehomed = False
-        for directory, entry, memory_id, in_place in self._records_in(newest_first=False):
-            name = entry.name
-            if memory_id is not None and in_place:
-                result.ids.append(memory_id)
-                result.shards.setdefault(directory, []).append(memory_id)
-            elif memory_id is not None:
-                if self._rehome(directory / name, memory_id):
-                    result.ids.append(memory_id)
-                    rehomed = True
+        ids, valid = result.ids, records.is_valid_id
+        # per folder, not per file through generators: this walk runs at every open
+        for directory, entries in self._days(newest_first=False):
+            low, high = _id_prefix_bounds(directory)
+            here: list[str] = []
+            for entry in entries:
+                name = entry.name
+                memory_id = name[: -len(RECORD_SUFFIX)] if name.endswith(RECORD_SUFFIX) else ""
+                if valid(memory_id):
+                    # A record is only ever read or deleted at ``path_for(id)``; one moved into
+                    # another date folder (by hand, by a sync tool) is misplaced, so nothing
+                    # lists an id that ``read`` cannot find and ``forget`` cannot delete. Two
+                    # string comparisons: an id's first ten characters are its time, sortable.
+                    if low <= memory_id[:10] < high:
+                        here.append(memory_id)
+                    elif self._rehome(directory / name, memory_id):
+                        ids.append(memory_id)
+                        rehomed = True
+                    else:
+                        result.foreign.append(directory / name)
+                elif _OUR_TEMP.fullmatch(name):
+                    result.temps.append(directory / name)
+                elif _IN_FLIGHT.fullmatch(name) and not _stale(entry, now):
+                    result.in_flight.append(directory / name)
                 else:
                     result.foreign.append(directory / name)
-            elif _OUR_TEMP.fullmatch(name):
-                result.temps.append(directory / name)
-            elif _IN_FLIGHT.fullmatch(name) and not _stale(entry, now):
-                result.in_flight.append(directory / name)
-            else:
-                result.foreign.append(directory / name)
+            if here:
+                ids.extend(here)
+                result.shards[directory] = here
         if rehomed:
             result.ids.sort()  # ids are time-ordered: keep the walk's order
         return sync.reconcile(self, result)  # forget markers, sync conflict copies

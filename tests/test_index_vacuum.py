@@ -53,15 +53,17 @@ def _build(memories: list[records.Memory]) -> IndexData:
 
 
 def _strings(data: IndexData) -> tuple[set[str], ...]:
-    header, _arrays = data.to_parts()
+    header, arrays = data.to_parts()
     cat = header["catalog"]
+    ptr, text = arrays["cat.preview_ptr"], arrays["cat.preview_text"]
+    previews = [text[ptr[i] : ptr[i + 1]].tobytes().decode() for i in range(len(ptr) - 1)]
     return (
         set(header["terms"]["keys"]),
         set(header["entities"]["keys"]),
         set(header["entities"]["names"]),
         set(cat["sessions"]),
-        {p for p in cat["previews"] if p},
-        {i for i in cat["ids"] if i},
+        {p for p in previews if p},
+        {i.decode() for i in arrays["cat.ids"].tolist() if i},
     )
 
 

@@ -4,13 +4,20 @@ Every memory gets a *doc number* (its row) when first indexed; rows are never re
 and graph edges can refer to memories by a 4-byte integer. Columns are numpy arrays so filters
 ("session X, since May, pinned") and aggregates (sessions with counts and date ranges) are one
 vectorised pass, answered for the TUI without opening a single record file.
+
+Ids and previews are columns too, not a Python string per memory: ids are 26 ASCII bytes each
+in one array, found by binary search over them in id order; previews are one UTF-8 blob with
+offsets. At a million memories the strings and the id -> row dict cost ~300 MB of Python
+objects and a second to unpack; the columns are ~160 MB on disk, mapped from the snapshot, of
+which only the rows a query shows are ever read. Rows added since the snapshot are kept as
+strings beside them until the next one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -31,18 +38,255 @@ def _to_datetime(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC).astimezone()
 
 
+ID_DTYPE = np.dtype("S26")  # a ULID: 26 ASCII characters
+
+
+class IdColumn(Sequence[str | None]):
+    """Memory ids by doc number (None for a forgotten row): a base array of fixed-width bytes
+    (a snapshot's, mapped), the ids of rows added since as strings, and base rows cleared since."""
+
+    def __init__(self, base: np.ndarray | None = None) -> None:
+        self.base = np.zeros(0, ID_DTYPE) if base is None else base
+        self._n = len(self.base)
+        self._more: list[str | None] = []
+        self._cleared: set[int] = set()
+
+    def __len__(self) -> int:
+        return self._n + len(self._more)
+
+    @overload
+    def __getitem__(self, doc: int) -> str | None: ...
+    @overload
+    def __getitem__(self, doc: slice) -> list[str | None]: ...
+    def __getitem__(self, doc: int | slice) -> str | list[str | None] | None:
+        if isinstance(doc, slice):
+            return [self[d] for d in range(*doc.indices(len(self)))]
+        doc = int(doc)
+        if doc < 0:
+            doc += len(self)
+        if doc >= self._n:
+            return self._more[doc - self._n]
+        if doc < 0:
+            raise IndexError(doc)
+        if doc in self._cleared:
+            return None
+        raw = self.base[doc]
+        return raw.decode("ascii", "replace") if raw else None
+
+    def __iter__(self) -> Iterator[str | None]:
+        cleared = self._cleared
+        width = ID_DTYPE.itemsize
+        for start in range(0, self._n, 65_536):  # a piece at a time: no list of every row
+            # one decode per piece, then slices: a numpy scalar per row costs 4x more
+            text = self.base[start : start + 65_536].tobytes().decode("ascii", "replace")
+            for at in range(0, len(text), width):
+                memory_id = text[at : at + width]
+                if memory_id[0] == "\0" or (cleared and start + at // width in cleared):
+                    yield None
+                else:
+                    yield memory_id.rstrip("\0") if "\0" in memory_id else memory_id
+        yield from self._more
+
+    def append(self, memory_id: str) -> None:
+        self._more.append(memory_id)
+
+    def clear_row(self, doc: int) -> None:
+        if doc >= self._n:
+            self._more[doc - self._n] = None
+        else:
+            self._cleared.add(doc)
+
+    def base_row_is(self, doc: int, raw: bytes) -> bool:
+        """Whether base row ``doc`` still holds the id ``raw`` (not forgotten since)."""
+        return doc not in self._cleared and self.base[doc] == raw
+
+    def to_array(self) -> np.ndarray:
+        """Every row as 26 bytes, empty for a forgotten row (what the snapshot stores)."""
+        out = np.empty(len(self), dtype=ID_DTYPE)
+        out[: self._n] = self.base
+        if self._cleared:
+            out[np.fromiter(self._cleared, np.int64, len(self._cleared))] = b""
+        out[self._n :] = [(i or "").encode("ascii", "replace") for i in self._more]
+        return out
+
+
+def id_lookup(ids: np.ndarray) -> dict[str, np.ndarray]:
+    """Arrays to find a row by id: empty when the column is in id order already (a reindex
+    adds files in id order, and new memories come last), else the sorted ids and their rows."""
+    if len(ids) < 2 or bool(np.all(ids[:-1] <= ids[1:])):
+        return {"cat.id_order": np.zeros(0, np.int32), "cat.id_sorted": np.zeros(0, ID_DTYPE)}
+    order = np.argsort(ids, kind="stable").astype(np.int32)
+    return {"cat.id_order": order, "cat.id_sorted": ids[order]}
+
+
+class DocOf(Mapping[str, int]):
+    """id -> doc number of live memories, without a dict entry per memory: a binary search in
+    the base column (or its sorted copy), and a dict for rows added since the snapshot."""
+
+    def __init__(
+        self,
+        ids: IdColumn,
+        order: np.ndarray | None = None,
+        sorted_ids: np.ndarray | None = None,
+        live: int = 0,
+    ) -> None:
+        self._ids = ids
+        has_order = order is not None and len(order) > 0
+        self._order = order if has_order else None
+        self._sorted = sorted_ids if has_order else ids.base
+        self._more: dict[str, int] = {}
+        self._len = live
+
+    def _base_doc(self, memory_id: object) -> int | None:
+        if not len(self._sorted):  # nothing loaded from a snapshot: no numpy call per add
+            return None
+        if not isinstance(memory_id, str) or len(memory_id) != 26 or not memory_id.isascii():
+            return None
+        raw = memory_id.encode("ascii")
+        at = int(np.searchsorted(self._sorted, raw))
+        if at >= len(self._sorted) or self._sorted[at] != raw:
+            return None
+        doc = int(self._order[at]) if self._order is not None else at
+        return doc if self._ids.base_row_is(doc, raw) else None
+
+    def get(self, memory_id: object, default: Any = None) -> Any:
+        doc = self._more.get(memory_id)  # type: ignore[call-overload]
+        if doc is None:
+            doc = self._base_doc(memory_id)
+        return default if doc is None else doc
+
+    def __getitem__(self, memory_id: str) -> int:
+        doc = self.get(memory_id)
+        if doc is None:
+            raise KeyError(memory_id)
+        return int(doc)
+
+    def __contains__(self, memory_id: object) -> bool:
+        return self.get(memory_id) is not None
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __iter__(self) -> Iterator[str]:
+        for memory_id in self._ids:
+            if memory_id is not None:
+                yield memory_id
+
+    def items(self) -> Iterator[tuple[str, int]]:  # type: ignore[override]
+        """(id, doc) of every live memory, in doc order, without a search per id."""
+        for doc, memory_id in enumerate(self._ids):
+            if memory_id is not None:
+                yield memory_id, doc
+
+    def put(self, memory_id: str, doc: int) -> None:
+        self._more[memory_id] = doc
+        self._len += 1
+
+    def pop(self, memory_id: str, default: Any = None) -> Any:
+        """Remove and return a live memory's doc (the caller clears its id row)."""
+        doc = self.get(memory_id)
+        if doc is None:
+            return default
+        self._more.pop(memory_id, None)
+        self._len -= 1
+        return doc
+
+
+class TextColumn(Sequence[str]):
+    """A short text per row: one UTF-8 blob with offsets (a snapshot's, mapped), texts of rows
+    added since as strings, and base rows cleared since."""
+
+    def __init__(self, ptr: np.ndarray | None = None, blob: np.ndarray | None = None) -> None:
+        self.ptr = np.zeros(1, np.int64) if ptr is None else ptr
+        self.blob = np.zeros(0, np.uint8) if blob is None else blob
+        self._n = len(self.ptr) - 1
+        self._more: list[str] = []
+        self._cleared: set[int] = set()
+
+    def __len__(self) -> int:
+        return self._n + len(self._more)
+
+    @overload
+    def __getitem__(self, doc: int) -> str: ...
+    @overload
+    def __getitem__(self, doc: slice) -> list[str]: ...
+    def __getitem__(self, doc: int | slice) -> str | list[str]:
+        if isinstance(doc, slice):
+            return [self[d] for d in range(*doc.indices(len(self)))]
+        doc = int(doc)
+        if doc < 0:
+            doc += len(self)
+        if doc >= self._n:
+            return self._more[doc - self._n]
+        if doc < 0:
+            raise IndexError(doc)
+        if doc in self._cleared:
+            return ""
+        lo, hi = int(self.ptr[doc]), int(self.ptr[doc + 1])
+        return self.blob[lo:hi].tobytes().decode("utf-8", "replace")
+
+    def append(self, text: str) -> None:
+        self._more.append(text)
+
+    def clear_row(self, doc: int) -> None:
+        if doc >= self._n:
+            self._more[doc - self._n] = ""
+        else:
+            self._cleared.add(doc)
+
+    def to_arrays(self, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(offsets, blob) of every row, empty where ``keep`` is False or the row was cleared."""
+        keep = keep.copy()
+        if self._cleared:
+            keep[np.fromiter(self._cleared, np.int64, len(self._cleared))] = False
+        ptr, blob = gather_texts(self.ptr, self.blob, keep[: self._n])
+        more = [t.encode("utf-8") if keep[self._n + i] else b"" for i, t in enumerate(self._more)]
+        lengths = np.fromiter(map(len, more), np.int64, len(more))
+        out_ptr = np.empty(len(self) + 1, np.int64)
+        out_ptr[: len(ptr)] = ptr
+        np.cumsum(lengths, out=out_ptr[len(ptr) :])
+        out_ptr[len(ptr) :] += ptr[-1]
+        tail = np.frombuffer(b"".join(more), np.uint8)
+        return out_ptr, np.concatenate([blob, tail]) if len(tail) else blob
+
+
+def gather_texts(
+    ptr: np.ndarray, blob: np.ndarray, keep: np.ndarray, *, drop: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets and blob with only the texts of rows where ``keep`` is True: the other rows are
+    emptied, or with ``drop`` removed. One slice per run of kept rows, so no per-byte index."""
+    lengths = np.diff(ptr)
+    if bool(np.all(keep)):
+        return ptr, blob
+    rows = np.flatnonzero(keep)
+    kept = lengths.copy()
+    kept[~keep] = 0
+    if drop:
+        kept = lengths[rows]
+    out_ptr = np.zeros(len(kept) + 1, np.int64)
+    np.cumsum(kept, out=out_ptr[1:])
+    if not len(rows):
+        return out_ptr, np.zeros(0, np.uint8)
+    # runs of consecutive kept rows are one contiguous range of the blob each
+    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+    starts = rows[np.r_[0, breaks]]
+    ends = rows[np.r_[breaks - 1, len(rows) - 1]] + 1
+    parts = [blob[int(ptr[a]) : int(ptr[b])] for a, b in zip(starts, ends, strict=True)]
+    return out_ptr, np.concatenate(parts) if parts else np.zeros(0, np.uint8)
+
+
 class Catalog:
     """Rows of memory metadata, addressed by doc number or by id."""
 
     def __init__(self) -> None:
-        self.ids: list[str | None] = []
-        self.doc_of: dict[str, int] = {}
+        self.ids = IdColumn()
+        self.doc_of = DocOf(self.ids)
         self.created = Growable(np.float64)
         self.session = Growable(np.int32)
         self.pinned = Growable(np.bool_)
         self.alive = Growable(np.bool_)
         self.tags: dict[int, tuple[str, ...]] = {}  # sparse: most memories have none
-        self.previews: list[str] = []
+        self.previews = TextColumn()
         self.session_names: list[str] = []
         self.session_of: dict[str, int] = {}
         # memory -[next]-> memory within a session: a doubly linked list in (time, id) order
@@ -63,27 +307,28 @@ class Catalog:
         """Append a row for a memory not yet in the catalog; returns its doc number."""
         doc = len(self.ids)
         self.ids.append(memory.id)
-        self.doc_of[memory.id] = doc
-        self.created.append(memory.created_at.timestamp())
-        self.session.append(self.session_number(memory.session))
+        self.doc_of.put(memory.id, doc)
+        created = memory.created_at.timestamp()
+        number = self.session_number(memory.session)
+        self.created.append(created)
+        self.session.append(number)
         self.pinned.append(memory.pinned)
         self.alive.append(True)
         self.previews.append(preview_of(memory))
         if memory.tags:
             self.tags[doc] = tuple(memory.tags)
-        self._link(doc)
+        self._link(doc, number, (created, memory.id))
         return doc
 
     def _key(self, doc: int) -> tuple[float, str]:
         return float(self.created[doc]), self.ids[doc] or ""
 
-    def _link(self, doc: int) -> None:
-        """Insert ``doc`` into its session's time-ordered list (O(1) when it is the newest)."""
+    def _link(self, doc: int, number: int, key: tuple[float, str]) -> None:
+        """Insert ``doc`` (session ``number``, sort ``key``) into its session's time-ordered
+        list (O(1) when it is the newest)."""
         self.prev.append(-1)
         self.next.append(-1)
-        number = int(self.session[doc])
         after = self.session_tail.get(number, -1)
-        key = self._key(doc)
         while after >= 0 and self._key(after) > key:
             after = int(self.prev[after])
         if after >= 0:
@@ -134,8 +379,8 @@ class Catalog:
         self._unlink(doc)
         self.alive[doc] = False
         self.pinned[doc] = False
-        self.ids[doc] = None
-        self.previews[doc] = ""
+        self.ids.clear_row(doc)
+        self.previews.clear_row(doc)
         self.tags.pop(doc, None)
         return doc
 
@@ -225,8 +470,6 @@ class Catalog:
     def to_parts(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """(msgpack-able strings, numpy columns) for the snapshot."""
         strings = {
-            "ids": self.ids,
-            "previews": self.previews,
             "sessions": self.session_names,
             "tags": {str(doc): list(tags) for doc, tags in self.tags.items()},
         }
@@ -239,13 +482,17 @@ class Catalog:
             "cat.next": self.next.view,
         }
         arrays = {name: array.copy() for name, array in arrays.items()}
+        ids = self.ids.to_array()
+        arrays["cat.ids"] = ids
+        arrays.update(id_lookup(ids))
+        arrays["cat.preview_ptr"], arrays["cat.preview_text"] = self.previews.to_arrays(
+            self.alive.view
+        )
         return strings, arrays
 
     @classmethod
     def from_parts(cls, strings: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Catalog:
         cat = cls()
-        cat.ids = list(strings["ids"])
-        cat.previews = list(strings["previews"])
         cat.session_names = list(strings["sessions"])
         cat.session_of = {name: i for i, name in enumerate(cat.session_names)}
         cat.tags = {int(doc): tuple(tags) for doc, tags in strings["tags"].items()}
@@ -255,10 +502,25 @@ class Catalog:
         cat.alive = Growable(np.bool_, arrays["cat.alive"])
         cat.prev = Growable(np.int32, arrays["cat.prev"])
         cat.next = Growable(np.int32, arrays["cat.next"])
-        n = len(cat.ids)
-        if not (len(cat.previews) == len(cat.created) == len(cat.session) == len(cat.alive) == n):
+        ids = np.asarray(arrays["cat.ids"])
+        if ids.dtype != ID_DTYPE:
+            raise ValueError("catalog ids are not 26-byte strings")
+        cat.ids = IdColumn(ids)
+        order = np.asarray(arrays["cat.id_order"], dtype=np.int32)
+        sorted_ids = np.asarray(arrays["cat.id_sorted"])
+        if len(order) not in (0, len(ids)) or len(sorted_ids) != len(order):
+            raise ValueError("catalog id order does not match the ids")
+        if len(order) and sorted_ids.dtype != ID_DTYPE:
+            raise ValueError("catalog ids are not 26-byte strings")
+        n = len(ids)
+        cat.doc_of = DocOf(cat.ids, order, sorted_ids, int(np.count_nonzero(cat.alive.view)))
+        ptr = np.asarray(arrays["cat.preview_ptr"], dtype=np.int64)
+        text = np.asarray(arrays["cat.preview_text"], dtype=np.uint8)
+        if len(ptr) != n + 1 or ptr[0] != 0 or ptr[-1] != len(text) or np.any(np.diff(ptr) < 0):
+            raise ValueError("catalog previews do not match the catalog")
+        cat.previews = TextColumn(ptr, text)
+        if not (len(cat.created) == len(cat.session) == len(cat.alive) == n):
             raise ValueError("catalog columns have different lengths")
-        cat.doc_of = {mid: doc for doc, mid in enumerate(cat.ids) if mid is not None}
         nxt = cat.next.view
         for doc in np.flatnonzero(cat.alive.view & (nxt < 0)).tolist():
             cat.session_tail[int(cat.session[doc])] = doc

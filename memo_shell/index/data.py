@@ -75,10 +75,13 @@ class IndexData:
         # words are keyed by who said them (statement, question, claim): recall weighs them
         counts, length, plain = sides.term_counts(memory)
         numbers = self.terms.add_many(counts.keys())
+        # a memory without words (or below, without names) goes in as a bulk add would: that
+        # marks the postings for a full compaction, which gives it its (empty) forward list; a
+        # live add of nothing left the next snapshot a row short, refused at load as corrupt
         self.lexical.add(
             doc,
             dict(zip(numbers, map(float, counts.values()), strict=True)),
-            forward_only=self.bulk,
+            forward_only=self.bulk or not counts,
         )
         self.doclen.append(length)
         self.total_len += length
@@ -96,14 +99,10 @@ class IndexData:
             if entity.speaker:
                 speaker = number
         self.speaker.append(speaker)
-        self.graph.add(doc, mentions, forward_only=self.bulk)
+        self.graph.add(doc, mentions, forward_only=self.bulk or not mentions)
         if self.bulk:
             return doc
-        self.entities.count(
-            np.fromiter(mentions.keys(), np.int64, len(mentions)),
-            np.fromiter(mentions.values(), np.float64, len(mentions)),
-            1,
-        )
+        self.entities.count_mentions(mentions, 1)
         return doc
 
     def update(self, memory: Memory) -> int | None:
@@ -167,9 +166,23 @@ class IndexData:
         ``memo_shell.index.vacuum``). Renumbers docs: callers hold the index lock and keep ids,
         never doc numbers, across calls. Returns whether anything was dropped.
         """
-        header, arrays = self.to_parts()
-        if not _vacuum.needed(header, arrays):
+        self.compact()
+        # the test on the live columns: building the parts (catalog strings and all) only to
+        # find nothing to drop cost a second full pass at every save
+        outline = {
+            "terms": {"keys": self.terms.keys},
+            "entities": {"keys": self.entities.keys},
+            "catalog": {"sessions": self.catalog.session_names},
+        }
+        columns = {
+            "cat.alive": self.catalog.alive.view,
+            "cat.session": self.catalog.session.view,
+            "lex.b_ptr": self.lexical.to_arrays("lex")["lex.b_ptr"],
+            "graph.b_ptr": self.graph.to_arrays("graph")["graph.b_ptr"],
+        }
+        if not _vacuum.needed(outline, columns):
             return False
+        header, arrays = self.to_parts()
         (header, arrays), kept = _vacuum.vacuum(header, arrays)
         fresh = IndexData.from_parts(header, arrays)
         if self.vectors is not None:
@@ -197,6 +210,10 @@ class IndexData:
 
     @classmethod
     def from_parts(cls, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> IndexData:
+        for name, dtype in _DTYPES.items():  # as to_parts writes them, or rebuilt
+            array = arrays[name]
+            if array.dtype != dtype or array.ndim != 1:
+                raise ValueError(f"index snapshot array {name} is {array.dtype}, not {dtype}")
         data = cls()
         data.catalog = Catalog.from_parts(header["catalog"], arrays)
         data.terms = Vocab.from_parts(header["terms"])
@@ -216,6 +233,31 @@ class IndexData:
         return data
 
 
+#: Every array of the snapshot and its type. Checked before use: a value converted from
+#: another type (a string parsed as a number) could overflow, or silently mean something else.
+_DTYPES = {
+    **{
+        f"cat.{name}": np.dtype(dtype)
+        for name, dtype in {
+            "created": "f8", "session": "i4", "pinned": "?", "alive": "?", "prev": "i4",
+            "next": "i4", "ids": "S26", "id_order": "i4", "id_sorted": "S26",
+            "preview_ptr": "i8", "preview_text": "u1",
+        }.items()
+    },
+    "doclen": np.dtype("f4"),
+    "speaker": np.dtype("i4"),
+    "session_len": np.dtype("f8"),
+    **{
+        f"{prefix}.{name}": np.dtype(dtype)
+        for prefix in ("lex", "graph")
+        for name, dtype in {
+            "b_ptr": "i8", "b_docs": "i4", "b_w": "f4", "f_ptr": "i8", "f_keys": "i4",
+            "f_w": "f4",
+        }.items()
+    },
+}  # fmt: skip
+
+
 def _check_consistent(data: IndexData, arrays: dict[str, np.ndarray], n_entities: int) -> None:
     """Every number that indexes another array must be in range, or a search would raise
     IndexError on every query. A snapshot whose checksum is valid can still be inconsistent
@@ -223,9 +265,14 @@ def _check_consistent(data: IndexData, arrays: dict[str, np.ndarray], n_entities
     the loader rebuild it from the files, once, instead of failing every recall."""
     rows = data.catalog.rows
     n_terms = len(data.terms)
+    # found while the snapshot was verified: a mapped array is not paged in again to check it
+    bounds: dict[str, tuple[int, int]] = getattr(arrays, "bounds", {})
 
     def within(name: str, values: np.ndarray, low: int, high: int) -> None:
-        if len(values) and (int(values.min()) < low or int(values.max()) >= high):
+        if not len(values):
+            return
+        least, most = bounds.get(name) or (int(values.min()), int(values.max()))
+        if least < low or most >= high:
             raise ValueError(f"index snapshot array {name} points outside [{low}, {high})")
 
     def ptr(name: str, values: np.ndarray, length: int, end: int) -> None:
@@ -242,6 +289,7 @@ def _check_consistent(data: IndexData, arrays: dict[str, np.ndarray], n_entities
     within("cat.prev", arrays["cat.prev"], -1, rows)
     within("cat.next", arrays["cat.next"], -1, rows)
     within("cat.session", arrays["cat.session"], 0, len(data.catalog.session_names))
+    within("cat.id_order", arrays["cat.id_order"], 0, rows)
     within("speaker", arrays["speaker"], -1, n_entities)
     if any(not 0 <= doc < rows for doc in data.catalog.tags):
         raise ValueError("index snapshot tags name documents outside the catalog")

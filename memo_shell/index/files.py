@@ -20,6 +20,7 @@ bytes. Loading is one read, one CRC and ``numpy.frombuffer`` views: no per-term 
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import secrets
 import shutil
@@ -40,7 +41,7 @@ from memo_shell.lazy import lazy
 np = lazy("numpy")  # only snapshots need it; appending to the change log must stay light
 
 SNAPSHOT_MAGIC = b"MEMOIDX\x00"
-SNAPSHOT_VERSION = 4  # 4: lexical weights by provenance (index/sides.py)
+SNAPSHOT_VERSION = 5  # 4: lexical weights by provenance (index/sides.py); 5: id columns
 _FIXED = struct.Struct(">8sHII")  # magic, version, header length, crc32 of the rest
 LOG_HEADER = "memo-shell-changes"
 #: Restart the change log after a snapshot once it is bigger than this.
@@ -120,55 +121,181 @@ def sweep_temps(directory: Path) -> int:
     return swept
 
 
-def write_snapshot(path: Path, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> int:
-    """Write header + arrays atomically; returns the file size. Caller holds the lock."""
+#: Arrays start on this boundary (from the start of the file), so mapped views are aligned.
+ALIGN = 64
+#: Snapshots at least this big are memory-mapped rather than read: pages recall never touches
+#: (forward lists of memories no query reaches, most postings) stay on disk, out of the RSS.
+MAP_BYTES = 8 * 2**20
+#: Verification reads the file in pieces of this size (page cache, not this process's memory).
+_CHUNK = 4 * 2**20
+
+
+class Arrays(dict):  # type: ignore[type-arg]
+    """A snapshot's arrays by name, with ``bounds``: (min, max) of each non-empty integer
+    array, found while the checksum was verified, so range checks need not touch (and so page
+    in) a mapped array."""
+
+    bounds: dict[str, tuple[int, int]]
+
+
+def _layout(arrays: dict[str, np.ndarray], start: int) -> tuple[dict[str, list[Any]], int]:
+    """dtype, shape, offset (from ``start``, the first byte after the header) and size of each
+    array, each starting on an ALIGN boundary of the file; returns (layout, blob length)."""
     layout = {}
     offset = 0
-    blobs: list[memoryview] = []
     for name, array in arrays.items():
-        data = np.ascontiguousarray(array)
-        layout[name] = [data.dtype.str, list(data.shape), offset, data.nbytes]
-        blobs.append(memoryview(data).cast("B"))
-        offset += data.nbytes
-    head = msgpack.packb({"meta": header, "arrays": layout}, use_bin_type=True)
-    crc = zlib.crc32(head)
-    for blob in blobs:
-        crc = zlib.crc32(blob, crc)
+        offset += -(start + offset) % ALIGN
+        layout[name] = [array.dtype.str, list(array.shape), offset, array.nbytes]
+        offset += array.nbytes
+    return layout, offset
+
+
+def write_snapshot(path: Path, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> int:
+    """Write header + arrays atomically; returns the file size. Caller holds the lock."""
+    data = {name: np.ascontiguousarray(array) for name, array in arrays.items()}
+    # the header holds the offsets, and its length moves them: settle in a step or two
+    start = _FIXED.size
+    for _attempt in range(8):
+        layout, total = _layout(data, start)
+        head = msgpack.packb({"meta": header, "arrays": layout}, use_bin_type=True)
+        if _FIXED.size + len(head) == start:
+            break
+        start = _FIXED.size + len(head)
+    # (had it not settled, the offsets written still match the head: arrays merely unaligned)
+    chunks: list[bytes | memoryview] = [head]
+    at = 0
+    for name, array in data.items():
+        gap = layout[name][2] - at
+        if gap:
+            chunks.append(bytes(gap))
+        chunks.append(memoryview(array).cast("B"))
+        at = layout[name][2] + array.nbytes
+    crc = 0
+    for chunk in chunks:
+        crc = zlib.crc32(chunk, crc)
     fixed = _FIXED.pack(SNAPSHOT_MAGIC, SNAPSHOT_VERSION, len(head), crc)
-    _atomic_write(path, [fixed, head, *blobs])
-    return _FIXED.size + len(head) + offset
+    _atomic_write(path, [fixed, *chunks])
+    return _FIXED.size + len(head) + total
 
 
-def read_snapshot(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Read and verify a snapshot; raises FileNotFoundError or SnapshotError."""
+def read_snapshot(path: Path) -> tuple[dict[str, Any], Arrays]:
+    """Read and verify a snapshot; raises FileNotFoundError or SnapshotError.
+
+    The whole file is checksummed, in pieces, before anything in it is used; a big one is then
+    memory-mapped (read-only views), a small one read. The snapshot is only ever replaced by a
+    rename, never rewritten in place, so a mapping stays valid for as long as it is used.
+    """
     with _open_regular(path) as f:
-        data = f.read()
-    if len(data) < _FIXED.size:
-        raise SnapshotError("index snapshot is truncated")
-    magic, version, head_len, crc = _FIXED.unpack_from(data)
-    if magic != SNAPSHOT_MAGIC:
-        raise SnapshotError("index snapshot is not a memo-shell index")
-    if version != SNAPSHOT_VERSION:
-        raise SnapshotError(
-            f"index snapshot is format {version}, this memo-shell writes {SNAPSHOT_VERSION}"
-        )
-    body = memoryview(data)[_FIXED.size :]
-    if zlib.crc32(body) != crc:
-        raise SnapshotError("index snapshot checksum mismatch (torn or damaged file)")
-    try:
-        head = msgpack.unpackb(body[:head_len], raw=False, strict_map_key=False)
-        blob = body[head_len:]
-        arrays = {}
-        for name, (dtype, shape, offset, nbytes) in head["arrays"].items():
-            if offset + nbytes > len(blob):
-                raise SnapshotError(f"index snapshot array {name} runs past the end")
-            arrays[name] = np.frombuffer(blob[offset : offset + nbytes], dtype=np.dtype(dtype))
-            arrays[name] = arrays[name].reshape(shape)
-        return head["meta"], arrays
-    except SnapshotError:
-        raise
-    except (ValueError, TypeError, KeyError, msgpack.UnpackException) as exc:
-        raise SnapshotError(f"index snapshot is malformed: {exc}") from exc
+        size = os.fstat(f.fileno()).st_size
+        fixed = f.read(_FIXED.size)
+        if len(fixed) < _FIXED.size:
+            raise SnapshotError("index snapshot is truncated")
+        magic, version, head_len, crc = _FIXED.unpack(fixed)
+        if magic != SNAPSHOT_MAGIC:
+            raise SnapshotError("index snapshot is not a memo-shell index")
+        if version != SNAPSHOT_VERSION:
+            raise SnapshotError(
+                f"index snapshot is format {version}, this memo-shell writes {SNAPSHOT_VERSION}"
+            )
+        head = f.read(head_len) if head_len <= size else b""
+        running = zlib.crc32(head)
+        try:
+            parsed = msgpack.unpackb(head, raw=False, strict_map_key=False)
+            meta, layout = parsed["meta"], parsed["arrays"]
+            start = _FIXED.size + head_len
+            spans = _spans(layout, size - start)
+        except (ValueError, TypeError, KeyError, AttributeError, msgpack.UnpackException):
+            parsed = None  # a checksum mismatch, most likely: said below if so
+        bounds: dict[str, tuple[int, int]] = {}
+        if parsed is None:
+            running = _crc_rest(f, running)
+        else:
+            running = _verify(f, start, spans, running, bounds)
+        if running != crc:
+            raise SnapshotError("index snapshot checksum mismatch (torn or damaged file)")
+        if parsed is None:
+            raise SnapshotError("index snapshot is malformed: its header cannot be read")
+        try:
+            if size >= MAP_BYTES:
+                buffer: Any = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            else:
+                f.seek(0)
+                buffer = f.read()
+            arrays = Arrays()
+            arrays.bounds = bounds
+            for name, (dtype, shape, offset, count) in spans.items():
+                array = np.frombuffer(buffer, dtype=dtype, count=count, offset=start + offset)
+                arrays[name] = array.reshape(shape)
+            return meta, arrays
+        except (ValueError, TypeError, OSError) as exc:
+            raise SnapshotError(f"index snapshot is malformed: {exc}") from exc
+
+
+def _spans(layout: Any, room: int) -> dict[str, tuple[np.dtype, list[int], int, int]]:
+    """(dtype, shape, offset, item count) of each array, checked against the file's length."""
+    out = {}
+    for name, (dtype_str, shape, offset, nbytes) in layout.items():
+        dtype = np.dtype(dtype_str)
+        if dtype.hasobject or not dtype.itemsize:
+            raise ValueError(f"array {name} has dtype {dtype_str}")
+        if offset < 0 or nbytes < 0 or offset + nbytes > room:
+            raise SnapshotError(f"index snapshot array {name} runs past the end")
+        if nbytes % dtype.itemsize or int(np.prod(shape)) * dtype.itemsize != nbytes:
+            raise ValueError(f"array {name} has the wrong size for its shape")
+        out[name] = (dtype, list(shape), int(offset), nbytes // dtype.itemsize)
+    return out
+
+
+def _crc_rest(f: BinaryIO, running: int) -> int:
+    buf = bytearray(_CHUNK)
+    view = memoryview(buf)
+    while n := f.readinto(buf):  # type: ignore[attr-defined]
+        running = zlib.crc32(view[:n], running)
+    return running
+
+
+def _verify(
+    f: BinaryIO,
+    start: int,
+    spans: dict[str, tuple[np.dtype, list[int], int, int]],
+    running: int,
+    bounds: dict[str, tuple[int, int]],
+) -> int:
+    """The checksum of everything from ``start`` on, read in order, noting the (min, max) of
+    each integer array on the way (one pass over the file, no copy of it kept)."""
+    buf = bytearray(_CHUNK)
+    view = memoryview(buf)
+    at = 0  # bytes read since start
+    for name, (dtype, _shape, offset, count) in sorted(spans.items(), key=lambda kv: kv[1][2]):
+        if offset < at:  # overlapping arrays: checksum only (the layout is not ours)
+            continue
+        while at < offset:  # alignment padding
+            n = f.readinto(view[: min(_CHUNK, offset - at)])  # type: ignore[attr-defined]
+            if not n:
+                return running
+            running = zlib.crc32(view[:n], running)
+            at += n
+        integer = dtype.kind in "iu" and count > 0
+        low, high = None, None
+        step = _CHUNK - _CHUNK % dtype.itemsize
+        left = count * dtype.itemsize
+        while left:
+            n = f.readinto(view[: min(step, left)])  # type: ignore[attr-defined]
+            if not n:
+                return running
+            running = zlib.crc32(view[:n], running)
+            if integer:
+                whole = n - n % dtype.itemsize
+                if whole:
+                    part = np.frombuffer(buf, dtype=dtype, count=whole // dtype.itemsize)
+                    lo, hi = int(part.min()), int(part.max())
+                    low = lo if low is None else min(low, lo)
+                    high = hi if high is None else max(high, hi)
+            at += n
+            left -= n
+        if low is not None and high is not None:
+            bounds[name] = (low, high)
+    return _crc_rest(f, running)
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,12 +46,31 @@ def _is_question(sentence: str) -> bool:
     return s.rstrip("\"'”’)»").endswith("?") and not _RHETORICAL.search(s)
 
 
+#: word -> its key on each side ("" for a stopword): after the first few thousand memories
+#: almost every word is a hit, so counting is two C-level passes instead of a stopword test, a
+#: cached stem call and a string concatenation per word (a third of indexing time, profiled)
+_KEYS: dict[str, dict[str, str]] = {side: {} for side in SIDES}
+_MAX_CACHED = 200_000
+
+
 def _count(counts: Counter[str], text: str, prefix: str) -> list[str]:
     plain = words(text)
-    for w in plain:
-        if w not in STOPWORDS:
-            counts[prefix + stem(w)] += 1
+    cache = _KEYS[prefix]
+    keys = list(map(cache.get, plain))
+    if None in keys:  # words not seen yet
+        if len(cache) > _MAX_CACHED:  # bounded, whatever text arrives
+            cache.clear()
+        for w in plain:
+            if w not in cache:
+                cache[w] = "" if w in STOPWORDS else prefix + stem(w)
+        keys = [cache.get(w) or _key(w, prefix) for w in plain]
+    counts.update(filter(None, keys))
     return plain
+
+
+def _key(word: str, prefix: str) -> str:
+    """The key of a word not in the cache (another thread cleared it meanwhile)."""
+    return "" if word in STOPWORDS else prefix + stem(word)
 
 
 def term_counts(memory: Memory) -> tuple[Counter[str], float, list[str]]:

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from memo_shell.index.catalog import gather_texts, id_lookup
+
 Parts = tuple[dict[str, Any], dict[str, np.ndarray]]
 
 
@@ -105,8 +107,6 @@ def vacuum(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> tuple[Parts
 
     new_header = dict(header)
     new_header["catalog"] = {
-        "ids": [catalog["ids"][d] for d in keep.tolist()],
-        "previews": [catalog["previews"][d] for d in keep.tolist()],
         "sessions": [catalog["sessions"][s] for s in used_sessions.tolist()],
         "tags": {
             str(int(doc_map[int(doc)])): tags
@@ -120,7 +120,18 @@ def vacuum(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> tuple[Parts
         "keys": [entities["keys"][e] for e in used_entities.tolist()],
         "names": [entities["names"][e] for e in used_entities.tolist()],
     }
+    ids = np.asarray(arrays["cat.ids"])[keep]
+    preview_ptr, preview_text = gather_texts(
+        np.asarray(arrays["cat.preview_ptr"]),
+        np.asarray(arrays["cat.preview_text"]),
+        alive,
+        drop=True,
+    )
     new_arrays = {
+        "cat.ids": ids,
+        **id_lookup(ids),
+        "cat.preview_ptr": preview_ptr,
+        "cat.preview_text": preview_text,
         "cat.created": np.asarray(arrays["cat.created"])[keep],
         "cat.session": session_map[sessions].astype(np.int32),
         "cat.pinned": np.asarray(arrays["cat.pinned"])[keep],

@@ -21,16 +21,21 @@ class Vocab:
         return number
 
     def add_many(self, keys: Iterable[str]) -> list[int]:
-        """Numbers of many keys at once (interning new ones): the hot path of indexing."""
-        get = self.number.get
-        out = []
-        for key in keys:
-            number = get(key)
-            if number is None:
-                number = self.number[key] = len(self.keys)
-                self.keys.append(key)
-            out.append(number)
-        return out
+        """Numbers of many keys at once (interning new ones): the hot path of indexing.
+
+        One C-level pass of lookups; only the keys not seen before take the Python path.
+        """
+        keys = keys if isinstance(keys, list) else list(keys)
+        out: list[int | None] = list(map(self.number.get, keys))
+        if None in out:
+            for i, key in enumerate(keys):
+                if out[i] is None:
+                    number = self.number.get(key)  # the same new key twice in one call
+                    if number is None:
+                        number = self.number[key] = len(self.keys)
+                        self.keys.append(key)
+                    out[i] = number
+        return out  # type: ignore[return-value]
 
     def get(self, key: str) -> int | None:
         return self.number.get(key)
