@@ -9,11 +9,9 @@ state is unknown (see PostgreSQL's "fsyncgate"), so the caller must treat the wr
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import errno
+import functools
 import os
-import secrets
 import stat
 import sys
 from collections.abc import Iterable
@@ -23,20 +21,22 @@ FILE_MODE = 0o600
 DIR_MODE = 0o700
 
 
-def _load_syncfs():  # type: ignore[no-untyped-def]
+@functools.cache
+def _syncfs():  # type: ignore[no-untyped-def]
+    """libc's ``syncfs``, looked up on first use: ctypes costs the app's start-up ~7 ms, and
+    only a batched import needs it. ``CDLL(None)`` is the process's own symbols (libc among
+    them), so nothing is searched for on disk."""
     if not sys.platform.startswith("linux"):
         return None
+    import ctypes
+
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        fn = libc.syncfs
+        fn = ctypes.CDLL(None, use_errno=True).syncfs
     except (OSError, AttributeError):
         return None
     fn.argtypes = [ctypes.c_int]
     fn.restype = ctypes.c_int
     return fn
-
-
-_SYNCFS = _load_syncfs()
 
 
 class Disk:
@@ -99,12 +99,15 @@ class Disk:
         Used by batched import: one ``syncfs`` replaces thousands of per-file fsyncs. Where
         ``syncfs`` is missing, ``sync()`` is the portable (coarser) equivalent.
         """
-        if _SYNCFS is None:
+        syncfs = _syncfs()
+        if syncfs is None:
             os.sync()
             return
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            if _SYNCFS(fd) != 0:
+            if syncfs(fd) != 0:
+                import ctypes
+
                 err = ctypes.get_errno()
                 raise OSError(err, os.strerror(err), str(path))
         finally:
@@ -159,7 +162,7 @@ def atomic_write(path: Path, data: bytes | Iterable[bytes], mode: int = FILE_MOD
     of them can leave a torn file or one other users can read. Returns the bytes written.
     """
     path = Path(path)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     size = 0
     try:

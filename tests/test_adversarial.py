@@ -584,7 +584,7 @@ def test_a_reload_in_a_read_only_store_is_a_notice_not_a_thread_traceback(
     import threading
     import time
 
-    from memo_shell.index import core
+    from memo_shell.index import changelog_sync, lifecycle, persistence
 
     add(run_cli, "Lisbon in May")
     crashed: list[object] = []
@@ -596,7 +596,8 @@ def test_a_reload_in_a_read_only_store_is_a_notice_not_a_thread_traceback(
         def read_only(*_args: object, **_kw: object) -> None:
             raise OSError(errno.EROFS, os.strerror(errno.EROFS))
 
-        monkeypatch.setattr(core, "locked", read_only)  # the data dir became read-only
+        for module in (lifecycle, changelog_sync, persistence):  # the data dir became read-only
+            monkeypatch.setattr(module, "locked", read_only)
         assert [h.memory.user for h in memories.recall("Lisbon")] == ["Lisbon in May"]
         index = memories.index
         deadline = time.monotonic() + 10

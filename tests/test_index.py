@@ -299,9 +299,9 @@ def test_files_synced_in_while_open_appear_after_a_rescan(
 ) -> None:
     import time
 
-    from memo_shell.index import core
+    from memo_shell.index import freshness
 
-    monkeypatch.setattr(core, "RESCAN_SECONDS", 0.0)
+    monkeypatch.setattr(freshness, "RESCAN_SECONDS", 0.0)
     with memo_shell.open(data_dir) as mem:
         _add(mem, "an early memory about lighthouses")
         mem.wait_ready()

@@ -372,9 +372,9 @@ def test_records_synced_in_while_open_are_recalled(
 ) -> None:
     """A sync tool drops record files in while the app runs (no change-log line): the running
     index finds them on its periodic rescan, made frequent here instead of once a minute."""
-    from memo_shell.index import core
+    from memo_shell.index import freshness
 
-    monkeypatch.setattr(core, "RESCAN_SECONDS", 0.1)
+    monkeypatch.setattr(freshness, "RESCAN_SECONDS", 0.1)
     other, new_ids = _foreign_records(tmp_path, 3, seed=2)
     with memo_shell.open(other) as memories:
         tokens = {i: memories.get(i).user.split()[-1] for i in new_ids}

@@ -350,9 +350,9 @@ def test_an_open_store_scrubs_the_index_soon_after_a_forget(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The TUI can stay open for days: a forget must not wait for it to close to leave disk."""
-    from memo_shell.index import core
+    from memo_shell.index import persistence
 
-    monkeypatch.setattr(core, "SCRUB_AFTER_SECONDS", 0.2)
+    monkeypatch.setattr(persistence, "SCRUB_AFTER_SECONDS", 0.2)
     with memo_shell.open(data_dir) as memories:
         memory_id = _seed_marker(memories)
         memories.forget(memory_id)
@@ -391,9 +391,9 @@ def test_a_stale_process_never_brings_a_forgotten_memory_back(
 ) -> None:
     """An app with many unsaved changes stays open while ``mem forget`` runs elsewhere: it must
     neither show the memory again nor write it back on close, and must lose none of its own."""
-    from memo_shell.index import core
+    from memo_shell.index import lifecycle
 
-    monkeypatch.setattr(core, "SAVE_AFTER_CHANGES", 20)
+    monkeypatch.setattr(lifecycle, "SAVE_AFTER_CHANGES", 20)
     with memo_shell.open(data_dir) as app:
         memory_id = _seed_marker(app)
         app.add_many(
@@ -443,9 +443,9 @@ def test_an_open_app_does_not_write_forgotten_memories_back(
 ) -> None:
     """The TUI is open (with unsaved index changes) while ``mem forget --all`` runs in another
     terminal; when the TUI closes, nothing of the forgotten memories may reappear on disk."""
-    from memo_shell.index import core
+    from memo_shell.index import lifecycle
 
-    monkeypatch.setattr(core, "SAVE_AFTER_CHANGES", 20)  # close() saves past this many changes
+    monkeypatch.setattr(lifecycle, "SAVE_AFTER_CHANGES", 20)  # close() saves past this many changes
     with memo_shell.open(data_dir) as app:
         app.wait_ready()
         app.add_many(records.make_memory(user=f"stalemark{i}q diary entry") for i in range(40))

@@ -1,7 +1,8 @@
 """Keeping a loaded index in step with files changed behind its back (a sync tool, a file
-manager): the watcher's callback, re-reading one changed file, and change-log lines whose file
-has not arrived yet. A mixin of ``Index`` (memo_shell.index.core), kept apart to keep that
-module to its lifecycle and persistence; it uses the index's lock, data and notices.
+manager): the watcher's callback (the watcher's thread), re-reading one changed file,
+change-log lines whose file has not arrived yet, and a walk of every file (``_catch_up``: after
+each load, and at most every ``RESCAN_SECONDS`` while the index is in use, in the
+``memo-index-rescan`` thread).
 """
 
 from __future__ import annotations
@@ -10,43 +11,24 @@ import contextlib
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from memo_shell.index import filewatch
+from memo_shell.index.base import IndexBase
 from memo_shell.index.files import locked
+from memo_shell.index.ops import Kind, Remove, Update
 
 if TYPE_CHECKING:
     from memo_shell.index.data import IndexData
-    from memo_shell.store import Store
+
+#: While searches happen, the memory folders are re-walked in the background this often.
+RESCAN_SECONDS = 60.0
 
 
-class FreshnessMixin:
-    """Re-checks of single files for ``Index`` (see the module doc)."""
+class FreshnessMixin(IndexBase):
+    """Re-checks of the files for ``Index`` (see the module doc)."""
 
-    store: Store
-    _data: IndexData | None
-    _lock: threading.RLock
-    _sigs: dict[str, filewatch.Signature]
-    _folders: dict[str, int]
-    _folders_saved: dict[str, int]
-    _log: Any
-    _origin: str
-    directory: Path
-    _awaiting: set[str]
-    _closing: threading.Event
-    _watcher: filewatch.Watcher | None
-    _last_scan: float
     _reads: int = 0  # index reads so far (see _watch)
-    _forgotten: int
-    _dirty: int
-
-    if TYPE_CHECKING:  # provided by Index
-
-        def _read(self, memory_id: str) -> Any: ...
-        def _apply_op(self, data: IndexData, op: str, arg: Any) -> None: ...
-        def _catch_up(self) -> None: ...
-        def _notice(self, message: str) -> None: ...
-        def _schedule_scrub(self) -> None: ...
 
     def _refresh(self, data: IndexData, memory_id: str) -> None:
         """Re-read one record file whose signature changed (or that is new) into ``data``."""
@@ -54,11 +36,11 @@ class FreshnessMixin:
         memory = self._read(memory_id) if sig is not None else None
         with self._lock:
             if memory is not None:
-                self._apply_op(data, "~", memory)
+                self._apply_op(data, Update(memory))
                 self._sigs[memory_id] = sig  # type: ignore[assignment]
                 self._awaiting.discard(memory_id)
             elif memory_id in data.catalog.doc_of and not self.store.exists(memory_id):
-                self._apply_op(data, "-", memory_id)
+                self._apply_op(data, Remove(memory_id))
                 self._sigs.pop(memory_id, None)
                 self._forgotten += 1
             else:
@@ -67,7 +49,8 @@ class FreshnessMixin:
         # in the change log too: other processes pick it up, and the next load replays it (the
         # folder mtimes saved beside the snapshot vouch for that; see filewatch.save_folders)
         with contextlib.suppress(OSError):
-            self._log.append("~" if memory is not None else "-", [memory_id], self._origin)
+            kind = Kind.UPDATE if memory is not None else Kind.REMOVE
+            self._log.append(kind, [memory_id], self._origin)
 
     def _save_folders(self) -> None:
         """Persist the date folders' mtimes if they moved (a small file; see filewatch)."""
@@ -128,3 +111,57 @@ class FreshnessMixin:
         for memory_id in waiting:
             assert self._data is not None
             self._refresh(self._data, memory_id)
+
+    def _catch_up(self) -> None:
+        """Walk the files once: index what is missing or changed, drop what is gone."""
+        with self._scan_lock:
+            scan = self.store.scan()
+            self._tidy(scan)
+            on_disk = set(scan.ids)
+            with self._lock:
+                self._apply_deferred()
+                data = self._data
+                assert data is not None
+                known = set(data.catalog.doc_of)
+                sigs, folders = dict(self._sigs), dict(self._folders)
+            changed, adopt, folders = filewatch.changed_in(scan.shards, known, sigs, folders)
+            with self._lock:
+                for memory_id, sig in adopt.items():
+                    self._sigs.setdefault(memory_id, sig)
+            missing = [mid for mid in scan.ids if mid not in known]
+            gone = [mid for mid in known if mid not in on_disk]
+            for memory_id in gone:
+                if not self.store.exists(memory_id):  # it may have been written since the walk
+                    with self._lock:
+                        self._apply_op(data, Remove(memory_id))
+                        self._sigs.pop(memory_id, None)
+                        self._dirty += 1
+                        self._forgotten += 1
+            if gone:
+                self._schedule_scrub()
+            for memory_id in [*missing, *changed]:
+                if self._closing.is_set():
+                    return
+                self._refresh(data, memory_id)
+            with self._lock:  # only now: a save in between must not claim these are clean
+                self._folders = folders
+
+    def _maybe_rescan(self) -> None:
+        """Files a sync tool drops in (or deletes) without a change-log line: a background walk
+        at most every ``RESCAN_SECONDS`` while the index is in use picks them up."""
+        now = time.monotonic()
+        with self._lock:
+            if self._rescanning or now - self._last_scan < RESCAN_SECONDS:
+                return
+            self._rescanning = True
+            self._last_scan = now
+
+        def run() -> None:
+            try:
+                self._catch_up()
+            except Exception as exc:  # a vanished directory, permissions: try again later
+                self._notice(f"could not check the memory folders for changes ({exc})")
+            finally:
+                self._rescanning = False
+
+        threading.Thread(target=run, name="memo-index-rescan", daemon=True).start()

@@ -26,6 +26,7 @@ from memo_shell.errors import MemoShellError
 from memo_shell.records import InvalidRecord, parse_datetime
 from memo_shell.selection import Selection
 from memo_shell.tui import fmt, keymap
+from memo_shell.tui.screens import SCREENS_CSS
 from memo_shell.tui.screens.detail import DetailOutcome, MemoryDetailScreen
 from memo_shell.tui.screens.dialogs import ConfirmScreen, TextPromptScreen
 from memo_shell.tui.undo import Forgotten, forget_keeping, undo_last
@@ -73,6 +74,8 @@ def parse_day(text: str, *, end: bool) -> datetime | None:
 
 class BrowserScreen(Screen[None]):
     """Browse, search, filter, pin, tag and prune memories."""
+
+    CSS_PATH = SCREENS_CSS
 
     BINDINGS = keymap.bindings("browser")
 

@@ -144,12 +144,12 @@ class ChatScreen(Screen[None]):
     def show_preparing(self, preparing: tuple[str, float | None] | None) -> None:
         """A labelled progress bar while a model is prepared (e.g. assembled on first run).
         Mounted only when needed: most starts never show it, and first paint should not pay."""
-        from textual.widgets import Label, ProgressBar
-
         found = self.query("#model-progress")
         if preparing is None:
             found.remove()
             return
+        from textual.widgets import Label, ProgressBar
+
         label, fraction = preparing
         if found:
             box = found.first(Horizontal)

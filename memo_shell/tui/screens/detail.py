@@ -20,6 +20,7 @@ from textual.widgets import Label, Markdown, Static, TextArea
 from memo_shell.errors import MemoShellError
 from memo_shell.records import RecordError
 from memo_shell.tui import fmt, keymap
+from memo_shell.tui.screens import SCREENS_CSS
 from memo_shell.tui.screens.dialogs import TextPromptScreen
 from memo_shell.tui.widgets.key_bar import KeyBar
 
@@ -47,6 +48,8 @@ def memory_markdown(memory: Memory) -> str:
 
 class MemoryDetailScreen(ModalScreen[DetailOutcome]):
     """Modal view of one memory; p pins, t edits tags, f forgets, escape closes."""
+
+    CSS_PATH = SCREENS_CSS
 
     BINDINGS = keymap.bindings("detail")
 
@@ -162,6 +165,8 @@ class MemoryDetailScreen(ModalScreen[DetailOutcome]):
 
 class EditMemoryScreen(ModalScreen[tuple[str, str] | None]):
     """Both sides of a memory in editors; ctrl+s saves, escape cancels."""
+
+    CSS_PATH = SCREENS_CSS
 
     BINDINGS = keymap.pick("dialog.save", "dialog.close")
 

@@ -15,6 +15,7 @@ from textual.widgets import Button, Input, Label, Static
 
 from memo_shell.errors import MemoShellError
 from memo_shell.tui import fmt, keymap
+from memo_shell.tui.screens import SCREENS_CSS
 
 
 def describe(mem: Any, memory_id: str) -> str:
@@ -30,6 +31,8 @@ def describe(mem: Any, memory_id: str) -> str:
 
 class ConfirmScreen(ModalScreen[bool]):
     """Ask before something destructive. ``y`` confirms, ``n``/escape cancels."""
+
+    CSS_PATH = SCREENS_CSS
 
     BINDINGS = keymap.pick("dialog.yes", "dialog.no")
 
@@ -62,6 +65,8 @@ class ConfirmScreen(ModalScreen[bool]):
 
 class TextPromptScreen(ModalScreen[str | None]):
     """Ask for one line of text (a session name, a tag list). Escape cancels."""
+
+    CSS_PATH = SCREENS_CSS
 
     BINDINGS = keymap.pick("dialog.close")
 

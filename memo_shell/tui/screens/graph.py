@@ -19,6 +19,7 @@ from textual.widgets.option_list import Option
 
 from memo_shell.errors import MemoShellError
 from memo_shell.tui import fmt, keymap
+from memo_shell.tui.screens import SCREENS_CSS
 from memo_shell.tui.screens.detail import DetailOutcome, MemoryDetailScreen
 from memo_shell.tui.screens.dialogs import ConfirmScreen
 from memo_shell.tui.undo import Forgotten, forget_keeping, undo_last
@@ -35,6 +36,8 @@ FILTER_DEBOUNCE_S = 0.15
 
 class GraphScreen(Screen[None]):
     """Entities on the left; the selected one's neighbours and mentioning memories on the right."""
+
+    CSS_PATH = SCREENS_CSS
 
     BINDINGS = keymap.bindings("graph")
 

@@ -16,6 +16,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
 from memo_shell.tui import keymap
+from memo_shell.tui.screens import SCREENS_CSS
 from memo_shell.tui.widgets.key_bar import KeyBar
 
 KEY_WIDTH = 26
@@ -58,6 +59,8 @@ def help_content(overrides: Mapping[str, str], config_file: Path) -> Content:
 
 class HelpScreen(ModalScreen[None]):
     """The key reference; escape closes."""
+
+    CSS_PATH = SCREENS_CSS
 
     BINDINGS = keymap.pick("dialog.close")
 

@@ -20,6 +20,7 @@ from textual.widgets import Button, Input, Label, ProgressBar, Select, Static
 
 from memo_shell.errors import MemoShellError
 from memo_shell.tui import keymap
+from memo_shell.tui.screens import SCREENS_CSS
 
 if TYPE_CHECKING:
     from memo_shell.importers.run import Report
@@ -38,6 +39,8 @@ def _choices() -> list[tuple[str, str]]:
 
 class ImportScreen(ModalScreen[None]):
     """Pick a format and a file, watch the bar, read the summary. Escape closes."""
+
+    CSS_PATH = SCREENS_CSS
 
     BINDINGS = keymap.pick("dialog.close")
 

@@ -27,6 +27,7 @@ from textual.widgets.option_list import Option
 
 from memo_shell.errors import MemoShellError
 from memo_shell.tui import fmt, keymap
+from memo_shell.tui.screens import SCREENS_CSS
 from memo_shell.tui.widgets.key_bar import KeyBar
 
 if TYPE_CHECKING:
@@ -245,6 +246,8 @@ def entry_prompt(entry: ModelEntry, current: bool) -> Content:
 
 class ModelScreen(ModalScreen[None]):
     """Lists models from every source; enter switches the chat to the highlighted one."""
+
+    CSS_PATH = SCREENS_CSS
 
     BINDINGS = keymap.pick("dialog.close")
 

@@ -14,11 +14,14 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, Static, TextArea
 
 from memo_shell.tui import keymap
+from memo_shell.tui.screens import SCREENS_CSS
 from memo_shell.tui.widgets.key_bar import KeyBar
 
 
 class PromptScreen(ModalScreen[None]):
     """Read-only view of the rendered prompt; escape closes."""
+
+    CSS_PATH = SCREENS_CSS
 
     BINDINGS = keymap.pick("dialog.close")
 

@@ -19,6 +19,7 @@ from textual.widgets.option_list import Option, OptionDoesNotExist
 from memo_shell.errors import MemoShellError
 from memo_shell.records import MAX_SHORT_FIELD
 from memo_shell.tui import fmt, keymap
+from memo_shell.tui.screens import SCREENS_CSS
 from memo_shell.tui.screens.dialogs import TextPromptScreen
 from memo_shell.tui.widgets.key_bar import KeyBar
 
@@ -30,6 +31,8 @@ NEW = "\x00new"
 
 class SessionsScreen(ModalScreen[str | None]):
     """Dismisses with a session name to switch to, ``NEW`` for a new session, or None."""
+
+    CSS_PATH = SCREENS_CSS
 
     BINDINGS = keymap.bindings("sessions")
 

@@ -15,6 +15,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static, TextArea
 
 from memo_shell.tui import keymap
+from memo_shell.tui.screens import SCREENS_CSS
 from memo_shell.tui.session_settings import SessionSettings, SettingsError, parse
 from memo_shell.tui.widgets.key_bar import KeyBar
 
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
 
 class SessionSettingsScreen(ModalScreen["SessionSettings | None"]):
     """Dismisses with the checked settings to save, or None (cancelled)."""
+
+    CSS_PATH = SCREENS_CSS
 
     BINDINGS = keymap.pick("dialog.save", "dialog.close")
 

@@ -1,0 +1,75 @@
+"""What can happen to a memory in the index, as types: the index's state and its operations.
+
+An operation is ``Add``, ``Update`` or ``Remove``; its ``kind`` is the one-character tag the
+change log writes (``memo_shell.index.files.ChangeLog``), so the file format is unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import ClassVar
+
+from memo_shell.records import Memory
+
+
+class State(StrEnum):
+    """Where the index is in its life (``Index.state``). A ``str``, so ``state == "ready"``
+    holds and it prints, compares and serialises (JSON stats, the TUI) as its value."""
+
+    LOADING = "loading"
+    READY = "ready"
+    REBUILDING = "rebuilding"
+
+
+class Kind(StrEnum):
+    """An operation's tag in the change log."""
+
+    ADD = "+"
+    UPDATE = "~"  # pin, tags or text changed: re-read
+    REMOVE = "-"
+
+    @classmethod
+    def of_log(cls, tag: str) -> Kind:
+        """The kind of a change-log line. Anything but an add or a remove (the log's reader
+        lets through a few odd tags) means: look at the file again, as an update does."""
+        if tag == cls.REMOVE:
+            return cls.REMOVE
+        if tag == cls.ADD:
+            return cls.ADD
+        return cls.UPDATE
+
+
+@dataclass(frozen=True, slots=True)
+class Add:
+    """Index a memory just written."""
+
+    memory: Memory
+    kind: ClassVar[Kind] = Kind.ADD
+
+    @property
+    def memory_id(self) -> str:
+        return self.memory.id
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """Re-index a memory whose record changed (added instead if the index lacks it)."""
+
+    memory: Memory
+    kind: ClassVar[Kind] = Kind.UPDATE
+
+    @property
+    def memory_id(self) -> str:
+        return self.memory.id
+
+
+@dataclass(frozen=True, slots=True)
+class Remove:
+    """Drop a memory from the index."""
+
+    memory_id: str
+    kind: ClassVar[Kind] = Kind.REMOVE
+
+
+Op = Add | Update | Remove
