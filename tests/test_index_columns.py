@@ -46,6 +46,11 @@ def _check(data: IndexData, model: dict[str, records.Memory]) -> None:
     live = {cat.ids[d] for d in range(cat.rows)} - {None}
     assert live == set(model)
     assert "01JD3M8Q6W5T2Z0K8X9YV4RB7C" not in cat.doc_of  # a valid id never added
+    # the catch-up's comparison with the files: some gone from disk, one new there
+    on_disk = [i for n, i in enumerate(sorted(model)) if n % 3] + ["01JD3M8Q6W5T2Z0K8X9YV4RB7C"]
+    missing, gone = cat.diff_ids(on_disk)
+    assert missing == [i for i in on_disk if i not in model]
+    assert gone == sorted(set(model) - set(on_disk))
     assert cat.doc_of.get("not an id") is None and 42 not in cat.doc_of
 
 

@@ -21,7 +21,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable, Mapping
 from pathlib import Path
 
 from memo_shell.index.files import SnapshotError, read_snapshot, write_snapshot
@@ -101,8 +101,8 @@ RACY_SECONDS = 2.0
 
 def changed_in(
     shards: dict[Path, list[str]],
-    known: set[str],
-    signatures: dict[str, Signature],
+    known: Container[str],
+    signatures: Mapping[str, Signature],
     folders: dict[str, int],
 ) -> tuple[list[str], dict[str, Signature], dict[str, int]]:
     """Which indexed records changed on disk, stat-ing only files in folders whose mtime moved.

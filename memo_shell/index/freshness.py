@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Container
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -117,19 +118,21 @@ class FreshnessMixin(IndexBase):
         with self._scan_lock:
             scan = self.store.scan()
             self._tidy(scan)
-            on_disk = set(scan.ids)
             with self._lock:
                 self._apply_deferred()
                 data = self._data
                 assert data is not None
-                known = set(data.catalog.doc_of)
-                sigs, folders = dict(self._sigs), dict(self._folders)
-            changed, adopt, folders = filewatch.changed_in(scan.shards, known, sigs, folders)
+                catalog = data.catalog
+                missing, gone = catalog.diff_ids(scan.ids)
+                folders = dict(self._folders)
+            # no copies of every id and signature: only files in folders that moved are looked
+            # up, and a lookup racing a concurrent change sees the newer state, which is as good
+            new = set(missing)
+            known = _Known(catalog.doc_of, new)
+            changed, adopt, folders = filewatch.changed_in(scan.shards, known, self._sigs, folders)
             with self._lock:
                 for memory_id, sig in adopt.items():
                     self._sigs.setdefault(memory_id, sig)
-            missing = [mid for mid in scan.ids if mid not in known]
-            gone = [mid for mid in known if mid not in on_disk]
             for memory_id in gone:
                 if not self.store.exists(memory_id):  # it may have been written since the walk
                     with self._lock:
@@ -165,3 +168,13 @@ class FreshnessMixin(IndexBase):
                 self._rescanning = False
 
         threading.Thread(target=run, name="memo-index-rescan", daemon=True).start()
+
+
+class _Known:
+    """Membership in the index as of the walk: indexed, and not among the new files."""
+
+    def __init__(self, doc_of: Container[str], new: set[str]) -> None:
+        self.doc_of, self.new = doc_of, new
+
+    def __contains__(self, memory_id: object) -> bool:
+        return memory_id not in self.new and memory_id in self.doc_of
