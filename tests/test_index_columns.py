@@ -271,3 +271,45 @@ def test_a_snapshot_with_any_array_replaced_loads_or_is_rebuilt(
                 cat.doc_of.get(memory_id)
             assert isinstance(cat.previews[doc], str)
         list(cat.doc_of)
+
+
+_IDS = [records.id_from_parts(1_700_000_000_000 + i * 7_919, i) for i in range(12)]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["set", "pop", "setdefault", "save"]),
+            st.sampled_from(_IDS),
+            st.integers(0, 3),
+        ),
+        max_size=40,
+    )
+)
+def test_the_signature_table_answers_like_a_dict(history: list[tuple[str, str, int]]) -> None:
+    """Signatures (a saved table plus changes) through sets, pops, saves and loads."""
+    import tempfile
+
+    from memo_shell.index import signatures
+
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        table: signatures.Signatures = signatures.load(directory)  # none saved yet
+        model: dict[str, tuple[int, int]] = {}
+        for op, memory_id, value in history:
+            sig = (10**18 + value, value)
+            if op == "set":
+                table[memory_id] = model[memory_id] = sig
+            elif op == "pop":
+                assert table.pop(memory_id, None) == model.pop(memory_id, None)
+            elif op == "setdefault":
+                assert table.setdefault(memory_id, sig) == model.setdefault(memory_id, sig)
+            else:  # what persistence does: the table of the live memories, then a fresh load
+                live = np.array(sorted(_IDS[::2]), dtype="S26")
+                signatures.save(directory, *table.for_ids(live))
+                table = signatures.load(directory)
+                model = {i: s for i, s in model.items() if i.encode() in set(live.tolist())}
+            assert dict(table) == model
+            assert all(table.get(i) == model.get(i) for i in _IDS)
+            assert len(table) == len(model)

@@ -30,7 +30,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -100,7 +100,8 @@ class IndexBase:
         self._last_scan = time.monotonic()
         # What each record file looked like when the index read it (see filewatch): a file
         # another device changed has a new signature. Guarded by ``_lock``.
-        self._sigs: dict[str, filewatch.Signature] = {}
+        # (a plain dict until a load installs the saved table: no numpy for a one-off add)
+        self._sigs: MutableMapping[str, filewatch.Signature] = {}
         #: mtime of each date folder when its files last matched ``_sigs`` (see filewatch)
         self._folders: dict[str, int] = {}
         self._folders_saved: dict[str, int] = {}  # as last written to index/folders

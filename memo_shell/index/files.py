@@ -168,7 +168,7 @@ def write_snapshot(path: Path, header: dict[str, Any], arrays: dict[str, np.ndar
         gap = layout[name][2] - at
         if gap:
             chunks.append(bytes(gap))
-        chunks.append(memoryview(array).cast("B"))
+        chunks.append(memoryview(array.reshape(-1)).cast("B"))  # (flat: (0, n) will not cast)
         at = layout[name][2] + array.nbytes
     crc = 0
     for chunk in chunks:

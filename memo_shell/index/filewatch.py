@@ -33,7 +33,6 @@ np = lazy("numpy")
 #: without changing a byte, and re-reading a whole store for that would be waste. Sync tools
 #: (Syncthing, rsync -a, unison) copy the mtime of the edit, which differs from the old one.
 Signature = tuple[int, int]
-SIGNATURES_NAME = "files"
 FOLDERS_NAME = "folders"
 
 
@@ -44,24 +43,6 @@ def signature(path: Path | str) -> Signature | None:
     except OSError:
         return None
     return (st.st_mtime_ns, st.st_size)
-
-
-def save_signatures(directory: Path, signatures: dict[str, Signature]) -> int:
-    """Write the signatures file atomically (caller holds the index lock); returns bytes."""
-    ids = list(signatures)
-    table = np.asarray([signatures[i] for i in ids], dtype=np.int64).reshape(-1)
-    return write_snapshot(directory / SIGNATURES_NAME, {"ids": ids, "sig": table.tobytes()}, {})
-
-
-def load_signatures(directory: Path) -> dict[str, Signature]:
-    """The saved signatures, or {} if missing or unreadable (files are then compared to what
-    they are now, and taken as they are)."""
-    try:
-        header, _arrays = read_snapshot(directory / SIGNATURES_NAME)
-        table = np.frombuffer(header["sig"], dtype=np.int64).reshape(-1, 2).tolist()
-        return {i: (s[0], s[1]) for i, s in zip(header["ids"], table, strict=True)}
-    except (FileNotFoundError, SnapshotError, KeyError, TypeError, ValueError):
-        return {}
 
 
 def save_folders(directory: Path, folders: dict[str, int]) -> int:

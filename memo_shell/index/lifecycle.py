@@ -29,6 +29,7 @@ from memo_shell.store import ScanResult
 # Heavy (numpy) modules load on first use, in the loader thread, not at `import memo_shell`.
 _data = lazy("memo_shell.index.data")
 _vectors = lazy("memo_shell.index.vectors")
+_signatures = lazy("memo_shell.index.signatures")
 
 if TYPE_CHECKING:
     from memo_shell.index.data import IndexData
@@ -140,7 +141,7 @@ class LifecycleMixin(IndexBase):
         loaded = self._read_snapshot()
         if loaded is not None:
             data, snap_gen, offset = loaded
-            sigs = filewatch.load_signatures(self.directory)
+            sigs = _signatures.load(self.directory)
             folders = filewatch.load_folders(self.directory)
             with self._lock:
                 self._sigs = sigs  # before the replay, which records the files it reads
@@ -197,7 +198,8 @@ class LifecycleMixin(IndexBase):
         total = len(scan.ids)
         folders = filewatch.folder_mtimes(scan.shards)  # before the reads: a change meanwhile
         data.begin_bulk()  # moves the mtime, and the folder is looked into again next time
-        sigs: dict[str, filewatch.Signature] = {}
+        sig_ids: list[str] = []
+        sig_values: list[filewatch.Signature] = []
         for n, memory_id in enumerate(scan.ids, 1):
             if self._closing.is_set() and self._state == State.LOADING:
                 return -1
@@ -206,10 +208,12 @@ class LifecycleMixin(IndexBase):
             if memory is not None:
                 data.add(memory)
                 if sig is not None:
-                    sigs[memory_id] = sig
+                    sig_ids.append(memory_id)
+                    sig_values.append(sig)
             if progress is not None and (n % 500 == 0 or n == total):
                 progress(n, total)
         data.end_bulk()
+        sigs = _signatures.Signatures.from_pairs(sig_ids, sig_values)
         with self._lock:
             self._sigs = sigs
             self._folders = folders

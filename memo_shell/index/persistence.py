@@ -18,7 +18,6 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from memo_shell.index import filewatch
 from memo_shell.index.base import IndexBase
 from memo_shell.index.files import (
     LOG_ROTATE_BYTES,
@@ -31,6 +30,7 @@ from memo_shell.index.ops import Remove
 from memo_shell.lazy import lazy
 
 np = lazy("numpy")
+_signatures = lazy("memo_shell.index.signatures")
 
 if TYPE_CHECKING:
     from memo_shell.index.data import IndexData
@@ -94,8 +94,8 @@ class PersistenceMixin(IndexBase):
                 }
                 size += write_snapshot(self.snapshot_path, meta, parts[1])
                 with self._lock:
-                    sigs = {i: self._sigs[i] for i in data.catalog.doc_of if i in self._sigs}
-                size += filewatch.save_signatures(self.directory, sigs)
+                    ids, table = _signatures.table_for(self._sigs, data.catalog.live_ids())
+                size += _signatures.save(self.directory, ids, table)
             if vectors is not None and self.vectors_path is not None:
                 size += write_snapshot(self.vectors_path, vectors[0], vectors[1])
             if live_ids is not None:
