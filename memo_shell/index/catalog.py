@@ -15,7 +15,7 @@ strings beside them until the next one.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, overload
 
@@ -108,6 +108,17 @@ class IdColumn(Sequence[str | None]):
             out[np.fromiter(self._cleared, np.int64, len(self._cleared))] = b""
         out[self._n :] = [(i or "").encode("ascii", "replace") for i in self._more]
         return out
+
+
+_BASE32 = np.zeros(256, np.int64)
+_BASE32[np.frombuffer(b"0123456789ABCDEFGHJKMNPQRSTVWXYZ", np.uint8)] = np.arange(32)
+_PLACES = 32 ** np.arange(9, -1, -1, dtype=np.int64)
+
+
+def id_days(ids: np.ndarray) -> np.ndarray:
+    """The UTC day (since 1970) of each id's time, as ``Store.path_for`` files it."""
+    chars = np.frombuffer(np.ascontiguousarray(ids).tobytes(), np.uint8).reshape(-1, 26)
+    return (_BASE32[chars[:, :10]] @ _PLACES) // 86_400_000
 
 
 def _within(values: np.ndarray, sorted_values: np.ndarray) -> np.ndarray:
@@ -408,14 +419,21 @@ class Catalog:
         live.sort(kind="stable")  # the column is in id order already, as a rule: a quick pass
         return live
 
-    def diff_ids(self, on_disk: Sequence[str]) -> tuple[list[str], list[str]]:
-        """(ids in ``on_disk`` not indexed, in its order; indexed ids not in it, sorted).
+    def diff_ids(
+        self, on_disk: Sequence[str], unlisted_days: Collection[int] = ()
+    ) -> tuple[list[str], list[str]]:
+        """(ids in ``on_disk`` not indexed, in its order; indexed ids not in it, sorted),
+        leaving out indexed ids of ``unlisted_days`` (days since 1970 whose folder was not
+        listed: taken as they are).
 
         Sorted byte columns and binary searches: two Python sets of every id at a million
         memories cost ~250 MB and a second at each open (the walk that follows every load).
         """
         disk = np.array(on_disk, dtype=ID_DTYPE) if len(on_disk) else np.zeros(0, ID_DTYPE)
         live = self.live_ids()
+        if len(unlisted_days) and len(live):
+            days = np.fromiter(unlisted_days, np.int64, len(unlisted_days))
+            live = live[~np.isin(id_days(live), days)]
         disk_sorted = np.sort(disk, kind="stable")
         missing = np.flatnonzero(~_within(disk, live))
         gone = live[~_within(live, disk_sorted)]

@@ -116,20 +116,28 @@ class FreshnessMixin(IndexBase):
     def _catch_up(self) -> None:
         """Walk the files once: index what is missing or changed, drop what is gone."""
         with self._scan_lock:
-            scan = self.store.scan()
+            with self._lock:
+                known_folders = dict(self._folders)
+
+            def unchanged(folder: Path, mtime: int) -> bool:
+                return known_folders.get(str(folder)) == mtime
+
+            # date folders whose mtime is what the index saved hold what it knows: not listed
+            scan = self.store.scan(unchanged)
             self._tidy(scan)
             with self._lock:
                 self._apply_deferred()
                 data = self._data
                 assert data is not None
                 catalog = data.catalog
-                missing, gone = catalog.diff_ids(scan.ids)
+                missing, gone = catalog.diff_ids(scan.ids, scan.skipped_days)
                 folders = dict(self._folders)
             # no copies of every id and signature: only files in folders that moved are looked
             # up, and a lookup racing a concurrent change sees the newer state, which is as good
             new = set(missing)
             known = _Known(catalog.doc_of, new)
             changed, adopt, folders = filewatch.changed_in(scan.shards, known, self._sigs, folders)
+            folders.update((str(folder), mtime) for folder, mtime in scan.skipped.items())
             with self._lock:
                 for memory_id, sig in adopt.items():
                     self._sigs.setdefault(memory_id, sig)

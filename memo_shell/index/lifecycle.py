@@ -152,8 +152,10 @@ class LifecycleMixin(IndexBase):
                     if self._closing.is_set():
                         return
                     self._apply_change(data, change)
-            else:  # the log was restarted since: the scan below catches up
-                offset = self._log.size()
+            else:  # the log was restarted since: the scan below catches up, listing every
+                offset = self._log.size()  # folder (the saved mtimes vouch for that log)
+                with self._lock:
+                    self._folders = {}
             self._attach_vectors(data)
             with self._lock:
                 self._install(data, gen, offset)
