@@ -107,3 +107,28 @@ def test_a_snapshot_of_another_log_generation_lists_everything(
     os.utime(folder, ns=(mtime, mtime))
     with memo_shell.open(data_dir) as mem:
         assert new.id in _recalled(mem)
+
+
+def test_a_rebuild_drops_what_was_forgotten_while_it_read(
+    seeded: tuple[Path, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process forgets memories the rebuild has already read (file deleted; a marker
+    synced in): the snapshot written at its end holds neither."""
+    data_dir, ids = seeded
+    real_read = Store.read
+
+    def read(self: Store, memory_id: str) -> records.Memory:
+        memory = real_read(self, memory_id)
+        if memory_id == ids[5]:  # ids 0..5 are read by now
+            self.path_for(ids[1]).unlink()
+            Tombstones(data_dir).add([ids[2]])
+        return memory
+
+    monkeypatch.setattr(Store, "read", read)
+    with memo_shell.open(data_dir, preload=False) as mem:
+        mem.reindex()
+        assert mem.index.meta(ids[1]) is None and mem.index.meta(ids[2]) is None
+        assert mem.index.meta(ids[3]) is not None
+    monkeypatch.undo()
+    with memo_shell.open(data_dir) as mem:
+        assert _recalled(mem) == set(ids) - {ids[1], ids[2]}

@@ -108,8 +108,15 @@ class PersistenceMixin(IndexBase):
         return size
 
     def _drop_missing(self, data: IndexData) -> None:
-        """Drop memories whose files are gone (a rebuild raced a forget). Caller holds the lock."""
-        for memory_id in list(data.catalog.doc_of):
+        """Drop memories whose files are gone (a rebuild raced a forget). Caller holds the lock.
+
+        The folder listings against the index's ids, and the forget markers, find the few
+        candidates, each then checked as before: a check of every memory was a ``stat`` or
+        three each, ~10 s of every ``reindex`` at a million memories.
+        """
+        _new, gone = data.catalog.diff_ids(list(self.store.iter_ids()))
+        marked = [i for i in self.store.tombstones.ids() if i in data.catalog.doc_of]
+        for memory_id in sorted({*gone, *marked}):
             if not self.store.exists(memory_id):
                 self._apply_op(data, Remove(memory_id))
 
