@@ -313,3 +313,12 @@ def test_the_signature_table_answers_like_a_dict(history: list[tuple[str, str, i
             assert dict(table) == model
             assert all(table.get(i) == model.get(i) for i in _IDS)
             assert len(table) == len(model)
+
+
+@given(st.lists(st.integers(0, 253_402_300_799_999), max_size=70_000 // 1000))
+def test_id_days_is_the_day_an_id_is_filed_under(millis: list[int]) -> None:
+    from memo_shell.index.catalog import id_days
+
+    ids = [records.id_from_parts(ms, ms % 977) for ms in millis]
+    column = np.array([i.encode() for i in ids], dtype="S26")
+    assert id_days(column).tolist() == [records.id_milliseconds(i) // 86_400_000 for i in ids]

@@ -117,8 +117,12 @@ _PLACES = 32 ** np.arange(9, -1, -1, dtype=np.int64)
 
 def id_days(ids: np.ndarray) -> np.ndarray:
     """The UTC day (since 1970) of each id's time, as ``Store.path_for`` files it."""
-    chars = np.frombuffer(np.ascontiguousarray(ids).tobytes(), np.uint8).reshape(-1, 26)
-    return (_BASE32[chars[:, :10]] @ _PLACES) // 86_400_000
+    out = np.empty(len(ids), np.int64)
+    for start in range(0, len(ids), 65_536):  # in pieces: 80 bytes a row while decoding
+        piece = np.ascontiguousarray(ids[start : start + 65_536])
+        chars = np.frombuffer(piece.tobytes(), np.uint8).reshape(-1, 26)
+        out[start : start + len(piece)] = (_BASE32[chars[:, :10]] @ _PLACES) // 86_400_000
+    return out
 
 
 def _within(values: np.ndarray, sorted_values: np.ndarray) -> np.ndarray:
