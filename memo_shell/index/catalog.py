@@ -154,9 +154,9 @@ class DocOf(Mapping[str, int]):
         live: int = 0,
     ) -> None:
         self._ids = ids
-        has_order = order is not None and len(order) > 0
+        has_order = order is not None and sorted_ids is not None and len(order) > 0
         self._order = order if has_order else None
-        self._sorted = sorted_ids if has_order else ids.base
+        self._sorted: np.ndarray = sorted_ids if has_order and sorted_ids is not None else ids.base
         self._more: dict[str, int] = {}
         self._len = live
 
@@ -172,7 +172,7 @@ class DocOf(Mapping[str, int]):
         doc = int(self._order[at]) if self._order is not None else at
         return doc if self._ids.base_row_is(doc, raw) else None
 
-    def get(self, memory_id: object, default: Any = None) -> Any:
+    def get(self, memory_id: object, default: int | None = None) -> int | None:  # type: ignore[override]
         doc = self._more.get(memory_id)  # type: ignore[call-overload]
         if doc is None:
             doc = self._base_doc(memory_id)
