@@ -16,14 +16,15 @@ import os
 import secrets
 import stat
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
 
 
-def _load_syncfs():  # type: ignore[no-untyped-def]
+def _load_syncfs() -> Callable[[int], int] | None:
+    """libc's ``syncfs`` (Linux), or None where there is none."""
     if not sys.platform.startswith("linux"):
         return None
     try:
@@ -149,7 +150,11 @@ class Disk:
 _NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS}
 
 
-def atomic_write(path: Path, data: bytes | Iterable[bytes], mode: int = FILE_MODE) -> int:
+#: What ``atomic_write`` takes, whole or in chunks (a snapshot's arrays go in as memoryviews).
+Chunk = bytes | bytearray | memoryview
+
+
+def atomic_write(path: Path, data: Chunk | Iterable[Chunk], mode: int = FILE_MODE) -> int:
     """Replace ``path`` with ``data`` (bytes, or chunks) all at once, durably, with ``mode``.
 
     Temp file beside it (created O_EXCL, then ``fchmod`` so the umask cannot widen ``mode``)
