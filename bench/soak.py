@@ -139,7 +139,6 @@ def _child(
     found already present, ``W? t`` / ``W t`` forget --all begins / ends (``t``: monotonic ns).
     """
     import memo_shell
-    from memo_shell.cli.mem import _wipe_everything
     from memo_shell.errors import NotFound
 
     rng = random.Random(seed)
@@ -162,7 +161,7 @@ def _child(
                     _import(memories, import_file, say)
                 elif import_file is not None and roll < 0.0215:
                     say(f"W? {time.monotonic_ns()}")
-                    _wipe_everything(memories)  # closes this handle: reopen below
+                    memories.wipe()  # closes this handle: reopen below
                     say(f"W {time.monotonic_ns()}")
                     done += 1
                     break

@@ -98,7 +98,11 @@ def dead_url() -> str:
 
 def spawn(code: str, *args: str) -> dict[str, float]:
     """Run a child Python; return its event times relative to the spawn."""
-    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    # Bytecode is written and reused (the warm-up spawn writes it), as for an installed
+    # package, whose .pyc files pip compiles: without them every run would time compiling
+    # memo-shell's sources, which no user's start-up pays.
+    skip = ("COLUMNS", "LINES", "PYTHONDONTWRITEBYTECODE")
+    env = {k: v for k, v in os.environ.items() if k not in skip}
     started = time.time()
     out = subprocess.run(
         [sys.executable, "-c", code, *args],

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -18,14 +17,16 @@ from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memo_shell import paths, records
+from memo_shell import paths, readcache, records
 from memo_shell.config import Settings, default_data_dir
 from memo_shell.disk import Disk
 from memo_shell.errors import NotFound, StoreError
+from memo_shell.forgetting import Forgetting
 from memo_shell.index import EntityInfo, Index, MemoryMeta, SessionInfo
+from memo_shell.readcache import ReadCache
 from memo_shell.records import CorruptRecord, Memory, Provenance, UnsupportedVersion
 from memo_shell.selection import Selection
-from memo_shell.store import AlreadyExists, Store
+from memo_shell.store import AlreadyExists, Quarantined, Store
 
 __all__ = ["Hit", "Memories", "Selection", "open"]
 
@@ -37,19 +38,6 @@ if TYPE_CHECKING:
 #: Import writes this many records per durable batch (two syncs each).
 BATCH_SIZE = 2000
 _CACHE_SIZE = 1024
-
-#: What a record file looked like when it was read: (inode, mtime ns, size). Every rewrite is a
-#: new file renamed into place, so another process's pin, tag or forget changes it.
-_Signature = tuple[int, int, int]
-
-
-def _signature(path: Path) -> _Signature | None:
-    """The file's signature, or None if it is gone."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,14 +55,14 @@ _open_handles: weakref.WeakSet[Memories] = weakref.WeakSet()
 
 def _after_fork_in_child() -> None:
     for handle in list(_open_handles):
-        handle._cache_lock = threading.Lock()
+        handle._cache.reset_after_fork()
         handle._start_lock = threading.Lock()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-class Memories:
+class Memories(Forgetting):
     """A handle on one data directory. Use as a context manager, or call ``close()``.
 
     ``embedder`` (anything with ``id`` and ``embed(texts)``) adds vectors to recall; with
@@ -104,9 +92,7 @@ class Memories:
         self._recall_options: RecallOptions | None = None
         # per device, outside the synced data dir (see memo_shell.paths)
         self.index = Index(self.store, paths.index_dir(root), embedder=embedder)
-        # id -> (memory, signature of the file it was read from)
-        self._cache: OrderedDict[str, tuple[Memory, _Signature]] = OrderedDict()
-        self._cache_lock = threading.Lock()
+        self._cache = ReadCache(_CACHE_SIZE)
         self._index_started = False
         self._closed = False
         self._start_lock = threading.Lock()
@@ -144,18 +130,8 @@ class Memories:
     def data_dir(self) -> Path:
         return self.store.root
 
-    # ------------------------------------------------------------------ cache
-
-    def _remember(self, memory: Memory, signature: _Signature) -> None:
-        with self._cache_lock:
-            self._cache[memory.id] = (memory, signature)
-            self._cache.move_to_end(memory.id)
-            while len(self._cache) > _CACHE_SIZE:
-                self._cache.popitem(last=False)
-
     def _evict(self, memory_id: str) -> None:
-        with self._cache_lock:
-            self._cache.pop(memory_id, None)
+        self._cache.evict(memory_id)
 
     # ------------------------------------------------------------------ writing
 
@@ -311,15 +287,6 @@ class Memories:
         index.add(edited)
         return edited
 
-    def restore(self, memory: Memory) -> None:
-        """Put a forgotten memory back exactly (same id, same content): the browser's undo."""
-        self.store.tombstones.discard(memory.id)  # on purpose: the marker would delete it again
-        try:
-            self.store.write(memory)
-        except AlreadyExists:
-            return  # put back already (by another window or process): nothing to replace
-        self.index.add(memory)
-
     def rename_session(self, old: str, new: str) -> int:
         """Move every memory of session ``old`` to ``new``; returns how many moved.
 
@@ -345,56 +312,6 @@ class Memories:
         """Every session with its count and date range, most recently active first."""
         return self._ensure_index().sessions()
 
-    def forget(self, memory_id: str) -> None:
-        """Delete the file (durably) first, then every derived trace of it.
-
-        A marker in ``forgotten/`` is written before the file goes, so a copy of the memory that
-        a sync tool brings back from another device is deleted there and here (forget wins).
-        """
-        marked = self.store.exists(memory_id)
-        if marked:
-            self.store.tombstones.add([memory_id])
-        self._forget_marked(memory_id, marked)
-
-    def _forget_marked(self, memory_id: str, marked: bool) -> None:
-        try:
-            self.store.delete(memory_id)
-        except NotFound:
-            if not marked:
-                raise
-            # a scan that saw the marker deleted the file first: forgotten all the same
-        self._evict(memory_id)
-        self.index.remove(memory_id)
-
-    def forget_many(self, memory_ids: Iterable[str]) -> list[str]:
-        """Forget each id; returns those actually forgotten (unknown ids are skipped).
-
-        The markers are written first, all with one directory fsync (``forget --all`` of a big
-        store would otherwise pay one per memory on top of the deletes)."""
-        return [memory_id for memory_id, _ in self._forget_batch(memory_ids, keep=False)]
-
-    def forget_for_undo(self, memory_ids: Iterable[str]) -> list[Memory]:
-        """``forget_many`` that returns the readable records as they were, for ``restore``."""
-        return [m for _, m in self._forget_batch(memory_ids, keep=True) if m is not None]
-
-    def _forget_batch(
-        self, memory_ids: Iterable[str], *, keep: bool
-    ) -> list[tuple[str, Memory | None]]:
-        wanted = list(memory_ids)
-        marked = {i for i in wanted if self.store.exists(i)}
-        # read before the markers: a marked record reads as forgotten (a damaged one is
-        # quarantined by the read, so there is nothing to undo)
-        kept = {i: self._get_or_none(i) for i in marked} if keep else {}
-        self.store.tombstones.add(sorted(marked))
-        done: list[tuple[str, Memory | None]] = []
-        for memory_id in wanted:
-            try:
-                self._forget_marked(memory_id, memory_id in marked)
-            except NotFound:
-                continue
-            done.append((memory_id, kept.get(memory_id)))
-        return done
-
     # ------------------------------------------------------------------ reading
 
     def get(self, memory_id: str) -> Memory:
@@ -407,18 +324,17 @@ class Memories:
         memory_id = memory_id.strip().upper()
         if not records.is_valid_id(memory_id):
             return self.store.read(memory_id)  # raises NotFound with the reason
-        signature = _signature(self.store.path_for(memory_id))
+        signature = readcache.signature(self.store.path_for(memory_id))
         if signature is None:
             self._evict(memory_id)
             if self.store.tombstones.has(memory_id):
                 raise NotFound(f"memory {memory_id} was forgotten (here or on another device)")
             raise NotFound(f"no memory with id {memory_id}")
-        with self._cache_lock:
-            cached = self._cache.get(memory_id)
-        if cached is not None and cached[1] == signature:
-            return cached[0]
+        cached = self._cache.get(memory_id, signature)
+        if cached is not None:
+            return cached
         memory = self.store.read(memory_id)
-        self._remember(memory, signature)
+        self._cache.put(memory, signature)
         return memory
 
     def exists(self, memory_id: str) -> bool:
@@ -618,6 +534,16 @@ class Memories:
     def permission_problem(self) -> str | None:
         """A sentence if other users can read the data directory, else None."""
         return self.store.permission_problem()
+
+    @property
+    def quarantined(self) -> list[Quarantined]:
+        """Damaged files this handle moved out of the memory folders, as it met them."""
+        return list(self.store.quarantined)
+
+    @property
+    def unreadable(self) -> dict[Path, str]:
+        """Record files this handle could not read (say, mode 000), with why; left in place."""
+        return dict(self.store.unreadable)
 
     def check_store(self, *, fix: bool = False) -> dict[str, Any]:
         """What a sync tool left behind (conflict copies, stale temp files, forgotten memories

@@ -14,7 +14,7 @@ import functools
 import os
 import stat
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 FILE_MODE = 0o600
@@ -22,10 +22,10 @@ DIR_MODE = 0o700
 
 
 @functools.cache
-def _syncfs():  # type: ignore[no-untyped-def]
-    """libc's ``syncfs``, looked up on first use: ctypes costs the app's start-up ~7 ms, and
-    only a batched import needs it. ``CDLL(None)`` is the process's own symbols (libc among
-    them), so nothing is searched for on disk."""
+def _syncfs() -> Callable[[int], int] | None:
+    """libc's ``syncfs`` (Linux), or None where there is none; looked up on first use: ctypes
+    costs the app's start-up ~7 ms, and only a batched import needs it. ``CDLL(None)`` is the
+    process's own symbols (libc among them), so nothing is searched for on disk."""
     if not sys.platform.startswith("linux"):
         return None
     import ctypes
@@ -152,7 +152,11 @@ class Disk:
 _NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS}
 
 
-def atomic_write(path: Path, data: bytes | Iterable[bytes], mode: int = FILE_MODE) -> int:
+#: What ``atomic_write`` takes, whole or in chunks (a snapshot's arrays go in as memoryviews).
+Chunk = bytes | bytearray | memoryview
+
+
+def atomic_write(path: Path, data: Chunk | Iterable[Chunk], mode: int = FILE_MODE) -> int:
     """Replace ``path`` with ``data`` (bytes, or chunks) all at once, durably, with ``mode``.
 
     Temp file beside it (created O_EXCL, then ``fchmod`` so the umask cannot widen ``mode``)

@@ -34,20 +34,20 @@ class CliContext:
         from memo_shell.wiring import open_memories
 
         memories = open_memories(self.settings, preload=preload)
-        warning = memories.store.permission_problem()
+        warning = memories.permission_problem()
         if warning:
             click.echo(f"warning: {warning}", err=True)
         try:
             yield memories
         finally:
             memories.close()
-            for entry in memories.store.quarantined:
+            for entry in memories.quarantined:
                 click.echo(
                     f"warning: {entry.original} is damaged ({entry.reason}); "
                     f"moved to {entry.moved_to}",
                     err=True,
                 )
-            for path, why in memories.store.unreadable.items():
+            for path, why in memories.unreadable.items():
                 click.echo(f"warning: skipped {path}: {why}", err=True)
-            for notice in memories.index.notices:
+            for notice in memories.notices:
                 click.echo(f"note: {notice}", err=True)

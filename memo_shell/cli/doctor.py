@@ -100,12 +100,12 @@ def _free_bytes(path: Path) -> int | None:
 def _store(ctx: CliContext) -> dict[str, Any]:
     with ctx.open_memories(preload=True) as memories:
         ready = memories.wait_ready(timeout=10.0)
-        stats = memories.index.stats()
+        stats = memories.index_stats()
         return {
             "memories": memories.count(),
             "index_state": stats.get("state") if ready else "still loading",
             "index_bytes": stats.get("bytes_on_disk"),
-            "quarantined": len(memories.store.quarantined),
+            "quarantined": len(memories.quarantined),
         }
 
 

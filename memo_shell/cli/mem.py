@@ -12,15 +12,15 @@ from pathlib import Path
 
 import click
 
-from memo_shell import jsonl, paths, records
+from memo_shell import jsonl, records
 from memo_shell.api import Memories
 from memo_shell.cli import imports
 from memo_shell.cli.context import CliContext
 from memo_shell.cli.output import Output, human_size, json_option, preview, progress_bar
 from memo_shell.disk import atomic_write
 from memo_shell.errors import MemoShellError, NotFound, describe_os_error
-from memo_shell.index import files as index_files
 from memo_shell.records import Memory
+from memo_shell.selection import Selection
 
 
 def _parse_meta(pairs: Iterable[str]) -> dict[str, str]:
@@ -396,6 +396,8 @@ def _select_for_forget(
             chosen.append(memories.get(memory_id).id)  # NotFound -> clear error, exit 1
         return chosen, 0
     chosen, spared = [], 0
+    where = Selection(session=session)
+    # the files, not the index: a forget must reach every memory, even one the index lacks
     for memory_id in memories.ids():
         if before is not None and records.id_datetime(memory_id) >= before:
             break  # ids are time-ordered: everything after is newer
@@ -403,26 +405,13 @@ def _select_for_forget(
             memory = memories.get(memory_id)
         except (NotFound, records.CorruptRecord, records.UnsupportedVersion):
             continue
-        if session is not None and memory.session != session:
+        if not where.admits(memory):
             continue
         if memory.pinned and not include_pinned:
             spared += 1
             continue
         chosen.append(memory_id)
     return chosen, spared
-
-
-def _wipe_everything(memories: Memories) -> int:
-    """Forget every memory, then drop the index and quarantine: nothing of them stays on disk.
-
-    The memory folders go too: besides the records, they can hold copies a sync tool has in
-    flight, a record moved into the wrong date folder, or any other file a user asked to wipe.
-    """
-    count = len(memories.forget_many(memories.ids()))
-    memories.close()
-    index_files.wipe(paths.index_dir(memories.data_dir))
-    memories.store.wipe()
-    return count
 
 
 @mem.command()
@@ -483,7 +472,7 @@ def forget(
             extra = f" ({spared} pinned kept)" if spared else ""
             click.confirm(f"Forget {what}{extra}? This cannot be undone", abort=True, err=True)
         if forget_all:
-            _wipe_everything(memories)
+            memories.wipe()
             done = targets
         else:
             done = memories.forget_many(targets)

@@ -87,7 +87,7 @@ def serve(
     # Opened here, not in the server's start-up, so an unusable data directory is one sentence;
     # the app closes it at shutdown.
     memories = open_memories(ctx.settings, preload=True)
-    warning = memories.store.permission_problem()
+    warning = memories.permission_problem()
     if warning:
         click.echo(f"warning: {warning}", err=True)
 

@@ -6,7 +6,6 @@ change log writes (``memo_shell.index.files.ChangeLog``), so the file format is 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import ClassVar
 
@@ -40,36 +39,58 @@ class Kind(StrEnum):
         return cls.UPDATE
 
 
-@dataclass(frozen=True, slots=True)
+# Plain slotted classes rather than dataclasses: they load with ``import memo_shell``, where
+# each (frozen, slotted) dataclass would cost about half a millisecond to create.
+
+
 class Add:
     """Index a memory just written."""
 
-    memory: Memory
+    __slots__ = ("memory",)
+    __match_args__ = ("memory",)
     kind: ClassVar[Kind] = Kind.ADD
+
+    def __init__(self, memory: Memory) -> None:
+        self.memory = memory
 
     @property
     def memory_id(self) -> str:
         return self.memory.id
 
+    def __repr__(self) -> str:
+        return f"Add({self.memory.id})"
 
-@dataclass(frozen=True, slots=True)
+
 class Update:
     """Re-index a memory whose record changed (added instead if the index lacks it)."""
 
-    memory: Memory
+    __slots__ = ("memory",)
+    __match_args__ = ("memory",)
     kind: ClassVar[Kind] = Kind.UPDATE
+
+    def __init__(self, memory: Memory) -> None:
+        self.memory = memory
 
     @property
     def memory_id(self) -> str:
         return self.memory.id
 
+    def __repr__(self) -> str:
+        return f"Update({self.memory.id})"
 
-@dataclass(frozen=True, slots=True)
+
 class Remove:
     """Drop a memory from the index."""
 
-    memory_id: str
+    __slots__ = ("memory_id",)
+    __match_args__ = ("memory_id",)
     kind: ClassVar[Kind] = Kind.REMOVE
+
+    def __init__(self, memory_id: str) -> None:
+        self.memory_id = memory_id
+
+    def __repr__(self) -> str:
+        return f"Remove({self.memory_id})"
 
 
 Op = Add | Update | Remove

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 
 #: Scope names, in the order the help screen shows them, with their headings.
 SCOPES: dict[str, str] = {
@@ -200,12 +200,13 @@ KEYS: tuple[Key, ...] = (
 BY_ID: dict[str, Key] = {k.id: k for k in KEYS}
 
 
-def bindings(scope: str) -> list[Binding]:
-    """The Textual bindings for one scope (a class's ``BINDINGS``)."""
+def bindings(scope: str) -> list[BindingType]:
+    """The Textual bindings for one scope (a class's ``BINDINGS``, typed as Textual declares
+    it, so a subclass may assign it)."""
     return [k.binding() for k in KEYS if k.scope == scope]
 
 
-def pick(*ids: str) -> list[Binding]:
+def pick(*ids: str) -> list[BindingType]:
     """Bindings by id, for screens that use a few keys of a shared scope (e.g. dialogs)."""
     return [BY_ID[i].binding() for i in ids]
 

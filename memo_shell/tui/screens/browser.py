@@ -333,8 +333,8 @@ class BrowserScreen(Screen[None]):
             self.notify("Every memory shown is pinned; pinned memories are never pruned.")
             return
         note = f" ({kept:,} pinned kept)" if kept else ""
-        shown = fmt.count(len(ids), "memory", "memories")
-        await self._forget(ids, f"Forget all {shown} shown{note}?")
+        how_many = fmt.count(len(ids), "memory", "memories")
+        await self._forget(ids, f"Forget all {how_many} shown{note}?")
 
     @work(group="edit", exclusive=True)
     async def forget(self, ids: list[str]) -> None:

@@ -142,7 +142,7 @@ async def _typed_source(
     else:
         backend = OllamaBackend(where)
     found = await _server_models(kind, backend, where)
-    return found if isinstance(found, list) else [found]
+    return [*found] if isinstance(found, list) else [found]
 
 
 def _size(path: Path) -> int | None:

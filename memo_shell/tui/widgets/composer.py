@@ -69,9 +69,10 @@ class Composer(TextArea):
         self.use_keymap(getattr(self.app, "key_overrides", {}))
 
     # Textual calls the handler of every class in the MRO (subclass first) unless one of them
-    # prevents the default, so these run *before* TextArea's own and need not call super().
+    # prevents the default, so these run *before* TextArea's own and need not call super(). They
+    # are coroutines as TextArea's are (Textual awaits each before the next).
 
-    def _on_key(self, event: events.Key) -> None:
+    async def _on_key(self, event: events.Key) -> None:
         if event.key in self.send_keys:
             event.prevent_default()
             event.stop()
@@ -93,7 +94,7 @@ class Composer(TextArea):
             return self._step(1)
         return False
 
-    def _on_paste(self, event: events.Paste) -> None:
+    async def _on_paste(self, event: events.Paste) -> None:
         if len(event.text) >= LONG_PASTE_CHARS:
             self.notify(
                 f"Pasted {len(event.text) / 1000:.0f} kB. Long messages are shortened on screen; "
