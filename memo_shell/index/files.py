@@ -30,7 +30,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import msgpack
 
@@ -38,7 +38,10 @@ from memo_shell import locks
 from memo_shell.disk import atomic_write
 from memo_shell.lazy import lazy
 
-np = lazy("numpy")  # only snapshots need it; appending to the change log must stay light
+if TYPE_CHECKING:
+    import numpy as np
+else:  # only snapshots need it; appending to the change log must stay light
+    np = lazy("numpy")
 
 SNAPSHOT_MAGIC = b"MEMOIDX\x00"
 SNAPSHOT_VERSION = 5  # 4: lexical weights by provenance (index/sides.py); 5: id columns
@@ -130,7 +133,7 @@ MAP_BYTES = 8 * 2**20
 _CHUNK = 4 * 2**20
 
 
-class Arrays(dict):  # type: ignore[type-arg]
+class Arrays(dict[str, "np.ndarray"]):
     """A snapshot's arrays by name, with ``bounds``: (min, max) of each non-empty integer
     array, found while the checksum was verified, so range checks need not touch (and so page
     in) a mapped array."""

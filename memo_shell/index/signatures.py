@@ -140,8 +140,8 @@ def load(directory: Path) -> Signatures:
     try:
         header, arrays = read_snapshot(directory / FILE_NAME)
         if "ids" in header:  # written by 0.x before the table: a list and a blob
-            table = np.frombuffer(header["sig"], dtype=np.int64).reshape(-1, 2).tolist()
-            return Signatures.from_pairs(list(header["ids"]), [(a, b) for a, b in table])
+            pairs = np.frombuffer(header["sig"], dtype=np.int64).reshape(-1, 2).tolist()
+            return Signatures.from_pairs(list(header["ids"]), [(a, b) for a, b in pairs])
         ids, table = arrays["ids"], arrays["sig"]
         if ids.dtype != ID_DTYPE or table.dtype != np.int64 or table.shape != (len(ids), 2):
             raise ValueError("signature table has the wrong shape")
