@@ -23,10 +23,9 @@ import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 
-from memo_shell import locks, paths, records, sync
+from memo_shell import locks, paths, records, shards, sync
 from memo_shell import quarantine as _quarantine
 from memo_shell.disk import Disk, FileTooLarge, NotARegularFile
 from memo_shell.errors import NotFound, StoreError, describe_os_error
@@ -93,32 +92,6 @@ def _stale(entry: os.DirEntry[str], now: float) -> bool:
         return now - entry.stat(follow_symlinks=False).st_mtime > STALE_TEMP_SECONDS
     except OSError:
         return False
-
-
-def _id_prefix_bounds(directory: Path) -> tuple[str, str]:
-    """[low, high) of the first ten id characters (the time) of records in a ``YYYY/MM/DD``
-    shard; an empty range for a directory that is not a date."""
-    try:
-        year, month, day = (int(part) for part in directory.parts[-3:])
-        days = (date(year, month, day) - date(1970, 1, 1)).days
-    except ValueError:
-        return ("", "")
-    start = days * 86_400_000
-    return (_time_prefix(start), _time_prefix(start + 86_400_000))
-
-
-def _day_number(directory: Path) -> int:
-    """Days since 1970 of a ``YYYY/MM/DD`` folder (-1 if it is not a date)."""
-    try:
-        year, month, day = (int(part) for part in directory.parts[-3:])
-        return (date(year, month, day) - date(1970, 1, 1)).days
-    except ValueError:
-        return -1
-
-
-def _time_prefix(milliseconds: int) -> str:
-    """The ten base32 characters a ULID of this time starts with (they sort like the time)."""
-    return records.id_from_parts(milliseconds, 0)[:10]
 
 
 class Store:
@@ -484,45 +457,9 @@ class Store:
 
     def _walk(self, newest_first: bool) -> Iterator[tuple[Path, os.DirEntry[str]]]:
         """Yield (directory, entry) for every file in the shards, in id (time) order."""
-        for day, entries in self._days(newest_first):
+        for day, entries in shards.walk_days(self.memories_dir, newest_first):
             for entry in entries:
                 yield day, entry
-
-    def _days(
-        self,
-        newest_first: bool,
-        unchanged: Callable[[Path, int], bool] | None = None,
-        skipped: dict[Path, int] | None = None,
-    ) -> Iterator[tuple[Path, list[os.DirEntry[str]]]]:
-        """Yield each date folder with its files sorted by name, in time order. A folder for
-        which ``unchanged(folder, mtime ns)`` is true is not listed but put in ``skipped``."""
-
-        def sorted_dirs(path: Path) -> list[Path]:
-            try:
-                with os.scandir(path) as it:
-                    names = [e.name for e in it if e.is_dir(follow_symlinks=False)]
-            except FileNotFoundError:
-                return []
-            return [path / n for n in sorted(names, reverse=newest_first) if n.isdigit()]
-
-        for year in sorted_dirs(self.memories_dir):
-            for month in sorted_dirs(year):
-                for day in sorted_dirs(month):
-                    if unchanged is not None and skipped is not None:
-                        try:
-                            mtime = os.stat(day).st_mtime_ns
-                        except OSError:
-                            continue
-                        if unchanged(day, mtime):
-                            skipped[day] = mtime
-                            continue
-                    try:
-                        with os.scandir(day) as it:
-                            entries = [e for e in it if e.is_file(follow_symlinks=False)]
-                    except FileNotFoundError:
-                        continue
-                    entries.sort(key=lambda e: e.name, reverse=newest_first)
-                    yield day, entries
 
     def iter_ids(self, *, newest_first: bool = False) -> Iterator[str]:
         """Ids of every record file, in time order, from directory listings alone (no reads)."""
@@ -534,7 +471,7 @@ class Store:
                 continue
             memory_id = name[: -len(RECORD_SUFFIX)]
             if directory is not current:
-                current, bounds = directory, _id_prefix_bounds(directory)
+                current, bounds = directory, shards.id_prefix_bounds(directory)
             if bounds[0] <= memory_id[:10] < bounds[1] and records.is_valid_id(memory_id):
                 yield memory_id
 
@@ -569,8 +506,10 @@ class Store:
         rehomed = False
         ids, valid = result.ids, records.is_valid_id
         # per folder, not per file through generators: this walk runs at every open
-        for directory, entries in self._days(False, unchanged, result.skipped):
-            low, high = _id_prefix_bounds(directory)
+        for directory, entries in shards.walk_days(
+            self.memories_dir, False, unchanged, result.skipped
+        ):
+            low, high = shards.id_prefix_bounds(directory)
             here: list[str] = []
             for entry in entries:
                 name = entry.name
@@ -599,7 +538,7 @@ class Store:
         if rehomed:
             result.ids.sort()  # ids are time-ordered: keep the walk's order
         if result.skipped:
-            result.skipped_days = {_day_number(folder) for folder in result.skipped}
+            result.skipped_days = {shards.day_number(folder) for folder in result.skipped}
             # a forgotten memory's file in a folder not listed: the reconcile below deletes it
             for memory_id in self.tombstones.ids():
                 day = records.id_milliseconds(memory_id) // 86_400_000
