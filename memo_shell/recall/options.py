@@ -68,3 +68,11 @@ class RecallOptions:
     fresh_session_slots: int = 1
     #: how many candidates get reasons computed and are considered for the final cut
     pool: int = 200
+
+    # scale (memo_shell.recall.pool): when the query's words have more postings than this in
+    # all, each lexical signal yields only its best ``lexical_pool`` memories (found exactly, by
+    # dynamic pruning) for the other signals to re-rank, instead of every memory that shares a
+    # word with the question. Below it (stores of a few thousand memories) ranking is
+    # exhaustive. Tolerance measured in bench/recall_pool.py (top-10 agreement with exhaustive)
+    exhaustive_below: int = 50_000
+    lexical_pool: int = 1000

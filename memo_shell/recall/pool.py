@@ -1,0 +1,422 @@
+"""A bounded candidate pool: at scale, recall re-ranks the lexical top-K, not every match.
+
+Why: a word used by a third of a million memories would otherwise make every signal touch a
+third of a million rows on every question. When the query's words have more than
+``RecallOptions.exhaustive_below`` postings in all, each lexical signal (BM25 of the question,
+its "pointer" weighting for the conversation context, BM25 of the topic expansion terms) yields
+only its ``RecallOptions.lexical_pool`` best memories, and the context, session, graph, time and
+vector signals re-rank that pool (plus the graph's reach, the pins and the vectors' matches)
+instead of every memory that shares a word with the question. Below the threshold (every store
+of a few thousand memories, LoCoMo included) the exhaustive path runs unchanged, bit for bit.
+
+The pool itself is exact: it holds the memories exhaustive BM25 would rank in its top K, with
+the same scores to the last bit (every memory tied with the K-th included, newest first), found
+by MaxScore dynamic pruning. Terms are taken in decreasing order of the most they can add to a
+memory (their idf times the BM25 saturation of their largest weight in the shortest memory); as
+soon as the K-th best score among the memories reached so far beats everything the remaining
+terms could add up to, no memory those terms alone reach can enter the top K, and their
+postings are only *looked up* for the memories already reached (a binary search each), never
+walked. A question with a rare word thus costs that word's postings plus a few lookups.
+
+What is approximate is only *which* memories get re-ranked: a memory outside every pool could in
+principle be lifted into the top k by context, session and time alone (those add up to ~2.25 on
+the scale where the best lexical hit is 1, so no safe bound prunes with them). The exhaustive
+ranking is the reference: bench/recall_pool.py measures top-10 agreement on the synthetic
+100k/1M workloads and bench/locomo.py/truth.py with the pool forced on (CONTRIBUTING.md, "Recall
+at scale"); tests/test_recall_pool.py pins it on a store large enough to trigger the pool.
+
+Per-term figures the pruning needs that would cost a pass over a long posting list (the
+document frequency of a word over its three sides, a word's term counts per session) are cached
+per base segment of the postings (``InvertedIndex.segment``): recent additions (the delta) are
+counted live, any removal since the last compaction recomputes them, and a compaction or load
+starts afresh, so a cached figure is never stale. The cache is bounded (``CACHE_BYTES``).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from memo_shell import temporal
+from memo_shell.index.data import IndexData
+from memo_shell.recall import sparse
+from memo_shell.recall.lexical import QueryTerms, side_weights
+from memo_shell.recall.options import RecallOptions
+from memo_shell.recall.sparse import Sparse
+
+#: Memory the per-term cache may hold (per index): a few dozen common words at a million memories.
+CACHE_BYTES = 48 << 20
+
+#: Computed bounds round differently from the float32 arithmetic of the scores: a little slack.
+_SLACK = 1.0 + 1e-6
+
+
+class _Cache:
+    """Per-term figures derived from one base segment of the lexical postings, LRU-bounded."""
+
+    def __init__(self, segment: int) -> None:
+        self.segment = segment
+        self.entries: OrderedDict[object, tuple[Any, int]] = OrderedDict()
+        self.bytes = 0
+        self.rows_seen = 0
+        self.min_len = np.inf
+        self.by_time: tuple[np.ndarray, np.ndarray] | None = None  # (sorted created, docs)
+
+    def get(self, key: object) -> Any:
+        found = self.entries.get(key)
+        if found is None:
+            return None
+        self.entries.move_to_end(key)
+        return found[0]
+
+    def put(self, key: object, value: Any, size: int) -> None:
+        self.entries[key] = (value, size)
+        self.bytes += size
+        while self.bytes > CACHE_BYTES and len(self.entries) > 1:
+            _key, (_value, freed) = self.entries.popitem(last=False)
+            self.bytes -= freed
+
+
+def _cache(data: IndexData) -> _Cache:
+    cache: _Cache | None = data.__dict__.get("_pool_cache")
+    if cache is None or cache.segment != data.lexical.segment:
+        cache = data.__dict__["_pool_cache"] = _Cache(data.lexical.segment)
+    return cache
+
+
+def _shortest(data: IndexData) -> float:
+    """A lower bound on the length of any memory with words (for the pruning bounds).
+
+    Kept up to date incrementally: rows only grow, and forgetting a memory can only raise the
+    true minimum, so the bound stays safe.
+    """
+    cache = _cache(data)
+    rows = len(data.doclen)
+    if rows > cache.rows_seen:
+        new = data.doclen.view[cache.rows_seen : rows]
+        new = new[new > 0]
+        if len(new):
+            cache.min_len = min(cache.min_len, float(new.min()))
+        cache.rows_seen = rows
+    return cache.min_len if np.isfinite(cache.min_len) else 1.0
+
+
+def _docs_of(data: IndexData, keys: list[int], base: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenated (docs, weights) of some keys' base or delta postings."""
+    inv = data.lexical
+    got = [inv.base_postings(k) if base else inv.delta_postings(k) for k in keys]
+    if not got:
+        return np.zeros(0, np.int32), np.zeros(0, np.float32)
+    return np.concatenate([d for d, _ in got]), np.concatenate([w for _, w in got])
+
+
+def _union_df(data: IndexData, keys: list[int]) -> int:
+    """Live documents using any of a word's side keys (as ``lexical._weighted_tf`` counts)."""
+    cache = _cache(data)
+    alive = data.catalog.alive.view
+    name = ("df", tuple(keys), data.lexical.removals)
+    base = cache.get(name)
+    if base is None:
+        docs, _w = _docs_of(data, keys, base=True)
+        base = int(np.count_nonzero(alive[np.unique(docs)])) if len(docs) else 0
+        cache.put(name, base, 64)
+    docs, _w = _docs_of(data, keys, base=False)  # added since the last compaction: few
+    return base + (int(np.count_nonzero(alive[np.unique(docs)])) if len(docs) else 0)
+
+
+def session_tf(data: IndexData, keys: list[int]) -> np.ndarray:
+    """A word's term counts per session, over live memories, all sides alike (dense)."""
+    cat = data.catalog
+    n_s = len(cat.session_names)
+    alive = cat.alive.view
+    cache = _cache(data)
+    name = ("sessions", tuple(keys), data.lexical.removals)
+    base = cache.get(name)
+    if base is None:
+        docs, tf = _docs_of(data, keys, base=True)
+        keep = alive[docs]
+        stf = np.bincount(cat.session.view[docs[keep]], weights=tf[keep], minlength=n_s)
+        where = np.flatnonzero(stf)
+        base = (where.astype(np.int32), stf[where])
+        cache.put(name, base, 12 * len(where) + 64)
+    docs, tf = _docs_of(data, keys, base=False)
+    keep = alive[docs]
+    return np.bincount(
+        np.concatenate([base[0], cat.session.view[docs[keep]]]),
+        weights=np.concatenate([base[1], tf[keep].astype(np.float64)]),
+        minlength=n_s,
+    )
+
+
+def session_bm25(data: IndexData, q: QueryTerms, o: RecallOptions) -> np.ndarray:
+    """``lexical.session_bm25`` from cached per-session term counts (cost: sessions, not
+    postings)."""
+    cat = data.catalog
+    n_s = len(cat.session_names)
+    slen = data.session_lengths()
+    live_sessions = max(int((slen > 0).sum()), 1)
+    avg = max(float(slen.sum()) / live_sessions, 1e-9)
+    scores = np.zeros(n_s, dtype=np.float64)
+    norm = o.session_k1 * (1.0 - o.session_b + o.session_b * slen / avg)
+    for keys, qw in zip(q.sides, q.weights, strict=True):
+        stf = session_tf(data, [k for k in keys if k >= 0])
+        df = int(np.count_nonzero(stf))
+        if not df:
+            continue
+        idf = np.log1p((live_sessions - df + 0.5) / (df + 0.5))
+        scores += (qw * idf) * stf * (o.session_k1 + 1.0) / (stf + norm)
+    return scores
+
+
+def size(data: IndexData, q: QueryTerms) -> int:
+    """Postings the exhaustive computation would walk for ``q`` (forgotten ones included)."""
+    return sum(data.lexical.length(k) for k in q.all_numbers())
+
+
+class _Table:
+    """The store-sized doc -> position table of ``sparse.Positions``, filled only if needed."""
+
+    def __init__(self, data: IndexData, docs: np.ndarray) -> None:
+        self.data, self.docs = data, docs
+        self.filled: sparse.Positions | None = None
+
+    def positions(self) -> np.ndarray:
+        if self.filled is None:
+            self.filled = sparse.Positions(self.data, self.data.catalog.rows, self.docs)
+        return self.filled.table
+
+    def __enter__(self) -> _Table:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.filled is not None:
+            self.filled.close()
+
+
+@dataclass
+class _Stem:
+    """One query word under one weighting: its side keys, BM25 factor and score bound."""
+
+    parts: list[tuple[int, float]]  # (key, side weight)
+    coef: float  # query weight x idf
+    bound: float  # the most it adds to any memory
+    size: int  # postings
+
+
+class Scorer:
+    """BM25 of some query terms under one side weighting, scored only where asked.
+
+    ``at(docs)`` gives exactly what ``lexical.bm25`` gives those memories (same arithmetic, in
+    the same order, so the same bits); ``top(k)`` finds the best ``k`` by MaxScore.
+    """
+
+    def __init__(self, data: IndexData, q: QueryTerms, o: RecallOptions, *, evidence: bool):
+        self.data, self.o = data, o
+        inv = data.lexical
+        n = max(data.n_docs, 1)
+        self.avgdl = data.avgdl or 1.0
+        shortest = _shortest(data)
+        w = side_weights(o, evidence)
+        self.stems: list[_Stem] = []
+        for keys, qw in zip(q.sides, q.weights, strict=True):
+            parts = [(k, ws) for k, ws in zip(keys, w, strict=True) if k >= 0]
+            size = sum(inv.length(k) for k, _ws in parts)
+            if not parts or not size:
+                continue
+            live = [k for k, _ws in parts]
+            df = inv.count(live[0]) if len(parts) == 1 else _union_df(data, live)
+            if df <= 0:
+                continue
+            idf = np.log1p((n - df + 0.5) / (df + 0.5))
+            tf = sum(ws * inv.max_weight(k) for k, ws in parts)
+            norm = o.k1 * (1.0 - o.b + o.b * shortest / self.avgdl)
+            bound = float(qw * idf) * tf * (o.k1 + 1.0) / (tf + norm) * _SLACK
+            self.stems.append(_Stem(parts, qw * idf, bound, size))
+        #: postings the exhaustive computation would walk
+        self.size = sum(s.size for s in self.stems)
+        self._best: float | None = None
+
+    def _weights_at(self, key: int, docs: np.ndarray, table: _Table) -> np.ndarray:
+        """A key's weights at ``docs``: a binary search per doc when they are few next to the
+        key's postings, otherwise one walk of the postings through a doc -> position table."""
+        inv = self.data.lexical
+        if 16 * len(docs) < inv.length(key):
+            return inv.weights_at(key, docs)
+        out = np.zeros(len(docs), dtype=np.float32)
+        where = table.positions()
+        for p_docs, p_w in (inv.base_postings(key), inv.delta_postings(key)):
+            slot = where[p_docs]
+            hit = slot >= 0
+            out[slot[hit]] = p_w[hit]
+        return out
+
+    def _tf_at(self, stem: _Stem, docs: np.ndarray, table: _Table) -> np.ndarray:
+        if len(stem.parts) == 1:  # float32, as lexical._weighted_tf leaves it
+            key, w = stem.parts[0]
+            t = self._weights_at(key, docs, table)
+            return t * w if w != 1.0 else t
+        tf = np.zeros(len(docs), dtype=np.float64)
+        for key, w in stem.parts:  # float32 products summed in float64, side by side
+            tf += self._weights_at(key, docs, table) * w
+        return tf
+
+    def at(self, docs: np.ndarray) -> np.ndarray:
+        """BM25 of each of ``docs`` (sorted doc numbers); 0 for forgotten memories."""
+        o = self.o
+        total = np.zeros(len(docs), dtype=np.float64)
+        if not len(docs):
+            return total
+        doclen = self.data.doclen.view[docs]
+        norm = o.k1 * (1.0 - o.b + o.b * doclen / self.avgdl)
+        with _Table(self.data, docs) as table:
+            for stem in self.stems:
+                tf = self._tf_at(stem, docs, table)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    value = stem.coef * tf * (o.k1 + 1.0) / (tf + norm)
+                total += np.where(tf > 0, value, 0.0)
+        return total * self.data.catalog.alive.view[docs]
+
+    def _docs(self, stem: _Stem) -> np.ndarray:
+        keys = [k for k, _w in stem.parts]
+        base, _w = _docs_of(self.data, keys, base=True)
+        delta, _w = _docs_of(self.data, keys, base=False)
+        return np.concatenate([base, delta])
+
+    def top(self, k: int) -> Sparse:
+        """The ``k`` best memories and their scores (all tied with the k-th: newest first)."""
+        data = self.data
+        rows = data.catalog.rows
+        order = sorted(range(len(self.stems)), key=lambda i: -self.stems[i].bound)
+        rest = [*np.cumsum([self.stems[i].bound for i in order][::-1])[::-1].tolist(), 0.0]
+        cand = np.zeros(0, dtype=np.int64)
+        scores = np.zeros(0)
+        for j, i in enumerate(order):
+            cand = sparse.union(data, rows, cand, self._docs(self.stems[i]))
+            cand = cand[data.catalog.alive.view[cand]]
+            last = j == len(order) - 1
+            if not last and len(cand) < k:
+                continue
+            scores = self.at(cand)
+            if last or _kth(scores, k) > rest[j + 1]:
+                break  # nothing reached only through the remaining words can enter the top k
+        if len(scores):
+            self._best = float(scores.max())
+        return cut(data, cand, scores, k)
+
+    def best(self) -> float:
+        """The highest score any memory gets (0 if none)."""
+        if self._best is None:
+            _docs, values = self.top(1)
+            self._best = float(values.max()) if len(values) else 0.0
+        return self._best
+
+
+def _kth(scores: np.ndarray, k: int) -> float:
+    if len(scores) < k:
+        return -np.inf
+    return float(np.partition(scores, len(scores) - k)[len(scores) - k])
+
+
+def cut(data: IndexData, docs: np.ndarray, scores: np.ndarray, k: int) -> Sparse:
+    """The best ``k`` of (docs, scores) with a score, in doc order; ties at the cut by time
+    (newest first), so which tied memories make it never depends on doc numbers."""
+    keep = scores > 0
+    docs, scores = docs[keep], scores[keep]
+    if len(docs) <= k:
+        return docs, scores
+    kth = _kth(scores, k)
+    above = scores > kth
+    tied = np.flatnonzero(scores == kth)
+    need = k - int(np.count_nonzero(above))
+    if len(tied) > need:
+        created = data.catalog.created.view[docs[tied]]
+        newest = np.partition(-created, need - 1)[need - 1]
+        tied = tied[-created <= newest]  # everything as new as the need-th newest stays
+    above[tied] = True
+    return docs[above], scores[above]
+
+
+def context(
+    data: IndexData, docs: np.ndarray, pointer: Scorer, o: RecallOptions
+) -> tuple[Sparse, Sparse]:
+    """``signals.context`` evaluated at ``docs`` only: what each gains from its neighbours'
+    pointer scores (prev: the memories before it; next: the one after)."""
+    cat = data.catalog
+    before = cat.prev.view[docs]
+    before2 = np.where(before >= 0, cat.prev.view[np.maximum(before, 0)], -1)
+    after = cat.next.view[docs]
+    need = np.unique(np.concatenate([before, before2, after]))
+    need = need[need >= 0]
+    top = max(pointer.best(), 0.0)
+    value = pointer.at(need)
+    if top > 0:
+        value = value / top
+
+    def at(which: np.ndarray) -> np.ndarray:
+        out = np.zeros(len(which))
+        has = which >= 0
+        out[has] = value[np.searchsorted(need, which[has])]
+        return out
+
+    gain_prev = o.w_prev * at(before)
+    if o.w_prev2:
+        gain_prev = gain_prev + o.w_prev2 * at(before2)
+    gain_next = o.w_next * at(after) if o.w_next else np.zeros(len(docs))
+    return (docs, gain_prev), (docs, gain_next)
+
+
+def _by_time(data: IndexData) -> tuple[np.ndarray, np.ndarray, int]:
+    """Doc numbers sorted by creation time (times never change), for the rows known when it
+    was built, and how many rows that was; rows added since are scanned directly."""
+    cache = _cache(data)
+    created = data.catalog.created.view
+    rows = len(created)
+    if cache.by_time is None or rows > 2 * len(cache.by_time[1]) + 1024:
+        order = np.argsort(created, kind="stable")
+        cache.by_time = (created[order], order)
+    times, order = cache.by_time
+    return times, order, len(order)
+
+
+def _spans(data: IndexData, window: temporal.Window, first: float, last: float) -> list:
+    """[start, end) spans in epoch seconds for a window (a month alone: that month every year)."""
+    if not window.month:
+        return [(window.start, window.end)]
+    spans = []
+    for year in range(
+        datetime.fromtimestamp(first, UTC).year, datetime.fromtimestamp(last, UTC).year + 1
+    ):
+        start = datetime(year, window.month, 1, tzinfo=UTC)
+        end = datetime(year + window.month // 12, window.month % 12 + 1, 1, tzinfo=UTC)
+        spans.append((start.timestamp(), end.timestamp()))
+    return spans
+
+
+def window_docs(data: IndexData, query: str, now: datetime | None) -> np.ndarray:
+    """Live memories created inside a span the query names (sorted; empty if it names none).
+
+    The time signal lifts them by up to 0.7, more than any other, so at scale they join the
+    candidates (their lexical best, see ``recall._search``) rather than waiting to be reached
+    lexically. Found by binary search on the memories sorted by time, not by a scan.
+    """
+    tq = temporal.parse(query, now)
+    if not tq.windows or data.catalog.rows == 0:
+        return np.zeros(0, dtype=np.int64)
+    times, order, known = _by_time(data)
+    created = data.catalog.created.view
+    recent = np.arange(known, len(created))
+    parts = []
+    first = float(min(times[0] if len(times) else np.inf, created[known:].min(initial=np.inf)))
+    last = float(max(times[-1] if len(times) else -np.inf, created[known:].max(initial=-np.inf)))
+    for window in tq.windows:
+        for start, end in _spans(data, window, first, last):
+            lo, hi = np.searchsorted(times, [start, end])
+            parts.append(order[lo:hi])
+            when = created[known:]
+            parts.append(recent[(when >= start) & (when < end)])
+    docs = np.unique(np.concatenate(parts).astype(np.int64)) if parts else np.zeros(0, np.int64)
+    return docs[data.catalog.alive.view[docs]]
