@@ -55,7 +55,7 @@ class Agreement:
         return f"top-10 identical {same:.3f}, overlap@10 {overlap:.3f} ({self.n} q)"
 
 
-def synthetic(data_dir: Path, n_queries: int, pools: list[int]) -> None:
+def synthetic(data_dir: Path, n_queries: int, pools: list[int], threshold: int | None) -> None:
     from recall import Corpus, percentile
 
     size = int(data_dir.name.rsplit("-", 1)[-1])
@@ -63,7 +63,8 @@ def synthetic(data_dir: Path, n_queries: int, pools: list[int]) -> None:
     queries = corpus.queries(corpus.memories(size), n_queries)
     data = memo_shell.open(data_dir).index._ready_data()
     configs = {"exhaustive": EXHAUSTIVE}
-    configs |= {f"pool {k}": RecallOptions(lexical_pool=k) for k in pools}
+    pooled = RecallOptions() if threshold is None else RecallOptions(exhaustive_below=threshold)
+    configs |= {f"pool {k}": replace(pooled, lexical_pool=k) for k in pools}
     times: dict[str, list[float]] = {name: [] for name in configs}
     agree = {name: Agreement() for name in configs if name != "exhaustive"}
     for options in configs.values():  # warm the caches alike
@@ -150,9 +151,10 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--locomo", nargs="?", const=True, help="LoCoMo json (default: bench's)")
     parser.add_argument("--pools", type=int, nargs="+", help="pool sizes to compare")
+    parser.add_argument("--threshold", type=int, help="exhaustive_below for the pools (0: always)")
     args = parser.parse_args()
     if args.data:
-        synthetic(args.data, args.queries, args.pools or [200, 1000])
+        synthetic(args.data, args.queries, args.pools or [200, 1000], args.threshold)
     if args.locomo:
         path = None if args.locomo is True else Path(args.locomo)
         small_stores(path, args.pools or [20, 50, 100])

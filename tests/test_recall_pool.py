@@ -52,8 +52,12 @@ def _ranking(data: IndexData, query: str, options: RecallOptions, k: int = 10) -
     return [(h.id, h.score, h.why) for h in recall.search(data, query, k, now=NOW, options=options)]
 
 
+@pytest.mark.parametrize("read", ["forward lists", "postings"])
 @pytest.mark.parametrize("weights", [(0.1, 0.1), (1.0, 1.0), (0.5, 0.0)])
-def test_pool_is_exactly_the_exhaustive_top_k(data: IndexData, weights: tuple) -> None:
+def test_pool_is_exactly_the_exhaustive_top_k(
+    data: IndexData, weights: tuple, read: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pool, "_FORWARD_COST", 0 if read == "forward lists" else 10**9)
     o = RecallOptions(w_question=weights[0], w_claim=weights[1])
     rng = random.Random(1)
     for query in _queries(rng, 40):

@@ -233,6 +233,29 @@ class InvertedIndex:
             return _EMPTY_I, _EMPTY_I, _EMPTY_F
         return np.concatenate(owners), np.concatenate(keys), np.concatenate(weights)
 
+    def forward_rows(self, docs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The forward lists of ``docs``, concatenated: (index into ``docs`` of each entry, its
+        key, its weight). Vectorised over the base segment; only docs added since the last
+        compaction are read one by one."""
+        docs = np.asarray(docs, dtype=np.int64)
+        base_docs = len(self._f_ptr) - 1
+        in_base = docs < base_docs
+        if self._d_fwd:
+            in_base &= np.fromiter((int(d) not in self._d_fwd for d in docs), bool, len(docs))
+        at = np.flatnonzero(in_base)
+        lo = self._f_ptr[docs[at]]
+        lens = self._f_ptr[docs[at] + 1] - lo
+        idx = _ranges(lo, lens)
+        rows = [np.repeat(at, lens)]
+        keys = [self._f_keys[idx]]
+        weights = [self._f_w[idx]]
+        for i in np.flatnonzero(~in_base).tolist():
+            k, w = self.forward(int(docs[i]))
+            rows.append(np.full(len(k), i, dtype=np.int64))
+            keys.append(k)
+            weights.append(w)
+        return np.concatenate(rows), np.concatenate(keys), np.concatenate(weights)
+
     @property
     def entries(self) -> int:
         return int(self._b_ptr[-1]) + self._d_count

@@ -135,6 +135,15 @@ def _search(
             same = (o.w_question, o.w_claim) == (1.0, 1.0)
             pointer = scorer if same else pool.Scorer(data, q, o, evidence=False)
             per_session = signals.scaled(pool.session_bm25(data, q, o))
+            # the pool's neighbours: what context and session lift the most
+            best = lex[0][signals.top_n(lex[1], pool.NEIGHBOURS_OF, cat.created.view[lex[0]])]
+            lex_docs = sparse.union(
+                data,
+                rows,
+                lex_docs,
+                pool.neighbours(data, best),
+                pool.session_docs(data, per_session, pool.SESSIONS),
+            )
         else:
             pointer_lex = lex
             if (o.w_question, o.w_claim) != (1.0, 1.0):

@@ -51,6 +51,17 @@ from memo_shell.recall.sparse import Sparse
 #: Memory the per-term cache may hold (per index): a few dozen common words at a million memories.
 CACHE_BYTES = 48 << 20
 
+#: Reading a memory's forward list costs about this many postings' worth of work (a memory has
+#: a few dozen distinct words), so above this many postings per doc asked for, read those.
+_FORWARD_COST = 40
+
+#: How many of the best sessions' memories join the candidates, and how far each session's
+#: list is walked (sessions of thousands of memories, a long imported chat, are cut there).
+SESSIONS = 32
+WALK = 256
+#: The context signal's reach: the neighbours of this many of the best lexical hits join.
+NEIGHBOURS_OF = 100
+
 #: Computed bounds round differently from the float32 arithmetic of the scores: a little slack.
 _SLACK = 1.0 + 1e-6
 
@@ -239,45 +250,85 @@ class Scorer:
         #: postings the exhaustive computation would walk
         self.size = sum(s.size for s in self.stems)
         self._best: float | None = None
+        self._known = (np.zeros(0, dtype=np.int64), np.zeros(0))  # scores computed so far
 
-    def _weights_at(self, key: int, docs: np.ndarray, table: _Table) -> np.ndarray:
-        """A key's weights at ``docs``: a binary search per doc when they are few next to the
-        key's postings, otherwise one walk of the postings through a doc -> position table."""
+    def _weights(self, docs: np.ndarray) -> dict[int, np.ndarray]:
+        """Each query key's weight at each of ``docs`` (float32, 0 where absent).
+
+        From whichever costs less: the docs' forward lists (a few dozen entries per memory,
+        whatever the words' frequencies), or the keys' postings, walked through a doc ->
+        position table or binary-searched per doc when the docs are few.
+        """
         inv = self.data.lexical
-        if 16 * len(docs) < inv.length(key):
-            return inv.weights_at(key, docs)
-        out = np.zeros(len(docs), dtype=np.float32)
-        where = table.positions()
-        for p_docs, p_w in (inv.base_postings(key), inv.delta_postings(key)):
-            slot = where[p_docs]
-            hit = slot >= 0
-            out[slot[hit]] = p_w[hit]
+        keys = sorted({k for stem in self.stems for k, _w in stem.parts})
+        postings = sum(inv.length(k) for k in keys)
+        out = {k: np.zeros(len(docs), dtype=np.float32) for k in keys}
+        if not len(docs) or not keys:
+            return out
+        if postings > _FORWARD_COST * len(docs):
+            rows, fkeys, fw = inv.forward_rows(docs)
+            wanted = np.asarray(keys, dtype=fkeys.dtype)
+            slot = np.searchsorted(wanted, fkeys)
+            slot[slot == len(wanted)] = 0
+            hit = wanted[slot] == fkeys
+            rows, slot, fw = rows[hit], slot[hit], fw[hit]
+            for j, key in enumerate(keys):
+                mine = slot == j
+                out[key][rows[mine]] = fw[mine]
+            return out
+        with _Table(self.data, docs) as table:
+            for key in keys:
+                if 16 * len(docs) < inv.length(key):
+                    out[key] = inv.weights_at(key, docs)
+                    continue
+                where = table.positions()
+                for p_docs, p_w in (inv.base_postings(key), inv.delta_postings(key)):
+                    slot = where[p_docs]
+                    hit = slot >= 0
+                    out[key][slot[hit]] = p_w[hit]
         return out
 
-    def _tf_at(self, stem: _Stem, docs: np.ndarray, table: _Table) -> np.ndarray:
-        if len(stem.parts) == 1:  # float32, as lexical._weighted_tf leaves it
-            key, w = stem.parts[0]
-            t = self._weights_at(key, docs, table)
-            return t * w if w != 1.0 else t
-        tf = np.zeros(len(docs), dtype=np.float64)
-        for key, w in stem.parts:  # float32 products summed in float64, side by side
-            tf += self._weights_at(key, docs, table) * w
-        return tf
-
     def at(self, docs: np.ndarray) -> np.ndarray:
-        """BM25 of each of ``docs`` (sorted doc numbers); 0 for forgotten memories."""
+        """BM25 of each of ``docs`` (sorted distinct doc numbers); 0 for forgotten memories.
+
+        Scores computed before (by ``top`` or an earlier call) are reused, not recomputed.
+        """
+        docs = np.asarray(docs, dtype=np.int64)
+        known, values = self._known
+        where = np.searchsorted(known, docs)
+        where[where == len(known)] = 0
+        seen = known[where] == docs if len(known) else np.zeros(len(docs), dtype=bool)
+        if seen.all():
+            return values[where]
+        new = docs[~seen]
+        scores = self._score(new)
+        out = np.empty(len(docs), dtype=np.float64)
+        out[seen] = values[where[seen]]
+        out[~seen] = scores
+        both = np.concatenate([known, new])
+        order = np.argsort(both, kind="stable")
+        self._known = (both[order], np.concatenate([values, scores])[order])
+        return out
+
+    def _score(self, docs: np.ndarray) -> np.ndarray:
         o = self.o
         total = np.zeros(len(docs), dtype=np.float64)
         if not len(docs):
             return total
+        weights = self._weights(docs)
         doclen = self.data.doclen.view[docs]
         norm = o.k1 * (1.0 - o.b + o.b * doclen / self.avgdl)
-        with _Table(self.data, docs) as table:
-            for stem in self.stems:
-                tf = self._tf_at(stem, docs, table)
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    value = stem.coef * tf * (o.k1 + 1.0) / (tf + norm)
-                total += np.where(tf > 0, value, 0.0)
+        for stem in self.stems:
+            if len(stem.parts) == 1:  # float32, as lexical._weighted_tf leaves it
+                key, w = stem.parts[0]
+                tf = weights[key] * w if w != 1.0 else weights[key]
+            else:  # float32 products summed in float64, side by side
+                tf = np.zeros(len(docs), dtype=np.float64)
+                for key, w in stem.parts:
+                    tf += weights[key] * w
+            with np.errstate(invalid="ignore", divide="ignore"):
+                value = stem.coef * tf * (o.k1 + 1.0) / (tf + norm)
+            total += np.where(tf > 0, value, 0.0)
         return total * self.data.catalog.alive.view[docs]
 
     def _docs(self, stem: _Stem) -> np.ndarray:
@@ -420,3 +471,40 @@ def window_docs(data: IndexData, query: str, now: datetime | None) -> np.ndarray
             parts.append(recent[(when >= start) & (when < end)])
     docs = np.unique(np.concatenate(parts).astype(np.int64)) if parts else np.zeros(0, np.int64)
     return docs[data.catalog.alive.view[docs]]
+
+
+def session_docs(data: IndexData, per_session: np.ndarray, sessions: int) -> np.ndarray:
+    """Live memories of the ``sessions`` best sessions by session score (sorted).
+
+    The session signal lifts every memory of a relevant session (up to 0.5, half the best
+    lexical hit), so a memory of the best session that matches one common word of the question
+    can outrank a better lexical match elsewhere: these join the candidates. Walked from each
+    session's newest memory along the catalog's per-session list (at most ``WALK`` steps).
+    """
+    live = np.flatnonzero(per_session > 0)
+    if not len(live):
+        return np.zeros(0, dtype=np.int64)
+    if len(live) > sessions:
+        live = live[np.argpartition(-per_session[live], sessions - 1)[:sessions]]
+    tail = data.catalog.session_tail
+    frontier = np.array([tail.get(int(s), -1) for s in live.tolist()], dtype=np.int64)
+    frontier = frontier[frontier >= 0]
+    found = [frontier]
+    prev = data.catalog.prev.view
+    for _ in range(WALK):
+        frontier = prev[frontier]
+        frontier = frontier[frontier >= 0].astype(np.int64)
+        if not len(frontier):
+            break
+        found.append(frontier)
+    return np.unique(np.concatenate(found))
+
+
+def neighbours(data: IndexData, docs: np.ndarray) -> np.ndarray:
+    """The memories right before and the two right after each of ``docs`` (sorted): the ones
+    the context signal lifts from them."""
+    cat = data.catalog
+    after = cat.next.view[docs]
+    after2 = cat.next.view[after[after >= 0]]
+    found = np.concatenate([cat.prev.view[docs], after, after2]).astype(np.int64)
+    return np.unique(found[found >= 0])
