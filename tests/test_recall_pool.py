@@ -22,7 +22,7 @@ from memory_workload import NAMES, PLACES, QUERIES, TOPICS, Workload, random_ops
 import memo_shell
 from memo_shell import recall, records
 from memo_shell.index.data import IndexData
-from memo_shell.recall import RecallOptions, lexical, pool, signals
+from memo_shell.recall import RecallOptions, lexical, pool, reach, signals
 
 NOW = datetime(2023, 6, 1, tzinfo=UTC)
 FORCED = RecallOptions(exhaustive_below=0)
@@ -190,6 +190,6 @@ def test_window_docs_are_the_memories_the_time_signal_lifts() -> None:
             live = data.catalog.live_docs()
             match = signals.time_match(data, query, live, NOW)
             expected = live[match.inside] if match is not None else live[:0]
-            found = pool.window_docs(data, query, NOW)
+            found = reach.window_docs(data, query, NOW)
             assert found.tolist() == expected.tolist(), (query, round_)
             assert len(found) or query in ("pottery", "last month", "yesterday")

@@ -29,7 +29,7 @@ from memo_shell.index import graph, names
 from memo_shell.index.data import IndexData
 from memo_shell.index.schema import IndexHit
 from memo_shell.index.vectors import VectorSet
-from memo_shell.recall import lexical, pool, signals, sparse
+from memo_shell.recall import bounds, lexical, pool, reach, signals, sparse
 from memo_shell.recall.explain import Contributions, explain
 from memo_shell.recall.options import RecallOptions
 
@@ -63,6 +63,11 @@ def _with_fresh_sessions(data: IndexData, ranked: list[int], k: int, slots: int)
                 break
     rest = [d for d in ranked[k - slots :] if d not in fresh]
     return (head + fresh + rest)[:k]
+
+
+def _inside(data: IndexData, query: str, docs: np.ndarray, now: datetime | None) -> np.ndarray:
+    tm = signals.time_match(data, query, docs, now)
+    return tm.inside if tm is not None else np.zeros(len(docs), dtype=bool)
 
 
 def search(
@@ -113,7 +118,7 @@ def _search(
         lex = sparse.scaled(scorer.top(o.lexical_pool))
         lex_docs = lex[0]
         if o.temporal:  # the time signal lifts the most: the best matches in the span join
-            in_time = pool.window_docs(data, query, now)
+            in_time = reach.window_docs(data, query, now)
             if len(in_time):
                 in_time = pool.cut(data, in_time, scorer.at(in_time), o.lexical_pool)[0]
                 lex_docs = sparse.union(data, rows, lex_docs, in_time)
@@ -136,13 +141,13 @@ def _search(
             pointer = scorer if same else pool.Scorer(data, q, o, evidence=False)
             per_session = signals.scaled(pool.session_bm25(data, q, o))
             # the pool's neighbours: what context and session lift the most
-            best = lex[0][signals.top_n(lex[1], pool.NEIGHBOURS_OF, cat.created.view[lex[0]])]
+            best = lex[0][signals.top_n(lex[1], reach.NEIGHBOURS_OF, cat.created.view[lex[0]])]
             lex_docs = sparse.union(
                 data,
                 rows,
                 lex_docs,
-                pool.neighbours(data, best),
-                pool.session_docs(data, per_session, pool.SESSIONS),
+                reach.neighbours(data, best),
+                reach.session_docs(data, per_session, reach.SESSIONS),
             )
         else:
             pointer_lex = lex
@@ -175,10 +180,21 @@ def _search(
         lex = (lex_docs, lex_docs[:0])  # every pool's memories are candidates (scored below)
     vector_docs = np.flatnonzero(sim > 0) if sim is not None else lex[0][:0]
     docs = sparse.union(data, rows, lex[0], spread_docs, topics[0], vector_docs, cat.pinned_docs())
-    if scorer is not None:  # the pools' signals, exactly, at every candidate
-        lex = sparse.scaled((docs, scorer.at(docs)))
+    if scorer is not None:  # drop what cannot make the shortlist, then score the rest exactly
+        known = bounds.Blend(
+            per_session=per_session,
+            entities=sparse.scaled((g.docs, g.score)) if g is not None else None,
+            topics=topic_scorer or (topics if topic_terms else None),
+            vectors=signals.scaled(np.maximum(sim, 0.0)) if sim is not None else None,
+            inside=_inside(data, query, docs, now) if o.temporal else None,
+            excluded=np.isin(docs, [cat.doc_of.get(i, -1) for i in exclude]),
+            speaker=bool(o.graph and o.w_speaker),
+            current=session is not None and bool(o.w_current),
+        )
+        docs = bounds.contenders(data, docs, scorer, known, o, max(o.pool, 2 * k))
+        lex = (docs, scorer.at(docs) / (scorer.best() or 1.0))
         if pointer is not None:
-            prev, nxt = pool.context(data, docs, pointer, o)
+            prev, nxt = reach.context(data, docs, pointer, o)
     if topic_scorer is not None:
         topics = (docs, topic_scorer.at(docs) / max(topic_scorer.best(), 1e-300))
     with sparse.Positions(data, rows, docs) as pos:
@@ -194,8 +210,9 @@ def _search(
             c.entities = o.w_entities * pos.at(sparse.scaled((g.docs, g.score)))
             c.entity_of = np.full(len(docs), -1, dtype=np.int32)
             c.hops = np.zeros(len(docs), dtype=np.int8)
-            c.entity_of[pos.of(g.docs)] = g.entity  # every reached memory is a candidate
-            c.hops[pos.of(g.docs)] = g.hops
+            reached = pos.of(g.docs)  # every reached memory is a candidate (or was pruned)
+            c.entity_of[reached[reached >= 0]] = g.entity[reached >= 0]
+            c.hops[reached[reached >= 0]] = g.hops[reached >= 0]
             c.topic_terms = topic_terms
             score += c.entities
             if topic_terms:

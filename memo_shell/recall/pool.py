@@ -6,8 +6,11 @@ third of a million rows on every question. When the query's words have more than
 its "pointer" weighting for the conversation context, BM25 of the topic expansion terms) yields
 only its ``RecallOptions.lexical_pool`` best memories, and the context, session, graph, time and
 vector signals re-rank that pool (plus the graph's reach, the pins and the vectors' matches)
-instead of every memory that shares a word with the question. Below the threshold (every store
-of a few thousand memories, LoCoMo included) the exhaustive path runs unchanged, bit for bit.
+instead of every memory that shares a word with the question, together with the memories those
+signals lift the most (``recall.reach``: inside a time span the question names, in the best
+sessions, next to the best hits); ``recall.bounds`` then drops, exactly, the candidates that
+cannot make the shortlist before the costlier signals run. Below the threshold (every store of
+a few thousand memories, LoCoMo included) the exhaustive path runs unchanged, bit for bit.
 
 The pool itself is exact: it holds the memories exhaustive BM25 would rank in its top K, with
 the same scores to the last bit (every memory tied with the K-th included, newest first), found
@@ -18,9 +21,10 @@ terms could add up to, no memory those terms alone reach can enter the top K, an
 postings are only *looked up* for the memories already reached (a binary search each), never
 walked. A question with a rare word thus costs that word's postings plus a few lookups.
 
-What is approximate is only *which* memories get re-ranked: a memory outside every pool could in
-principle be lifted into the top k by context, session and time alone (those add up to ~2.25 on
-the scale where the best lexical hit is 1, so no safe bound prunes with them). The exhaustive
+What is approximate is only *which* memories get re-ranked: a memory outside every pool and its
+reach could in principle be lifted into the top k by context, session and time alone (those add
+up to ~2.25 on the scale where the best lexical hit is 1, so no bound on BM25 alone prunes with
+them). The exhaustive
 ranking is the reference: bench/recall_pool.py measures top-10 agreement on the synthetic
 100k/1M workloads and bench/locomo.py/truth.py with the pool forced on (CONTRIBUTING.md, "Recall
 at scale"); tests/test_recall_pool.py pins it on a store large enough to trigger the pool.
@@ -36,12 +40,10 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
-from memo_shell import temporal
 from memo_shell.index.data import IndexData
 from memo_shell.recall import sparse
 from memo_shell.recall.lexical import QueryTerms, side_weights
@@ -54,13 +56,6 @@ CACHE_BYTES = 48 << 20
 #: Reading a memory's forward list costs about this many postings' worth of work (a memory has
 #: a few dozen distinct words), so above this many postings per doc asked for, read those.
 _FORWARD_COST = 40
-
-#: How many of the best sessions' memories join the candidates, and how far each session's
-#: list is walked (sessions of thousands of memories, a long imported chat, are cut there).
-SESSIONS = 32
-WALK = 256
-#: The context signal's reach: the neighbours of this many of the best lexical hits join.
-NEIGHBOURS_OF = 100
 
 #: Computed bounds round differently from the float32 arithmetic of the scores: a little slack.
 _SLACK = 1.0 + 1e-6
@@ -92,7 +87,7 @@ class _Cache:
             self.bytes -= freed
 
 
-def _cache(data: IndexData) -> _Cache:
+def cache_of(data: IndexData) -> _Cache:
     cache: _Cache | None = data.__dict__.get("_pool_cache")
     if cache is None or cache.segment != data.lexical.segment:
         cache = data.__dict__["_pool_cache"] = _Cache(data.lexical.segment)
@@ -105,7 +100,7 @@ def _shortest(data: IndexData) -> float:
     Kept up to date incrementally: rows only grow, and forgetting a memory can only raise the
     true minimum, so the bound stays safe.
     """
-    cache = _cache(data)
+    cache = cache_of(data)
     rows = len(data.doclen)
     if rows > cache.rows_seen:
         new = data.doclen.view[cache.rows_seen : rows]
@@ -127,7 +122,7 @@ def _docs_of(data: IndexData, keys: list[int], base: bool) -> tuple[np.ndarray, 
 
 def _union_df(data: IndexData, keys: list[int]) -> int:
     """Live documents using any of a word's side keys (as ``lexical._weighted_tf`` counts)."""
-    cache = _cache(data)
+    cache = cache_of(data)
     alive = data.catalog.alive.view
     name = ("df", tuple(keys), data.lexical.removals)
     base = cache.get(name)
@@ -144,7 +139,7 @@ def session_tf(data: IndexData, keys: list[int]) -> np.ndarray:
     cat = data.catalog
     n_s = len(cat.session_names)
     alive = cat.alive.view
-    cache = _cache(data)
+    cache = cache_of(data)
     name = ("sessions", tuple(keys), data.lexical.removals)
     base = cache.get(name)
     if base is None:
@@ -251,6 +246,8 @@ class Scorer:
         self.size = sum(s.size for s in self.stems)
         self._best: float | None = None
         self._known = (np.zeros(0, dtype=np.int64), np.zeros(0))  # scores computed so far
+        #: after ``top``: the most any memory it left out scores
+        self.floor = 0.0
 
     def _weights(self, docs: np.ndarray) -> dict[int, np.ndarray]:
         """Each query key's weight at each of ``docs`` (float32, 0 where absent).
@@ -341,6 +338,8 @@ class Scorer:
         """The ``k`` best memories and their scores (all tied with the k-th: newest first)."""
         data = self.data
         rows = data.catalog.rows
+        if not self.stems:
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
         order = sorted(range(len(self.stems)), key=lambda i: -self.stems[i].bound)
         rest = [*np.cumsum([self.stems[i].bound for i in order][::-1])[::-1].tolist(), 0.0]
         cand = np.zeros(0, dtype=np.int64)
@@ -352,11 +351,22 @@ class Scorer:
             if not last and len(cand) < k:
                 continue
             scores = self.at(cand)
-            if last or _kth(scores, k) > rest[j + 1]:
+            if last or kth(scores, k) > rest[j + 1]:
                 break  # nothing reached only through the remaining words can enter the top k
         if len(scores):
             self._best = float(scores.max())
-        return cut(data, cand, scores, k)
+        docs, values = cut(data, cand, scores, k)
+        # what a memory left out can score at most: the cut, or what the skipped words add
+        self.floor = max(kth(scores, k) if len(docs) < len(cand) else 0.0, rest[j + 1])
+        return docs, values
+
+    def known(self, docs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, known?) at ``docs`` from what was scored so far (0 where unknown)."""
+        known, values = self._known
+        where = np.searchsorted(known, docs)
+        where[where == len(known)] = 0
+        seen = known[where] == docs if len(known) else np.zeros(len(docs), dtype=bool)
+        return np.where(seen, values[where] if len(known) else 0.0, 0.0), seen
 
     def best(self) -> float:
         """The highest score any memory gets (0 if none)."""
@@ -366,7 +376,7 @@ class Scorer:
         return self._best
 
 
-def _kth(scores: np.ndarray, k: int) -> float:
+def kth(scores: np.ndarray, k: int) -> float:
     if len(scores) < k:
         return -np.inf
     return float(np.partition(scores, len(scores) - k)[len(scores) - k])
@@ -379,9 +389,9 @@ def cut(data: IndexData, docs: np.ndarray, scores: np.ndarray, k: int) -> Sparse
     docs, scores = docs[keep], scores[keep]
     if len(docs) <= k:
         return docs, scores
-    kth = _kth(scores, k)
-    above = scores > kth
-    tied = np.flatnonzero(scores == kth)
+    cutoff = kth(scores, k)
+    above = scores > cutoff
+    tied = np.flatnonzero(scores == cutoff)
     need = k - int(np.count_nonzero(above))
     if len(tied) > need:
         created = data.catalog.created.view[docs[tied]]
@@ -389,122 +399,3 @@ def cut(data: IndexData, docs: np.ndarray, scores: np.ndarray, k: int) -> Sparse
         tied = tied[-created <= newest]  # everything as new as the need-th newest stays
     above[tied] = True
     return docs[above], scores[above]
-
-
-def context(
-    data: IndexData, docs: np.ndarray, pointer: Scorer, o: RecallOptions
-) -> tuple[Sparse, Sparse]:
-    """``signals.context`` evaluated at ``docs`` only: what each gains from its neighbours'
-    pointer scores (prev: the memories before it; next: the one after)."""
-    cat = data.catalog
-    before = cat.prev.view[docs]
-    before2 = np.where(before >= 0, cat.prev.view[np.maximum(before, 0)], -1)
-    after = cat.next.view[docs]
-    need = np.unique(np.concatenate([before, before2, after]))
-    need = need[need >= 0]
-    top = max(pointer.best(), 0.0)
-    value = pointer.at(need)
-    if top > 0:
-        value = value / top
-
-    def at(which: np.ndarray) -> np.ndarray:
-        out = np.zeros(len(which))
-        has = which >= 0
-        out[has] = value[np.searchsorted(need, which[has])]
-        return out
-
-    gain_prev = o.w_prev * at(before)
-    if o.w_prev2:
-        gain_prev = gain_prev + o.w_prev2 * at(before2)
-    gain_next = o.w_next * at(after) if o.w_next else np.zeros(len(docs))
-    return (docs, gain_prev), (docs, gain_next)
-
-
-def _by_time(data: IndexData) -> tuple[np.ndarray, np.ndarray, int]:
-    """Doc numbers sorted by creation time (times never change), for the rows known when it
-    was built, and how many rows that was; rows added since are scanned directly."""
-    cache = _cache(data)
-    created = data.catalog.created.view
-    rows = len(created)
-    if cache.by_time is None or rows > 2 * len(cache.by_time[1]) + 1024:
-        order = np.argsort(created, kind="stable")
-        cache.by_time = (created[order], order)
-    times, order = cache.by_time
-    return times, order, len(order)
-
-
-def _spans(data: IndexData, window: temporal.Window, first: float, last: float) -> list:
-    """[start, end) spans in epoch seconds for a window (a month alone: that month every year)."""
-    if not window.month:
-        return [(window.start, window.end)]
-    spans = []
-    for year in range(
-        datetime.fromtimestamp(first, UTC).year, datetime.fromtimestamp(last, UTC).year + 1
-    ):
-        start = datetime(year, window.month, 1, tzinfo=UTC)
-        end = datetime(year + window.month // 12, window.month % 12 + 1, 1, tzinfo=UTC)
-        spans.append((start.timestamp(), end.timestamp()))
-    return spans
-
-
-def window_docs(data: IndexData, query: str, now: datetime | None) -> np.ndarray:
-    """Live memories created inside a span the query names (sorted; empty if it names none).
-
-    The time signal lifts them by up to 0.7, more than any other, so at scale they join the
-    candidates (their lexical best, see ``recall._search``) rather than waiting to be reached
-    lexically. Found by binary search on the memories sorted by time, not by a scan.
-    """
-    tq = temporal.parse(query, now)
-    if not tq.windows or data.catalog.rows == 0:
-        return np.zeros(0, dtype=np.int64)
-    times, order, known = _by_time(data)
-    created = data.catalog.created.view
-    recent = np.arange(known, len(created))
-    parts = []
-    first = float(min(times[0] if len(times) else np.inf, created[known:].min(initial=np.inf)))
-    last = float(max(times[-1] if len(times) else -np.inf, created[known:].max(initial=-np.inf)))
-    for window in tq.windows:
-        for start, end in _spans(data, window, first, last):
-            lo, hi = np.searchsorted(times, [start, end])
-            parts.append(order[lo:hi])
-            when = created[known:]
-            parts.append(recent[(when >= start) & (when < end)])
-    docs = np.unique(np.concatenate(parts).astype(np.int64)) if parts else np.zeros(0, np.int64)
-    return docs[data.catalog.alive.view[docs]]
-
-
-def session_docs(data: IndexData, per_session: np.ndarray, sessions: int) -> np.ndarray:
-    """Live memories of the ``sessions`` best sessions by session score (sorted).
-
-    The session signal lifts every memory of a relevant session (up to 0.5, half the best
-    lexical hit), so a memory of the best session that matches one common word of the question
-    can outrank a better lexical match elsewhere: these join the candidates. Walked from each
-    session's newest memory along the catalog's per-session list (at most ``WALK`` steps).
-    """
-    live = np.flatnonzero(per_session > 0)
-    if not len(live):
-        return np.zeros(0, dtype=np.int64)
-    if len(live) > sessions:
-        live = live[np.argpartition(-per_session[live], sessions - 1)[:sessions]]
-    tail = data.catalog.session_tail
-    frontier = np.array([tail.get(int(s), -1) for s in live.tolist()], dtype=np.int64)
-    frontier = frontier[frontier >= 0]
-    found = [frontier]
-    prev = data.catalog.prev.view
-    for _ in range(WALK):
-        frontier = prev[frontier]
-        frontier = frontier[frontier >= 0].astype(np.int64)
-        if not len(frontier):
-            break
-        found.append(frontier)
-    return np.unique(np.concatenate(found))
-
-
-def neighbours(data: IndexData, docs: np.ndarray) -> np.ndarray:
-    """The memories right before and the two right after each of ``docs`` (sorted): the ones
-    the context signal lifts from them."""
-    cat = data.catalog
-    after = cat.next.view[docs]
-    after2 = cat.next.view[after[after >= 0]]
-    found = np.concatenate([cat.prev.view[docs], after, after2]).astype(np.int64)
-    return np.unique(found[found >= 0])
