@@ -136,9 +136,10 @@ def _search(
     topic_terms = lexical.QueryTerms([], [], [])
     if o.session_context and q:
         # a question is no evidence, but it does point at its answer (the memory after it)
-        if pooled:  # evaluated at the candidates, below
-            same = (o.w_question, o.w_claim) == (1.0, 1.0)
-            pointer = scorer if same else pool.Scorer(data, q, o, evidence=False)
+        if scorer is not None:  # evaluated at the candidates, below
+            pointer = scorer
+            if (o.w_question, o.w_claim) != (1.0, 1.0):
+                pointer = pool.Scorer(data, q, o, evidence=False, reader=scorer.reader)
             per_session = signals.scaled(pool.session_bm25(data, q, o))
             # the pool's neighbours: what context and session lift the most
             best = lex[0][signals.top_n(lex[1], reach.NEIGHBOURS_OF, cat.created.view[lex[0]])]
@@ -180,6 +181,10 @@ def _search(
         lex = (lex_docs, lex_docs[:0])  # every pool's memories are candidates (scored below)
     vector_docs = np.flatnonzero(sim > 0) if sim is not None else lex[0][:0]
     docs = sparse.union(data, rows, lex[0], spread_docs, topics[0], vector_docs, cat.pinned_docs())
+    people: list[int] = []  # the query names them: their own words rank higher
+    if o.graph and o.w_speaker and q:
+        named = graph.query_entities(data, query)
+        people = [e for e, p in zip(named, data.entities.is_person(named), strict=True) if p]
     if scorer is not None:  # drop what cannot make the shortlist, then score the rest exactly
         known = bounds.Blend(
             per_session=per_session,
@@ -188,7 +193,7 @@ def _search(
             vectors=signals.scaled(np.maximum(sim, 0.0)) if sim is not None else None,
             inside=_inside(data, query, docs, now) if o.temporal else None,
             excluded=np.isin(docs, [cat.doc_of.get(i, -1) for i in exclude]),
-            speaker=bool(o.graph and o.w_speaker),
+            speaker=bool(people),
             current=session is not None and bool(o.w_current),
         )
         docs = bounds.contenders(data, docs, scorer, known, o, max(o.pool, 2 * k))
@@ -218,12 +223,9 @@ def _search(
             if topic_terms:
                 c.topics = o.w_topics * pos.at(topics)
                 score += c.topics
-        if o.graph and o.w_speaker and q:
-            named = graph.query_entities(data, query)
-            people = [e for e, p in zip(named, data.entities.is_person(named), strict=True) if p]
-            if people:
-                c.speaker = o.w_speaker * (np.isin(data.speaker.view[docs], people) & (score > 0))
-                score += c.speaker
+        if people:
+            c.speaker = o.w_speaker * (np.isin(data.speaker.view[docs], people) & (score > 0))
+            score += c.speaker
         if sim is not None:
             c.similarity = sim[docs]
             c.vectors = o.w_vectors * signals.scaled(np.maximum(sim, 0.0))[docs]

@@ -203,6 +203,60 @@ class _Table:
             self.filled.close()
 
 
+class Reader:
+    """Query keys' weights at memories, read once per memory and shared by the scorers of one
+    query (its evidence and its pointer weighting use the same keys)."""
+
+    def __init__(self, data: IndexData, keys: list[int]) -> None:
+        self.data = data
+        self.keys = sorted(set(keys))
+        self.column = {k: j for j, k in enumerate(self.keys)}
+        self._docs = np.zeros(0, dtype=np.int64)
+        self._rows = np.zeros((0, len(self.keys)), dtype=np.float32)
+
+    def weights(self, docs: np.ndarray) -> np.ndarray:
+        """(len(docs), keys) float32: each key's weight at each of ``docs`` (0 where absent)."""
+        where = np.searchsorted(self._docs, docs)
+        where[where == len(self._docs)] = 0
+        seen = self._docs[where] == docs if len(self._docs) else np.zeros(len(docs), bool)
+        if not seen.all():
+            new = docs[~seen]
+            both = np.concatenate([self._docs, new])
+            order = np.argsort(both, kind="stable")
+            self._docs = both[order]
+            self._rows = np.concatenate([self._rows, self._read(new)])[order]
+            where = np.searchsorted(self._docs, docs)
+        return self._rows[where]
+
+    def _read(self, docs: np.ndarray) -> np.ndarray:
+        """From whichever costs less: the docs' forward lists (a few dozen entries per memory,
+        whatever the words' frequencies), or the keys' postings, walked through a doc ->
+        position table or binary-searched per doc when the docs are few."""
+        inv = self.data.lexical
+        out = np.zeros((len(docs), len(self.keys)), dtype=np.float32)
+        if not len(docs) or not self.keys:
+            return out
+        if sum(inv.length(k) for k in self.keys) > _FORWARD_COST * len(docs):
+            rows, fkeys, fw = inv.forward_rows(docs)
+            wanted = np.asarray(self.keys, dtype=fkeys.dtype)
+            slot = np.searchsorted(wanted, fkeys)
+            slot[slot == len(wanted)] = 0
+            hit = wanted[slot] == fkeys
+            out[rows[hit], slot[hit]] = fw[hit]
+            return out
+        with _Table(self.data, docs) as table:
+            for j, key in enumerate(self.keys):
+                if 16 * len(docs) < inv.length(key):
+                    out[:, j] = inv.weights_at(key, docs)
+                    continue
+                where = table.positions()
+                for p_docs, p_w in (inv.base_postings(key), inv.delta_postings(key)):
+                    slot = where[p_docs]
+                    hit = slot >= 0
+                    out[slot[hit], j] = p_w[hit]
+        return out
+
+
 @dataclass
 class _Stem:
     """One query word under one weighting: its side keys, BM25 factor and score bound."""
@@ -220,8 +274,17 @@ class Scorer:
     the same order, so the same bits); ``top(k)`` finds the best ``k`` by MaxScore.
     """
 
-    def __init__(self, data: IndexData, q: QueryTerms, o: RecallOptions, *, evidence: bool):
+    def __init__(
+        self,
+        data: IndexData,
+        q: QueryTerms,
+        o: RecallOptions,
+        *,
+        evidence: bool,
+        reader: Reader | None = None,
+    ) -> None:
         self.data, self.o = data, o
+        self.reader = reader or Reader(data, q.all_numbers())
         inv = data.lexical
         n = max(data.n_docs, 1)
         self.avgdl = data.avgdl or 1.0
@@ -248,42 +311,6 @@ class Scorer:
         self._known = (np.zeros(0, dtype=np.int64), np.zeros(0))  # scores computed so far
         #: after ``top``: the most any memory it left out scores
         self.floor = 0.0
-
-    def _weights(self, docs: np.ndarray) -> dict[int, np.ndarray]:
-        """Each query key's weight at each of ``docs`` (float32, 0 where absent).
-
-        From whichever costs less: the docs' forward lists (a few dozen entries per memory,
-        whatever the words' frequencies), or the keys' postings, walked through a doc ->
-        position table or binary-searched per doc when the docs are few.
-        """
-        inv = self.data.lexical
-        keys = sorted({k for stem in self.stems for k, _w in stem.parts})
-        postings = sum(inv.length(k) for k in keys)
-        out = {k: np.zeros(len(docs), dtype=np.float32) for k in keys}
-        if not len(docs) or not keys:
-            return out
-        if postings > _FORWARD_COST * len(docs):
-            rows, fkeys, fw = inv.forward_rows(docs)
-            wanted = np.asarray(keys, dtype=fkeys.dtype)
-            slot = np.searchsorted(wanted, fkeys)
-            slot[slot == len(wanted)] = 0
-            hit = wanted[slot] == fkeys
-            rows, slot, fw = rows[hit], slot[hit], fw[hit]
-            for j, key in enumerate(keys):
-                mine = slot == j
-                out[key][rows[mine]] = fw[mine]
-            return out
-        with _Table(self.data, docs) as table:
-            for key in keys:
-                if 16 * len(docs) < inv.length(key):
-                    out[key] = inv.weights_at(key, docs)
-                    continue
-                where = table.positions()
-                for p_docs, p_w in (inv.base_postings(key), inv.delta_postings(key)):
-                    slot = where[p_docs]
-                    hit = slot >= 0
-                    out[key][slot[hit]] = p_w[hit]
-        return out
 
     def at(self, docs: np.ndarray) -> np.ndarray:
         """BM25 of each of ``docs`` (sorted distinct doc numbers); 0 for forgotten memories.
@@ -312,17 +339,19 @@ class Scorer:
         total = np.zeros(len(docs), dtype=np.float64)
         if not len(docs):
             return total
-        weights = self._weights(docs)
+        weights = self.reader.weights(docs)
+        column = self.reader.column
         doclen = self.data.doclen.view[docs]
         norm = o.k1 * (1.0 - o.b + o.b * doclen / self.avgdl)
         for stem in self.stems:
             if len(stem.parts) == 1:  # float32, as lexical._weighted_tf leaves it
                 key, w = stem.parts[0]
-                tf = weights[key] * w if w != 1.0 else weights[key]
+                t = weights[:, column[key]]
+                tf = t * w if w != 1.0 else t
             else:  # float32 products summed in float64, side by side
                 tf = np.zeros(len(docs), dtype=np.float64)
                 for key, w in stem.parts:
-                    tf += weights[key] * w
+                    tf += weights[:, column[key]] * w
             with np.errstate(invalid="ignore", divide="ignore"):
                 value = stem.coef * tf * (o.k1 + 1.0) / (tf + norm)
             total += np.where(tf > 0, value, 0.0)
