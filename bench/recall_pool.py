@@ -12,6 +12,8 @@ queries whose top 10 is identical (ids and order), and the mean overlap of the t
 ``--locomo``: the same agreement on LoCoMo and its real-chat variants (chat-eu, chat-us) and on
 bench/truth.py's scenario, with the pool *forced* on (``exhaustive_below=0``) at sizes far below
 the stores' sizes, since these stores are small enough that the default settings never pool.
+A negative pool size means the same pool with its reach (``recall.reach``) cut down too, since
+on stores this small the default reach alone covers every session.
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ sys.path[:0] = [str(REPO), str(REPO / "bench")]
 
 import memo_shell  # noqa: E402
 from memo_shell import recall  # noqa: E402
-from memo_shell.recall import RecallOptions, lexical, pool  # noqa: E402
+from memo_shell.recall import RecallOptions, lexical, pool, reach  # noqa: E402
 
 EXHAUSTIVE = RecallOptions(exhaustive_below=2**62)
+SESSIONS, NEIGHBOURS_OF = reach.SESSIONS, reach.NEIGHBOURS_OF
 
 
 class Agreement:
@@ -100,15 +103,28 @@ def synthetic(data_dir: Path, n_queries: int, pools: list[int], threshold: int |
             print(f"  {lo:>8,}+ {len(at):>7} {cells}")
 
 
+def _tight(k: int) -> int:
+    """Pool sizes below 0 in ``--pools`` mean: that pool, with the reach cut to 2 sessions and
+    the neighbours of 10 hits (on stores this small the default reach covers every session)."""
+    tight = k < 0
+    reach.SESSIONS, reach.NEIGHBOURS_OF = (2, 10) if tight else (SESSIONS, NEIGHBOURS_OF)
+    return abs(k)
+
+
+def _label(k: int) -> str:
+    return f"{-k} (tight)" if k < 0 else str(k)
+
+
 def _compare(
     mem: memo_shell.Memories, questions: list[str], pools: list[int], agree: dict[int, Agreement]
 ) -> None:
     default = mem.recall_options
     reference = {q: [h.id for h in mem.rank(q, k=10)] for q in questions}
     for k in pools:
-        mem.recall_options = replace(default, exhaustive_below=0, lexical_pool=k)
+        mem.recall_options = replace(default, exhaustive_below=0, lexical_pool=_tight(k))
         for q in questions:
             agree[k].add(reference[q], [h.id for h in mem.rank(q, k=10)])
+        _tight(0)
     mem.recall_options = default
 
 
@@ -130,7 +146,7 @@ def small_stores(path: Path | None, pools: list[int]) -> None:
                 with locomo._index(turns, Path(tmp), None, f"c{i}") as mem:
                     _compare(mem, [q.text for q in questions], pools, agree)
         for k in pools:
-            print(f"  {name:<8} pool {k:<5} {agree[k]}", flush=True)
+            print(f"  {name:<8} pool {_label(k):<14} {agree[k]}", flush=True)
     sc = truth.build(7, 50)
     agree = {k: Agreement() for k in pools}
     with (
@@ -142,7 +158,7 @@ def small_stores(path: Path | None, pools: list[int]) -> None:
         mem.wait_ready()
         _compare(mem, [p for f in sc.facts for p in f.probes], pools, agree)
     for k in pools:
-        print(f"  {'truth':<8} pool {k:<5} {agree[k]}", flush=True)
+        print(f"  {'truth':<8} pool {_label(k):<14} {agree[k]}", flush=True)
 
 
 def main() -> None:
