@@ -115,7 +115,8 @@ def _search(
     scorer = pool.Scorer(data, q, o, evidence=True) if pooled else None
     lex_docs: np.ndarray | None = None
     if scorer is not None:
-        lex = sparse.scaled(scorer.top(o.lexical_pool))
+        settle = max(o.graph_seeds, 1)  # the seeds of the graph and topics, and the best
+        lex = sparse.scaled(scorer.top(o.lexical_pool, settle=settle, budget=o.long_postings))
         lex_docs = lex[0]
         if o.temporal:  # the time signal lifts the most: the best matches in the span join
             in_time = reach.window_docs(data, query, now)
@@ -142,12 +143,11 @@ def _search(
                 pointer = pool.Scorer(data, q, o, evidence=False, reader=scorer.reader)
             per_session = signals.scaled(pool.session_bm25(data, q, o))
             # the pool's neighbours: what context and session lift the most
-            best = lex[0][signals.top_n(lex[1], reach.NEIGHBOURS_OF, cat.created.view[lex[0]])]
             lex_docs = sparse.union(
                 data,
                 rows,
                 lex_docs,
-                reach.neighbours(data, best),
+                reach.neighbours(data, lex, reach.NEIGHBOURS_OF),
                 reach.session_docs(data, per_session, reach.SESSIONS),
             )
         else:
@@ -162,7 +162,8 @@ def _search(
         topic_terms = lexical.topic_terms(data, seeds, seed_scores, q, o)
         if topic_terms and (pooled or pool.size(data, topic_terms) > o.exhaustive_below):
             topic_scorer = pool.Scorer(data, topic_terms, o, evidence=True)
-            topics = sparse.scaled(topic_scorer.top(o.lexical_pool))
+            topics = topic_scorer.top(o.lexical_pool, settle=1, budget=o.long_postings)
+            topics = sparse.scaled(topics)
         elif topic_terms:
             topics = sparse.scaled(lexical.bm25(data, topic_terms, o))
     elif o.graph:  # no known words: the query's entities alone (e.g. a name typed in full)

@@ -365,8 +365,15 @@ class Scorer:
         delta, _w = _docs_of(self.data, keys, base=False)
         return np.concatenate([base, delta])
 
-    def top(self, k: int) -> Sparse:
-        """The ``k`` best memories and their scores (all tied with the k-th: newest first)."""
+    def top(self, k: int, *, settle: int = 0, budget: int | None = None) -> Sparse:
+        """The ``k`` best memories and their scores (all tied with the k-th: newest first).
+
+        With ``budget``: once the best ``settle`` are certain, a word with more postings than
+        that is not walked just to fill the rest of the ``k`` (the result is then the memories
+        reached so far, the best ``settle`` among them exactly). Context, session and time
+        re-rank this pool, so its tail matters less than what walking a third of the store
+        would cost; ``floor`` still bounds what any memory left out scores.
+        """
         data = self.data
         rows = data.catalog.rows
         if not self.stems:
@@ -379,11 +386,14 @@ class Scorer:
             cand = sparse.union(data, rows, cand, self._docs(self.stems[i]))
             cand = cand[data.catalog.alive.view[cand]]
             last = j == len(order) - 1
-            if not last and len(cand) < k:
+            long_next = not last and budget is not None and self.stems[order[j + 1]].size > budget
+            if not last and len(cand) < k and not long_next:
                 continue
             scores = self.at(cand)
             if last or kth(scores, k) > rest[j + 1]:
                 break  # nothing reached only through the remaining words can enter the top k
+            if long_next and kth(scores, settle) > rest[j + 1]:
+                break  # the best ``settle`` are certain: the long words are only looked up
         if len(scores):
             self._best = float(scores.max())
         docs, values = cut(data, cand, scores, k)

@@ -15,6 +15,7 @@ import numpy as np
 
 from memo_shell import temporal
 from memo_shell.index.data import IndexData
+from memo_shell.recall import signals
 from memo_shell.recall.options import RecallOptions
 from memo_shell.recall.pool import Scorer, cache_of
 from memo_shell.recall.sparse import Sparse
@@ -89,7 +90,7 @@ def session_docs(data: IndexData, per_session: np.ndarray, sessions: int) -> np.
     session's newest memory along the catalog's per-session list (at most ``WALK`` steps).
     """
     live = np.flatnonzero(per_session > 0)
-    if not len(live):
+    if not len(live) or sessions <= 0:
         return np.zeros(0, dtype=np.int64)
     if len(live) > sessions:
         live = live[np.argpartition(-per_session[live], sessions - 1)[:sessions]]
@@ -107,10 +108,13 @@ def session_docs(data: IndexData, per_session: np.ndarray, sessions: int) -> np.
     return np.unique(np.concatenate(found))
 
 
-def neighbours(data: IndexData, docs: np.ndarray) -> np.ndarray:
-    """The memories right before and the two right after each of ``docs`` (sorted): the ones
-    the context signal lifts from them."""
+def neighbours(data: IndexData, hits: Sparse, count: int) -> np.ndarray:
+    """The memories right before and the two right after each of the ``count`` best ``hits``
+    (sorted): the ones the context signal lifts from them."""
+    if count <= 0 or not len(hits[0]):
+        return np.zeros(0, dtype=np.int64)
     cat = data.catalog
+    docs = hits[0][signals.top_n(hits[1], count, cat.created.view[hits[0]])]
     after = cat.next.view[docs]
     after2 = cat.next.view[after[after >= 0]]
     found = np.concatenate([cat.prev.view[docs], after, after2]).astype(np.int64)
