@@ -58,7 +58,9 @@ class Agreement:
         return f"top-10 identical {same:.3f}, overlap@10 {overlap:.3f} ({self.n} q)"
 
 
-def synthetic(data_dir: Path, n_queries: int, pools: list[int], threshold: int | None) -> None:
+def synthetic(
+    data_dir: Path, n_queries: int, pools: list[int], threshold: int | None, long: list[int]
+) -> None:
     from recall import Corpus, percentile
 
     size = int(data_dir.name.rsplit("-", 1)[-1])
@@ -67,7 +69,9 @@ def synthetic(data_dir: Path, n_queries: int, pools: list[int], threshold: int |
     data = memo_shell.open(data_dir).index._ready_data()
     configs = {"exhaustive": EXHAUSTIVE}
     pooled = RecallOptions() if threshold is None else RecallOptions(exhaustive_below=threshold)
-    configs |= {f"pool {k}": replace(pooled, lexical_pool=k) for k in pools}
+    for n in long or [pooled.long_postings]:
+        name = "pool {}" if not long else f"pool {{}}/{n // 1000}k"
+        configs |= {name.format(k): replace(pooled, lexical_pool=k, long_postings=n) for k in pools}
     times: dict[str, list[float]] = {name: [] for name in configs}
     agree = {name: Agreement() for name in configs if name != "exhaustive"}
     for options in configs.values():  # warm the caches alike
@@ -85,19 +89,19 @@ def synthetic(data_dir: Path, n_queries: int, pools: list[int], threshold: int |
             agree[name].add(ranked["exhaustive"], ranked[name])
     print(f"== {data.n_docs} memories, {len(queries)} queries (CPU time)")
     for name, values in times.items():
-        line = f"  {name:<12} p50 {1000 * statistics.median(values):7.2f} ms"
+        line = f"  {name:<16} p50 {1000 * statistics.median(values):7.2f} ms"
         line += f"  p99 {1000 * percentile(values, 99):7.2f} ms"
         if name in agree:
             line += f"  {agree[name]}"
         print(line, flush=True)
     # where the pool starts to pay: median CPU ms by the query's postings (exhaustive_below)
     edges = [0, 10_000, 30_000, 100_000, 300_000, 1_000_000, 10**12]
-    print("  postings        n " + " ".join(f"{name:>12}" for name in configs))
+    print("  postings        n " + " ".join(f"{name:>14}" for name in configs))
     for lo, hi in itertools.pairwise(edges):
         at = [i for i, n in enumerate(sizes) if lo <= n < hi]
         if at:
             cells = " ".join(
-                f"{1000 * statistics.median([times[name][i] for i in at]):12.2f}"
+                f"{1000 * statistics.median([times[name][i] for i in at]):14.2f}"
                 for name in configs
             )
             print(f"  {lo:>8,}+ {len(at):>7} {cells}")
@@ -168,9 +172,10 @@ def main() -> None:
     parser.add_argument("--locomo", nargs="?", const=True, help="LoCoMo json (default: bench's)")
     parser.add_argument("--pools", type=int, nargs="+", help="pool sizes to compare")
     parser.add_argument("--threshold", type=int, help="exhaustive_below for the pools (0: always)")
+    parser.add_argument("--long", type=int, nargs="+", help="long_postings values to compare")
     args = parser.parse_args()
     if args.data:
-        synthetic(args.data, args.queries, args.pools or [200, 1000], args.threshold)
+        synthetic(args.data, args.queries, args.pools or [200, 1000], args.threshold, args.long)
     if args.locomo:
         path = None if args.locomo is True else Path(args.locomo)
         small_stores(path, args.pools or [20, 50, 100])

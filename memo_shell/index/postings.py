@@ -239,9 +239,7 @@ class InvertedIndex:
         compaction are read one by one."""
         docs = np.asarray(docs, dtype=np.int64)
         base_docs = len(self._f_ptr) - 1
-        in_base = docs < base_docs
-        if self._d_fwd:
-            in_base &= np.fromiter((int(d) not in self._d_fwd for d in docs), bool, len(docs))
+        in_base = docs < base_docs  # docs added since the compaction are numbered after it
         at = np.flatnonzero(in_base)
         lo = self._f_ptr[docs[at]]
         lens = self._f_ptr[docs[at] + 1] - lo

@@ -112,11 +112,11 @@ def _search(
     # at scale, each lexical signal yields only its best memories (recall.pool); below the
     # threshold every signal is exhaustive (and exact bit for bit to the dense reference)
     pooled = bool(q) and pool.size(data, q) > o.exhaustive_below
-    scorer = pool.Scorer(data, q, o, evidence=True) if pooled else None
+    budget = o.long_postings
+    scorer = pool.Scorer(data, q, o, evidence=True, budget=budget) if pooled else None
     lex_docs: np.ndarray | None = None
     if scorer is not None:
-        settle = max(o.graph_seeds, 1)  # the seeds of the graph and topics, and the best
-        lex = sparse.scaled(scorer.top(o.lexical_pool, settle=settle, budget=o.long_postings))
+        lex = sparse.scaled(scorer.top(o.lexical_pool))
         lex_docs = lex[0]
         if o.temporal:  # the time signal lifts the most: the best matches in the span join
             in_time = reach.window_docs(data, query, now)
@@ -140,7 +140,9 @@ def _search(
         if scorer is not None:  # evaluated at the candidates, below
             pointer = scorer
             if (o.w_question, o.w_claim) != (1.0, 1.0):
-                pointer = pool.Scorer(data, q, o, evidence=False, reader=scorer.reader)
+                pointer = pool.Scorer(
+                    data, q, o, evidence=False, reader=scorer.reader, budget=budget
+                )
             per_session = signals.scaled(pool.session_bm25(data, q, o))
             # the pool's neighbours: what context and session lift the most
             lex_docs = sparse.union(
@@ -161,9 +163,8 @@ def _search(
         g = signals.entity_spread(data, query, seeds, seed_scores, lex_max, o.graph_top_entities)
         topic_terms = lexical.topic_terms(data, seeds, seed_scores, q, o)
         if topic_terms and (pooled or pool.size(data, topic_terms) > o.exhaustive_below):
-            topic_scorer = pool.Scorer(data, topic_terms, o, evidence=True)
-            topics = topic_scorer.top(o.lexical_pool, settle=1, budget=o.long_postings)
-            topics = sparse.scaled(topics)
+            topic_scorer = pool.Scorer(data, topic_terms, o, evidence=True, budget=budget)
+            topics = sparse.scaled(topic_scorer.top(o.lexical_pool))
         elif topic_terms:
             topics = sparse.scaled(lexical.bm25(data, topic_terms, o))
     elif o.graph:  # no known words: the query's entities alone (e.g. a name typed in full)

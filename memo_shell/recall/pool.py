@@ -55,7 +55,10 @@ CACHE_BYTES = 48 << 20
 
 #: Reading a memory's forward list costs about this many postings' worth of work (a memory has
 #: a few dozen distinct words), so above this many postings per doc asked for, read those.
-_FORWARD_COST = 40
+_FORWARD_COST = 200
+
+#: Batches of memories scored or read larger than this are not kept for reuse within a query.
+_MEMO_DOCS = 50_000
 
 #: Computed bounds round differently from the float32 arithmetic of the scores: a little slack.
 _SLACK = 1.0 + 1e-6
@@ -205,6 +208,22 @@ class _Table:
             self.filled.close()
 
 
+def _lookup(
+    batches: list[tuple[np.ndarray, np.ndarray]], docs: np.ndarray, out: np.ndarray
+) -> np.ndarray:
+    """Fill ``out`` at the ``docs`` some batch of (sorted docs, values) holds; which it did."""
+    found = np.zeros(len(docs), dtype=bool)
+    for known, values in batches:
+        if not len(known):
+            continue
+        where = np.searchsorted(known, docs)
+        where[where == len(known)] = 0
+        hit = (known[where] == docs) & ~found
+        out[hit] = values[where[hit]]
+        found |= hit
+    return found
+
+
 class Reader:
     """Query keys' weights at memories, read once per memory and shared by the scorers of one
     query (its evidence and its pointer weighting use the same keys)."""
@@ -213,22 +232,20 @@ class Reader:
         self.data = data
         self.keys = sorted(set(keys))
         self.column = {k: j for j, k in enumerate(self.keys)}
-        self._docs = np.zeros(0, dtype=np.int64)
-        self._rows = np.zeros((0, len(self.keys)), dtype=np.float32)
+        # what was read so far, in batches (each sorted): merging them would cost more
+        self._batches: list[tuple[np.ndarray, np.ndarray]] = []
 
     def weights(self, docs: np.ndarray) -> np.ndarray:
         """(len(docs), keys) float32: each key's weight at each of ``docs`` (0 where absent)."""
-        where = np.searchsorted(self._docs, docs)
-        where[where == len(self._docs)] = 0
-        seen = self._docs[where] == docs if len(self._docs) else np.zeros(len(docs), bool)
-        if not seen.all():
-            new = docs[~seen]
-            both = np.concatenate([self._docs, new])
-            order = np.argsort(both, kind="stable")
-            self._docs = both[order]
-            self._rows = np.concatenate([self._rows, self._read(new)])[order]
-            where = np.searchsorted(self._docs, docs)
-        return self._rows[where]
+        out = np.zeros((len(docs), len(self.keys)), dtype=np.float32)
+        found = _lookup(self._batches, docs, out)
+        if not found.all():
+            new = docs[~found]
+            rows = self._read(new)
+            out[~found] = rows
+            if len(new) <= _MEMO_DOCS:  # a long word's whole list is not worth keeping
+                self._batches.append((new, rows))
+        return out
 
     def _read(self, docs: np.ndarray) -> np.ndarray:
         """From whichever costs less: the docs' forward lists (a few dozen entries per memory,
@@ -284,8 +301,9 @@ class Scorer:
         *,
         evidence: bool,
         reader: Reader | None = None,
+        budget: int | None = None,
     ) -> None:
-        self.data, self.o = data, o
+        self.data, self.o, self.budget = data, o, budget
         self.reader = reader or Reader(data, q.all_numbers())
         inv = data.lexical
         n = max(data.n_docs, 1)
@@ -310,7 +328,7 @@ class Scorer:
         #: postings the exhaustive computation would walk
         self.size = sum(s.size for s in self.stems)
         self._best: float | None = None
-        self._known = (np.zeros(0, dtype=np.int64), np.zeros(0))  # scores computed so far
+        self._known: list[tuple[np.ndarray, np.ndarray]] = []  # scores computed, in batches
         #: after ``top``: the most any memory it left out scores
         self.floor = 0.0
 
@@ -320,20 +338,13 @@ class Scorer:
         Scores computed before (by ``top`` or an earlier call) are reused, not recomputed.
         """
         docs = np.asarray(docs, dtype=np.int64)
-        known, values = self._known
-        where = np.searchsorted(known, docs)
-        where[where == len(known)] = 0
-        seen = known[where] == docs if len(known) else np.zeros(len(docs), dtype=bool)
-        if seen.all():
-            return values[where]
-        new = docs[~seen]
-        scores = self._score(new)
-        out = np.empty(len(docs), dtype=np.float64)
-        out[seen] = values[where[seen]]
-        out[~seen] = scores
-        both = np.concatenate([known, new])
-        order = np.argsort(both, kind="stable")
-        self._known = (both[order], np.concatenate([values, scores])[order])
+        out = np.zeros(len(docs), dtype=np.float64)
+        found = _lookup(self._known, docs, out)
+        if not found.all():
+            new = docs[~found]
+            scores = self._score(new)
+            out[~found] = scores
+            self._known.append((new, scores))
         return out
 
     def _score(self, docs: np.ndarray) -> np.ndarray:
@@ -365,49 +376,72 @@ class Scorer:
         delta, _w = _docs_of(self.data, keys, base=False)
         return np.concatenate([base, delta])
 
-    def top(self, k: int, *, settle: int = 0, budget: int | None = None) -> Sparse:
+    def top(self, k: int) -> Sparse:
         """The ``k`` best memories and their scores (all tied with the k-th: newest first).
 
-        With ``budget``: once the best ``settle`` are certain, a word with more postings than
-        that is not walked just to fill the rest of the ``k`` (the result is then the memories
-        reached so far, the best ``settle`` among them exactly). Context, session and time
-        re-rank this pool, so its tail matters less than what walking a third of the store
-        would cost; ``floor`` still bounds what any memory left out scores.
+        With a ``budget``, a word with more postings than that is not walked (unless every word
+        is that long: then the first one is): the result is the best ``k`` of the memories the
+        shorter words reach, each scored exactly, the long words looked up. That is the
+        approximation the pool makes at scale (``bench/recall_pool.py`` measures it): a memory
+        that only shares common words with the question is left to context, session and time
+        to find through the pool's reach; ``floor`` still bounds what it scores.
         """
         data = self.data
+        budget = self.budget
         rows = data.catalog.rows
         if not self.stems:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
         order = sorted(range(len(self.stems)), key=lambda i: -self.stems[i].bound)
         rest = [*np.cumsum([self.stems[i].bound for i in order][::-1])[::-1].tolist(), 0.0]
-        cand = np.zeros(0, dtype=np.int64)
+        alive = data.catalog.alive.view
+        reached = np.zeros(rows, dtype=bool)
+        found: list[np.ndarray] = []
+        scored: list[np.ndarray] = []
         scores = np.zeros(0)
+        skipped = 0.0  # bounds of the long words not walked (only looked up)
         for j, i in enumerate(order):
-            cand = sparse.union(data, rows, cand, self._docs(self.stems[i]))
-            cand = cand[data.catalog.alive.view[cand]]
-            last = j == len(order) - 1
-            long_next = not last and budget is not None and self.stems[order[j + 1]].size > budget
-            if not last and len(cand) < k and not long_next:
+            stem = self.stems[i]
+            later = order[j + 1 :]
+            if (
+                budget is not None
+                and stem.size > budget
+                and (found or any(self.stems[x].size <= budget for x in later))
+            ):
+                skipped += stem.bound
                 continue
-            scores = self.at(cand)
+            # the memories this word reaches first: scored once, in full (every word)
+            fresh = sparse.union(data, rows, self._docs(stem))
+            fresh = fresh[alive[fresh] & ~reached[fresh]]
+            reached[fresh] = True
+            found.append(fresh)
+            scored.append(self._score(fresh))
+            if len(fresh) <= _MEMO_DOCS:
+                self._known.append((fresh, scored[-1]))
+            last = j == len(order) - 1
+            if not last and sum(map(len, found)) < k:
+                continue
+            scores = np.concatenate(scored)
             if last or kth(scores, k) > rest[j + 1]:
                 break  # nothing reached only through the remaining words can enter the top k
-            if long_next and kth(scores, settle) > rest[j + 1]:
-                break  # the best ``settle`` are certain: the long words are only looked up
+        else:
+            j = len(order) - 1
+        scores = np.concatenate(scored) if scored else np.zeros(0)
+        cand = np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
         if len(scores):
             self._best = float(scores.max())
         docs, values = cut(data, cand, scores, k)
+        ordered = np.argsort(docs, kind="stable")
+        docs, values = docs[ordered], values[ordered]
+        self._known.append((docs, values))
         # what a memory left out can score at most: the cut, or what the skipped words add
-        self.floor = max(kth(scores, k) if len(docs) < len(cand) else 0.0, rest[j + 1])
+        left = kth(scores, k) if len(docs) < len(cand) else 0.0
+        self.floor = max(left, rest[j + 1] + skipped)
         return docs, values
 
     def known(self, docs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(scores, known?) at ``docs`` from what was scored so far (0 where unknown)."""
-        known, values = self._known
-        where = np.searchsorted(known, docs)
-        where[where == len(known)] = 0
-        seen = known[where] == docs if len(known) else np.zeros(len(docs), dtype=bool)
-        return np.where(seen, values[where] if len(known) else 0.0, 0.0), seen
+        out = np.zeros(len(docs), dtype=np.float64)
+        return out, _lookup(self._known, docs, out)
 
     def best(self) -> float:
         """The highest score any memory gets (0 if none)."""

@@ -134,8 +134,8 @@ def context(
     need = need[need >= 0]
     top = max(pointer.best(), 0.0)
     value = pointer.at(need)
-    if top > 0:
-        value = value / top
+    if top > 0:  # at most 1 (the pool's best may be a little below the store's, see top())
+        value = np.minimum(value / top, 1.0) if pointer.budget is not None else value / top
 
     def at(which: np.ndarray) -> np.ndarray:
         out = np.zeros(len(which))
