@@ -164,7 +164,8 @@ def _search(
         topic_terms = lexical.topic_terms(data, seeds, seed_scores, q, o)
         if topic_terms and (pooled or pool.size(data, topic_terms) > o.exhaustive_below):
             topic_scorer = pool.Scorer(data, topic_terms, o, evidence=True, budget=budget)
-            topics = sparse.scaled(topic_scorer.top(o.lexical_pool))
+            # topics add at most w_topics (0.2): a quarter of the pool is plenty
+            topics = sparse.scaled(topic_scorer.top(max(o.lexical_pool // 4, 1)))
         elif topic_terms:
             topics = sparse.scaled(lexical.bm25(data, topic_terms, o))
     elif o.graph:  # no known words: the query's entities alone (e.g. a name typed in full)

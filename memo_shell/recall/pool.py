@@ -75,6 +75,13 @@ class _Cache:
         self.min_len = np.inf
         self.by_time: tuple[np.ndarray, np.ndarray] | None = None  # (sorted created, docs)
 
+    def bitmap(self, rows: int) -> np.ndarray:
+        """A store-sized boolean scratch array, all False (callers reset what they set)."""
+        held: np.ndarray | None = self.__dict__.get("_bitmap")
+        if held is None or len(held) < rows:
+            held = self.__dict__["_bitmap"] = np.zeros(max(rows, 1024), dtype=bool)
+        return held
+
     def get(self, key: object) -> Any:
         found = self.entries.get(key)
         if found is None:
@@ -130,10 +137,18 @@ def _union_df(data: IndexData, keys: list[int]) -> int:
     name = ("df", tuple(keys), data.lexical.removals)
     base = cache.get(name)
     if base is None:
-        docs, _w = _docs_of(data, keys, base=True)
-        seen = np.zeros(len(alive), dtype=bool)  # a bitmap: cheaper than sorting long lists
-        seen[docs] = True
-        base = int(np.count_nonzero(seen & alive))
+        # side by side through a bitmap kept for the purpose (all False between uses): each
+        # side's docs are distinct, so only the ones no earlier side had count again
+        seen = cache.bitmap(len(alive))
+        base, marked = 0, []
+        for key in keys:
+            docs, _w = data.lexical.base_postings(key)
+            new = docs[~seen[docs]]
+            base += int(np.count_nonzero(alive[new]))
+            seen[new] = True
+            marked.append(new)
+        for new in marked:
+            seen[new] = False
         cache.put(name, base, 64)
     docs, _w = _docs_of(data, keys, base=False)  # added since the last compaction: few
     return base + (int(np.count_nonzero(alive[np.unique(docs)])) if len(docs) else 0)
@@ -394,38 +409,42 @@ class Scorer:
         order = sorted(range(len(self.stems)), key=lambda i: -self.stems[i].bound)
         rest = [*np.cumsum([self.stems[i].bound for i in order][::-1])[::-1].tolist(), 0.0]
         alive = data.catalog.alive.view
-        reached = np.zeros(rows, dtype=bool)
+        reached = cache_of(data).bitmap(rows)  # all False: reset below
         found: list[np.ndarray] = []
         scored: list[np.ndarray] = []
         scores = np.zeros(0)
         skipped = 0.0  # bounds of the long words not walked (only looked up)
-        for j, i in enumerate(order):
-            stem = self.stems[i]
-            later = order[j + 1 :]
-            if (
-                budget is not None
-                and stem.size > budget
-                and (found or any(self.stems[x].size <= budget for x in later))
-            ):
-                skipped += stem.bound
-                continue
-            # the memories this word reaches first: scored once, in full (every word)
-            fresh = sparse.union(data, rows, self._docs(stem))
-            fresh = fresh[alive[fresh] & ~reached[fresh]]
-            reached[fresh] = True
-            found.append(fresh)
-            scored.append(self._score(fresh))
-            if len(fresh) <= _MEMO_DOCS:
-                self._known.append((fresh, scored[-1]))
-            last = j == len(order) - 1
-            if not last and sum(map(len, found)) < k:
-                continue
-            scores = np.concatenate(scored)
-            if last or kth(scores, k) > rest[j + 1]:
-                break  # nothing reached only through the remaining words can enter the top k
-        else:
-            j = len(order) - 1
-        scores = np.concatenate(scored) if scored else np.zeros(0)
+        try:
+            for j, i in enumerate(order):
+                stem = self.stems[i]
+                later = order[j + 1 :]
+                if (
+                    budget is not None
+                    and stem.size > budget
+                    and (found or any(self.stems[x].size <= budget for x in later))
+                ):
+                    skipped += stem.bound
+                    continue
+                # the memories this word reaches first: scored once, in full (every word)
+                fresh = sparse.union(data, rows, self._docs(stem))
+                fresh = fresh[alive[fresh] & ~reached[fresh]]
+                reached[fresh] = True
+                found.append(fresh)
+                scored.append(self._score(fresh))
+                if len(fresh) <= _MEMO_DOCS:
+                    self._known.append((fresh, scored[-1]))
+                last = j == len(order) - 1
+                if not last and sum(map(len, found)) < k:
+                    continue
+                scores = np.concatenate(scored)
+                if last or kth(scores, k) > rest[j + 1]:
+                    break  # nothing reached only through the remaining words can enter the top k
+            else:
+                j = len(order) - 1
+            scores = np.concatenate(scored) if scored else np.zeros(0)
+        finally:
+            for docs in found:
+                reached[docs] = False
         cand = np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
         if len(scores):
             self._best = float(scores.max())
