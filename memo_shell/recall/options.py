@@ -75,7 +75,7 @@ class RecallOptions:
     # word with the question. Below it (stores of a few thousand memories) ranking is
     # exhaustive. Tolerance measured in bench/recall_pool.py (top-10 agreement with exhaustive)
     exhaustive_below: int = 50_000
-    lexical_pool: int = 1000
+    lexical_pool: int = 500
     #: a word with more postings than this is walked only as far as the best hits need it;
     #: the rest of the pool then comes from the rarer words (and the pool's reach)
     long_postings: int = 50_000
