@@ -148,7 +148,7 @@ def _search(
             lex_docs = sparse.union(
                 data,
                 rows,
-                lex_docs,
+                lex[0] if lex_docs is None else lex_docs,
                 reach.neighbours(data, lex, reach.NEIGHBOURS_OF),
                 reach.session_docs(data, per_session, reach.SESSIONS),
             )
