@@ -189,7 +189,7 @@ def test_live_recall_with_the_pool_equals_reindex(tmp_path: Path) -> None:
     rng = random.Random(6)
     work = Workload()
     queries = [*QUERIES, *_queries(rng, 20)]
-    options = replace(FORCED, lexical_pool=8)
+    options = replace(FORCED, lexical_pool=8, long_postings=25)  # some words only looked up
     with memo_shell.open(tmp_path) as mem:
         mem.recall_options = options
         random_ops(mem, rng, work, 150, in_order=False, retag=True)

@@ -204,8 +204,10 @@ def session_bm25(data: IndexData, q: QueryTerms, o: RecallOptions) -> np.ndarray
 
 
 def size(data: IndexData, q: QueryTerms) -> int:
-    """Postings the exhaustive computation would walk for ``q`` (forgotten ones included)."""
-    return sum(data.lexical.length(k) for k in q.all_numbers())
+    """How many live memories use ``q``'s words, side by side: about the postings exhaustive
+    ranking would walk. Live counts, not postings (which list forgotten memories until the
+    next compaction), so a live index and a rebuilt one make the same choices."""
+    return sum(data.lexical.count(k) for k in q.all_numbers())
 
 
 class _Table:
@@ -333,9 +335,9 @@ class Scorer:
         self.stems: list[_Stem] = []
         for keys, qw in zip(q.sides, q.weights, strict=True):
             parts = [(k, ws) for k, ws in zip(keys, w, strict=True) if k >= 0]
-            size = sum(inv.length(k) for k, _ws in parts)
-            if not parts or not size:
+            if not parts or not sum(inv.length(k) for k, _ws in parts):
                 continue
+            size = sum(inv.count(k) for k, _ws in parts)  # live: see ``size``
             live = [k for k, _ws in parts]
             df = inv.count(live[0]) if len(parts) == 1 else _union_df(data, live)
             if df <= 0:
