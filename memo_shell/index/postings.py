@@ -169,18 +169,17 @@ class InvertedIndex:
     def max_weight(self, key: int) -> float:
         """The largest weight ``key`` has in any document (an upper bound for pruning).
 
-        The base segment's maxima are computed for every key at once, on first use after a
-        load or compaction (one pass over the postings); the delta's on the fly.
+        The base segment's maximum is computed per key on first use after a load or
+        compaction (one pass over that key's postings) and kept; the delta's on the fly.
         """
         if self._max_w is None:
-            counts = np.diff(self._b_ptr)
-            if len(self._b_w):
-                starts = np.minimum(self._b_ptr[:-1], len(self._b_w) - 1)
-                top = np.maximum.reduceat(self._b_w, starts)
-                self._max_w = np.where(counts > 0, top, 0.0).astype(np.float32)
-            else:
-                self._max_w = np.zeros(len(counts), dtype=np.float32)
-        top_w = float(self._max_w[key]) if key < len(self._max_w) else 0.0
+            self._max_w = np.full(len(self._b_ptr) - 1, -1.0, dtype=np.float32)
+        top_w = 0.0
+        if key < len(self._max_w):
+            if self._max_w[key] < 0:
+                lo, hi = self._b_ptr[key], self._b_ptr[key + 1]
+                self._max_w[key] = self._b_w[lo:hi].max() if hi > lo else 0.0
+            top_w = float(self._max_w[key])
         delta = self._d_post.get(key)
         if delta is not None and len(delta[1]):
             top_w = max(top_w, max(delta[1]))
