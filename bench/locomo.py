@@ -188,6 +188,11 @@ WITHOUT: dict[str, dict[str, bool]] = {
     "- time": {"temporal": False},
     "- provenance": {"w_question": 1.0, "w_claim": 1.0},
 }
+#: The bounded candidate pool (recall/pool.py) forced on: these stores are far below the size
+#: where it switches on by itself, so this row shows its tolerance on real conversations.
+SCALE: dict[str, dict[str, object]] = {
+    "pool forced (K 50)": {"exhaustive_below": 0, "lexical_pool": 50},
+}
 
 
 def load_embedder(spec: str | None) -> object | None:
@@ -237,7 +242,7 @@ def run(
                 if ablations:
                     dia_of = {m.id: m.meta["dia_id"] for m in mem.iter_memories()}
                     default = mem.recall_options
-                    configs = dict(CONFIGS) | WITHOUT
+                    configs = dict(CONFIGS) | WITHOUT | SCALE
                     if embedder is not None:
                         configs["+ vectors"] = {}
                     for name, flags in configs.items():
@@ -293,7 +298,7 @@ def run_truth(k: int, ablations: bool, seed: int, n_facts: int) -> dict[str, dic
             out["memo-shell"] = measure(mem, lambda p: [h.memory.id for h in mem.recall(p, k=k)])
             if ablations:
                 default = mem.recall_options
-                for name, flags in (CONFIGS | WITHOUT).items():
+                for name, flags in (CONFIGS | WITHOUT | SCALE).items():
                     known = _known_options(flags)
                     if len(known) < len(flags):
                         continue

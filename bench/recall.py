@@ -213,10 +213,17 @@ def child_rss(data_dir: Path, queries: list[str]) -> dict[str, float]:
 
 def tantivy_baseline(memories: list[records.Memory], queries: list[str],
                      where: Path) -> dict[str, float]:
-    """tantivy (if installed): build time, BM25 top-10 latency, on-disk size.
+    """tantivy (if installed): build time, BM25 top-10 latency, on-disk size, and what one
+    memory costs once built: an add made durable (``commit``), and a forget, which only marks
+    the document deleted (its words stay in the segment files until a merge rewrites them).
 
     Its default tokenizer (no stemming) over the same texts; queries are the same words OR-ed
     (``parse_query`` on a term list, so no query-syntax surprises from punctuation).
+    Why memo-shell keeps its own postings beside it: ``add_index_ms_p50`` vs
+    ``tantivy_add_commit_ms``, a forget that leaves no trace without rewriting segments, and
+    BM25 on its own analyzer with per-side (statement/question/claim) weights and per-session
+    aggregation, which tantivy's scorer does not offer; the query-time gap is what
+    ``p50_vs_tantivy_x`` shows.
     """
     try:
         import tantivy
@@ -227,6 +234,7 @@ def tantivy_baseline(memories: list[records.Memory], queries: list[str],
     path.mkdir(parents=True)
     builder = tantivy.SchemaBuilder()
     builder.add_text_field("body", stored=False)
+    builder.add_text_field("id", stored=False, tokenizer_name="raw")
     schema = builder.build()
     started = time.perf_counter()
     index = tantivy.Index(schema, path=str(path))
@@ -247,11 +255,25 @@ def tantivy_baseline(memories: list[records.Memory], queries: list[str],
             searcher.search(q, 10).hits  # noqa: B018
         times.append(time.perf_counter() - t0)
     size = sum(p.stat().st_size for p in path.iterdir() if p.is_file())
+    writer = index.writer(heap_size=50_000_000, num_threads=1)
+    adds, forgets = [], []
+    for i, m in enumerate(memories[:20]):
+        t0 = time.perf_counter()
+        writer.add_document(tantivy.Document(body=m.text, id=f"extra{i}"))
+        writer.commit()
+        adds.append(time.perf_counter() - t0)
+    for i in range(20):
+        t0 = time.perf_counter()
+        writer.delete_documents_by_term("id", f"extra{i}")
+        writer.commit()
+        forgets.append(time.perf_counter() - t0)
     return {
         "build_s": build,
         "p50_ms": 1000 * percentile(times, 50),
         "p99_ms": 1000 * percentile(times, 99),
         "bytes": size,
+        "add_commit_ms": 1000 * percentile(adds, 50),
+        "delete_commit_ms": 1000 * percentile(forgets, 50),
     }
 
 

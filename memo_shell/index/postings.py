@@ -13,6 +13,7 @@ removed document are masked by the caller's ``alive`` column and dropped at the 
 
 from __future__ import annotations
 
+import itertools
 from array import array
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -21,6 +22,10 @@ import numpy as np
 
 _EMPTY_I = np.zeros(0, dtype=np.int32)
 _EMPTY_F = np.zeros(0, dtype=np.float32)
+
+#: Each base segment gets a number no other segment has had, so caches of figures derived from
+#: one (``recall.pool``) can tell it was replaced by a compaction or a load.
+_SEGMENTS = itertools.count(1)
 
 
 class Growable:
@@ -82,6 +87,8 @@ class InvertedIndex:
         self.df = Growable(np.int32)
         self._removed: set[int] = set()
         self._stale = False  # forward-only adds not yet inverted (see ``add``)
+        self.segment = next(_SEGMENTS)
+        self._max_w: np.ndarray | None = None  # per key: largest base weight (lazy)
 
     # ------------------------------------------------------------------ writing
 
@@ -135,6 +142,66 @@ class InvertedIndex:
             return d_docs, d_w
         return docs, weights
 
+    def base_postings(self, key: int) -> tuple[np.ndarray, np.ndarray]:
+        """(docs, weights) of ``key`` in the base segment only (views, sorted by doc)."""
+        if key + 1 < len(self._b_ptr):
+            lo, hi = self._b_ptr[key], self._b_ptr[key + 1]
+            return self._b_docs[lo:hi], self._b_w[lo:hi]
+        return _EMPTY_I, _EMPTY_F
+
+    def delta_postings(self, key: int) -> tuple[np.ndarray, np.ndarray]:
+        """(docs, weights) of ``key`` added since the last compaction (docs above the base's).
+
+        Copies: a view would pin the growable buffers, and the next add could not extend them.
+        """
+        delta = self._d_post.get(key)
+        if delta is None:
+            return _EMPTY_I, _EMPTY_F
+        docs = np.frombuffer(delta[0], dtype=np.int32).copy()
+        return docs, np.frombuffer(delta[1], dtype=np.float32).copy()
+
+    def length(self, key: int) -> int:
+        """How many postings ``key`` has (forgotten documents' included until compaction)."""
+        n = int(self._b_ptr[key + 1] - self._b_ptr[key]) if key + 1 < len(self._b_ptr) else 0
+        delta = self._d_post.get(key)
+        return n + (len(delta[0]) if delta is not None else 0)
+
+    def max_weight(self, key: int) -> float:
+        """The largest weight ``key`` has in any document (an upper bound for pruning).
+
+        The base segment's maximum is computed per key on first use after a load or
+        compaction (one pass over that key's postings) and kept; the delta's on the fly.
+        """
+        if self._max_w is None:
+            self._max_w = np.full(len(self._b_ptr) - 1, -1.0, dtype=np.float32)
+        top_w = 0.0
+        if key < len(self._max_w):
+            if self._max_w[key] < 0:
+                lo, hi = self._b_ptr[key], self._b_ptr[key + 1]
+                self._max_w[key] = self._b_w[lo:hi].max() if hi > lo else 0.0
+            top_w = float(self._max_w[key])
+        delta = self._d_post.get(key)
+        if delta is not None and len(delta[1]):
+            top_w = max(top_w, max(delta[1]))
+        return top_w
+
+    def weights_at(self, key: int, docs: np.ndarray) -> np.ndarray:
+        """``key``'s weight in each of ``docs`` (sorted doc numbers), 0 where it has none."""
+        out = np.zeros(len(docs), dtype=np.float32)
+        for p_docs, p_w in (self.base_postings(key), self.delta_postings(key)):
+            if not len(p_docs) or not len(docs):
+                continue
+            at = np.searchsorted(p_docs, docs)
+            at[at == len(p_docs)] = 0
+            hit = p_docs[at] == docs
+            out[hit] = p_w[at[hit]]
+        return out
+
+    @property
+    def removals(self) -> int:
+        """Documents removed since the last compaction (their postings are still listed)."""
+        return len(self._removed)
+
     def count(self, key: int) -> int:
         """Live document frequency of ``key``."""
         return int(self.df.view[key]) if 0 <= key < len(self.df) else 0
@@ -164,6 +231,27 @@ class InvertedIndex:
         if not keys:
             return _EMPTY_I, _EMPTY_I, _EMPTY_F
         return np.concatenate(owners), np.concatenate(keys), np.concatenate(weights)
+
+    def forward_rows(self, docs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The forward lists of ``docs``, concatenated: (index into ``docs`` of each entry, its
+        key, its weight). Vectorised over the base segment; only docs added since the last
+        compaction are read one by one."""
+        docs = np.asarray(docs, dtype=np.int64)
+        base_docs = len(self._f_ptr) - 1
+        in_base = docs < base_docs  # docs added since the compaction are numbered after it
+        at = np.flatnonzero(in_base)
+        lo = self._f_ptr[docs[at]]
+        lens = self._f_ptr[docs[at] + 1] - lo
+        idx = _ranges(lo, lens)
+        rows = [np.repeat(at, lens)]
+        keys = [self._f_keys[idx]]
+        weights = [self._f_w[idx]]
+        for i in np.flatnonzero(~in_base).tolist():
+            k, w = self.forward(int(docs[i]))
+            rows.append(np.full(len(k), i, dtype=np.int64))
+            keys.append(k)
+            weights.append(w)
+        return np.concatenate(rows), np.concatenate(keys), np.concatenate(weights)
 
     @property
     def entries(self) -> int:
@@ -225,6 +313,8 @@ class InvertedIndex:
         self._d_count = 0
         self._removed.clear()
         self._stale = False
+        self.segment = next(_SEGMENTS)
+        self._max_w = None
         df = np.zeros(max(n_keys, len(self.df)), dtype=np.int32)
         df[: len(counts)] = counts
         self.df = Growable(np.int32, df)

@@ -29,7 +29,7 @@ from memo_shell.index import graph, names
 from memo_shell.index.data import IndexData
 from memo_shell.index.schema import IndexHit
 from memo_shell.index.vectors import VectorSet
-from memo_shell.recall import lexical, signals, sparse
+from memo_shell.recall import bounds, lexical, pool, reach, signals, sparse
 from memo_shell.recall.explain import Contributions, explain
 from memo_shell.recall.options import RecallOptions
 
@@ -63,6 +63,11 @@ def _with_fresh_sessions(data: IndexData, ranked: list[int], k: int, slots: int)
                 break
     rest = [d for d in ranked[k - slots :] if d not in fresh]
     return (head + fresh + rest)[:k]
+
+
+def _inside(data: IndexData, query: str, docs: np.ndarray, now: datetime | None) -> np.ndarray:
+    tm = signals.time_match(data, query, docs, now)
+    return tm.inside if tm is not None else np.zeros(len(docs), dtype=bool)
 
 
 def search(
@@ -104,27 +109,64 @@ def _search(
         if also:
             query = f"{query} {' '.join(also)}"
     q = lexical.analyse_query(data, query)
-    lex = sparse.scaled(lexical.bm25(data, q, o)) if q else sparse.empty()
+    # at scale, each lexical signal yields only its best memories (recall.pool); below the
+    # threshold every signal is exhaustive (and exact bit for bit to the dense reference)
+    pooled = bool(q) and pool.size(data, q) > o.exhaustive_below
+    budget = o.long_postings
+    scorer = pool.Scorer(data, q, o, evidence=True, budget=budget) if pooled else None
+    lex_docs: np.ndarray | None = None
+    if scorer is not None:
+        lex = sparse.scaled(scorer.top(o.lexical_pool))
+        lex_docs = lex[0]
+        if o.temporal:  # the time signal lifts the most: the best matches in the span join
+            in_time = reach.window_docs(data, query, now)
+            if len(in_time):
+                in_time = pool.cut(data, in_time, scorer.at(in_time), o.lexical_pool)[0]
+                lex_docs = sparse.union(data, rows, lex_docs, in_time)
+    else:
+        lex = sparse.scaled(lexical.bm25(data, q, o)) if q else sparse.empty()
     order = signals.top_n(lex[1], o.graph_seeds, cat.created.view[lex[0]])
     seeds, seed_scores = lex[0][order], lex[1][order]
     lex_max = float(lex[1].max()) if len(lex[1]) else 0.0
     # every signal is sparse: only these reach a memory
     prev = nxt = topics = sparse.empty()
     per_session: np.ndarray | None = None
+    pointer: pool.Scorer | None = None
+    topic_scorer: pool.Scorer | None = None
     g: graph.Spread | None = None
     topic_terms = lexical.QueryTerms([], [], [])
     if o.session_context and q:
         # a question is no evidence, but it does point at its answer (the memory after it)
-        pointer = lex
-        if (o.w_question, o.w_claim) != (1.0, 1.0):
-            pointer = sparse.scaled(lexical.bm25(data, q, o, evidence=False))
-        ctx = signals.context(data, pointer, o.w_prev, o.w_prev2, o.w_next)
-        prev, nxt = ctx.prev, ctx.next
-        per_session = signals.scaled(lexical.session_bm25(data, q, o))
+        if scorer is not None:  # evaluated at the candidates, below
+            pointer = scorer
+            if (o.w_question, o.w_claim) != (1.0, 1.0):
+                pointer = pool.Scorer(
+                    data, q, o, evidence=False, reader=scorer.reader, budget=budget
+                )
+            per_session = signals.scaled(pool.session_bm25(data, q, o))
+            # the pool's neighbours: what context and session lift the most
+            lex_docs = sparse.union(
+                data,
+                rows,
+                lex[0] if lex_docs is None else lex_docs,
+                reach.neighbours(data, lex, reach.NEIGHBOURS_OF),
+                reach.session_docs(data, per_session, reach.SESSIONS),
+            )
+        else:
+            pointer_lex = lex
+            if (o.w_question, o.w_claim) != (1.0, 1.0):
+                pointer_lex = sparse.scaled(lexical.bm25(data, q, o, evidence=False))
+            ctx = signals.context(data, pointer_lex, o.w_prev, o.w_prev2, o.w_next)
+            prev, nxt = ctx.prev, ctx.next
+            per_session = signals.scaled(lexical.session_bm25(data, q, o))
     if o.graph and q:
         g = signals.entity_spread(data, query, seeds, seed_scores, lex_max, o.graph_top_entities)
         topic_terms = lexical.topic_terms(data, seeds, seed_scores, q, o)
-        if topic_terms:
+        if topic_terms and (pooled or pool.size(data, topic_terms) > o.exhaustive_below):
+            topic_scorer = pool.Scorer(data, topic_terms, o, evidence=True, budget=budget)
+            # topics add at most w_topics (0.2): a quarter of the pool is plenty
+            topics = sparse.scaled(topic_scorer.top(max(o.lexical_pool // 4, 1)))
+        elif topic_terms:
             topics = sparse.scaled(lexical.bm25(data, topic_terms, o))
     elif o.graph:  # no known words: the query's entities alone (e.g. a name typed in full)
         g = signals.entity_spread(
@@ -138,8 +180,31 @@ def _search(
     # similarity) to be recalled, or a pin; context, session and time only re-rank them
     # (so small stores never return noise)
     spread_docs = g.docs if g is not None else lex[0][:0]
+    if lex_docs is not None:
+        lex = (lex_docs, lex_docs[:0])  # every pool's memories are candidates (scored below)
     vector_docs = np.flatnonzero(sim > 0) if sim is not None else lex[0][:0]
     docs = sparse.union(data, rows, lex[0], spread_docs, topics[0], vector_docs, cat.pinned_docs())
+    people: list[int] = []  # the query names them: their own words rank higher
+    if o.graph and o.w_speaker and q:
+        named = graph.query_entities(data, query)
+        people = [e for e, p in zip(named, data.entities.is_person(named), strict=True) if p]
+    if scorer is not None:  # drop what cannot make the shortlist, then score the rest exactly
+        known = bounds.Blend(
+            per_session=per_session,
+            entities=sparse.scaled((g.docs, g.score)) if g is not None else None,
+            topics=topic_scorer or (topics if topic_terms else None),
+            vectors=signals.scaled(np.maximum(sim, 0.0)) if sim is not None else None,
+            inside=_inside(data, query, docs, now) if o.temporal else None,
+            excluded=np.isin(docs, [cat.doc_of.get(i, -1) for i in exclude]),
+            speaker=bool(people),
+            current=session is not None and bool(o.w_current),
+        )
+        docs = bounds.contenders(data, docs, scorer, known, o, max(o.pool, 2 * k))
+        lex = (docs, scorer.at(docs) / (scorer.best() or 1.0))
+        if pointer is not None:
+            prev, nxt = reach.context(data, docs, pointer, o)
+    if topic_scorer is not None:
+        topics = (docs, topic_scorer.at(docs) / max(topic_scorer.best(), 1e-300))
     with sparse.Positions(data, rows, docs) as pos:
         c = Contributions(
             docs=docs, lexical=pos.at(lex), name_variants=[n.casefold() for n in also]
@@ -153,19 +218,17 @@ def _search(
             c.entities = o.w_entities * pos.at(sparse.scaled((g.docs, g.score)))
             c.entity_of = np.full(len(docs), -1, dtype=np.int32)
             c.hops = np.zeros(len(docs), dtype=np.int8)
-            c.entity_of[pos.of(g.docs)] = g.entity  # every reached memory is a candidate
-            c.hops[pos.of(g.docs)] = g.hops
+            reached = pos.of(g.docs)  # every reached memory is a candidate (or was pruned)
+            c.entity_of[reached[reached >= 0]] = g.entity[reached >= 0]
+            c.hops[reached[reached >= 0]] = g.hops[reached >= 0]
             c.topic_terms = topic_terms
             score += c.entities
             if topic_terms:
                 c.topics = o.w_topics * pos.at(topics)
                 score += c.topics
-        if o.graph and o.w_speaker and q:
-            named = graph.query_entities(data, query)
-            people = [e for e, p in zip(named, data.entities.is_person(named), strict=True) if p]
-            if people:
-                c.speaker = o.w_speaker * (np.isin(data.speaker.view[docs], people) & (score > 0))
-                score += c.speaker
+        if people:
+            c.speaker = o.w_speaker * (np.isin(data.speaker.view[docs], people) & (score > 0))
+            score += c.speaker
         if sim is not None:
             c.similarity = sim[docs]
             c.vectors = o.w_vectors * signals.scaled(np.maximum(sim, 0.0))[docs]
@@ -196,17 +259,17 @@ def _search(
         return []
     # best first; exact ties go to the newer memory, then to the larger id, so the order never
     # depends on doc numbers (which differ between a live index and a rebuilt one)
-    pool = max(o.pool, 2 * k)
+    shortlist = max(o.pool, 2 * k)
     final = score[at]
     created = cat.created.view
-    if len(at) > pool:
-        kth = np.partition(final, len(final) - pool)[len(final) - pool]
-        at = at[final >= kth]  # everything tied with the cut-off stays in the pool
-        if len(at) > 2 * pool:  # a sea of ties: order them by (score, time) in numpy first
-            at = at[np.lexsort((-created[docs[at]], -score[at]))[: 2 * pool]]
+    if len(at) > shortlist:
+        kth = np.partition(final, len(final) - shortlist)[len(final) - shortlist]
+        at = at[final >= kth]  # everything tied with the cut-off stays in the shortlist
+        if len(at) > 2 * shortlist:  # a sea of ties: order them by (score, time) in numpy first
+            at = at[np.lexsort((-created[docs[at]], -score[at]))[: 2 * shortlist]]
     score_of = dict(zip(docs[at].tolist(), score[at].tolist(), strict=True))
     ordered = sorted(score_of, key=lambda d: (-score_of[d], -created[d], cat.ids[d]))
-    ranked = _with_fresh_sessions(data, ordered[:pool], k, o.fresh_session_slots)
+    ranked = _with_fresh_sessions(data, ordered[:shortlist], k, o.fresh_session_slots)
     return [
         IndexHit(cat.ids[doc] or "", score_of[doc], why)
         for doc, why in zip(ranked, explain(data, ranked, q, c), strict=True)
