@@ -172,7 +172,11 @@ class DocOf(Mapping[str, int]):
         doc = int(self._order[at]) if self._order is not None else at
         return doc if self._ids.base_row_is(doc, raw) else None
 
-    def get(self, memory_id: object, default: int | None = None) -> int | None:  # type: ignore[override]
+    @overload  # type: ignore[override]
+    def get(self, memory_id: object) -> int | None: ...
+    @overload
+    def get(self, memory_id: object, default: int) -> int: ...
+    def get(self, memory_id: object, default: int | None = None) -> int | None:
         doc = self._more.get(memory_id)  # type: ignore[call-overload]
         if doc is None:
             doc = self._base_doc(memory_id)

@@ -266,6 +266,7 @@ class InvertedIndex:
             and not self._removed
             and not self._stale
             and len(self._b_ptr) - 1 >= n_keys
+            and len(self._f_ptr) - 1 >= n_docs  # a wordless new memory adds a row, no posting
         ):
             return
         # forward: one CSR over all doc numbers
