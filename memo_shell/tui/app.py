@@ -25,6 +25,7 @@ from memo_shell.config import Settings, save_setting
 from memo_shell.errors import MemoShellError
 from memo_shell.tui import keymap, messages, notices, safe_text, themes
 from memo_shell.tui.runtime import Runtime
+from memo_shell.tui.screens import SCREENS_CSS
 from memo_shell.tui.screens.chat import ChatScreen
 
 if TYPE_CHECKING:
@@ -43,6 +44,9 @@ PALETTE_TARGETS: dict[str, dict[str, str]] = {
 #: The theme choice is written to the config file this long after the last change, so
 #: previewing themes in the picker does not rewrite the file on every keystroke.
 THEME_SAVE_DELAY_S = 0.5
+#: After the first frame, the other screens' stylesheet is parsed this much later (see
+#: _preload_screens_css): late enough not to compete with the store opening.
+PRELOAD_CSS_AFTER_S = 1.0
 
 
 class MemoShellApp(App[None]):
@@ -147,6 +151,15 @@ class MemoShellApp(App[None]):
             self.notify(problem, title="Configuration", severity="warning", timeout=10)
         self.open_store()
         self.start_backend()
+        self.set_timer(PRELOAD_CSS_AFTER_S, self._preload_screens_css)
+
+    def _preload_screens_css(self) -> None:
+        """Parse the other screens' stylesheet while the app idles after start-up: Textual
+        would parse it (and every other source again) when the first of them opens, and the
+        first F3 or dialog would wait for that."""
+        if self.is_running and not self.stylesheet.has_source(str(SCREENS_CSS)):
+            self.stylesheet.read(SCREENS_CSS)
+            self.refresh_css(animate=False)
 
     @work(group="startup")
     async def open_store(self) -> None:

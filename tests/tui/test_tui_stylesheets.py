@@ -7,11 +7,15 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+from typing import Any
 
 from textual.screen import Screen
+from tui_helpers import make_app, settle
 
 import memo_shell.tui.screens as screens_pkg
+from memo_shell.tui.app import PRELOAD_CSS_AFTER_S
 from memo_shell.tui.screens import SCREENS_CSS
+from memo_shell.tui.screens.browser import BrowserScreen
 from memo_shell.tui.screens.chat import ChatScreen
 
 
@@ -41,3 +45,17 @@ def test_the_chat_stylesheet_has_no_other_screens_rules() -> None:
     for selector in ("#browser-filters", "MemoryTable", "#entities", ".dialog {"):
         assert selector not in app_css
         assert selector in SCREENS_CSS.read_text()
+
+
+async def test_the_other_screens_rules_are_parsed_while_the_app_idles(settings: Any) -> None:
+    """Once start-up is over, screens.tcss is parsed, so the first F3 or dialog does not pay for
+    it; it was not parsed before the first frame."""
+    app = make_app(settings)
+    async with app.run_test(size=(120, 36)) as pilot:
+        parsed_at_start = app.stylesheet.has_source(str(SCREENS_CSS))
+        await pilot.pause(PRELOAD_CSS_AFTER_S + 0.5)
+        assert app.stylesheet.has_source(str(SCREENS_CSS))
+        app.action_open("browser")
+        await settle(pilot)
+        assert isinstance(app.screen, BrowserScreen)
+    assert not parsed_at_start
