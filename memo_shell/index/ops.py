@@ -43,40 +43,35 @@ class Kind(StrEnum):
 # each (frozen, slotted) dataclass would cost about half a millisecond to create.
 
 
-class Add:
+class _OfMemory:
+    """An operation that carries the memory's record."""
+
+    __slots__ = ("memory",)
+    __match_args__ = ("memory",)
+
+    def __init__(self, memory: Memory) -> None:
+        self.memory = memory
+
+    @property
+    def memory_id(self) -> str:
+        return self.memory.id
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.memory.id})"
+
+
+class Add(_OfMemory):
     """Index a memory just written."""
 
-    __slots__ = ("memory",)
-    __match_args__ = ("memory",)
+    __slots__ = ()
     kind: ClassVar[Kind] = Kind.ADD
 
-    def __init__(self, memory: Memory) -> None:
-        self.memory = memory
 
-    @property
-    def memory_id(self) -> str:
-        return self.memory.id
-
-    def __repr__(self) -> str:
-        return f"Add({self.memory.id})"
-
-
-class Update:
+class Update(_OfMemory):
     """Re-index a memory whose record changed (added instead if the index lacks it)."""
 
-    __slots__ = ("memory",)
-    __match_args__ = ("memory",)
+    __slots__ = ()
     kind: ClassVar[Kind] = Kind.UPDATE
-
-    def __init__(self, memory: Memory) -> None:
-        self.memory = memory
-
-    @property
-    def memory_id(self) -> str:
-        return self.memory.id
-
-    def __repr__(self) -> str:
-        return f"Update({self.memory.id})"
 
 
 class Remove:
