@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 import numpy as np
 
@@ -40,25 +40,31 @@ def _to_datetime(ts: float) -> datetime:
 
 ID_DTYPE = np.dtype("S26")  # a ULID: 26 ASCII characters
 
+T = TypeVar("T")
 
-class IdColumn(Sequence[str | None]):
-    """Memory ids by doc number (None for a forgotten row): a base array of fixed-width bytes
-    (a snapshot's, mapped), the ids of rows added since as strings, and base rows cleared since."""
 
-    def __init__(self, base: np.ndarray | None = None) -> None:
-        self.base = np.zeros(0, ID_DTYPE) if base is None else base
-        self._n = len(self.base)
-        self._more: list[str | None] = []
+class _Column(Sequence[T]):
+    """Rows by doc number: ``_n`` base rows read from a snapshot's arrays (mapped) by
+    ``_base_row``, the values of rows added since kept as they are, and base rows cleared since
+    (a forgotten memory's), which read as ``empty``."""
+
+    def __init__(self, n_base: int, empty: T) -> None:
+        self._n = n_base
+        self._empty = empty
+        self._more: list[T] = []
         self._cleared: set[int] = set()
+
+    def _base_row(self, doc: int) -> T:
+        raise NotImplementedError
 
     def __len__(self) -> int:
         return self._n + len(self._more)
 
     @overload
-    def __getitem__(self, doc: int) -> str | None: ...
+    def __getitem__(self, doc: int) -> T: ...
     @overload
-    def __getitem__(self, doc: slice) -> list[str | None]: ...
-    def __getitem__(self, doc: int | slice) -> str | list[str | None] | None:
+    def __getitem__(self, doc: slice) -> list[T]: ...
+    def __getitem__(self, doc: int | slice) -> T | list[T]:
         if isinstance(doc, slice):
             return [self[d] for d in range(*doc.indices(len(self)))]
         doc = int(doc)
@@ -69,7 +75,28 @@ class IdColumn(Sequence[str | None]):
         if doc < 0:
             raise IndexError(doc)
         if doc in self._cleared:
-            return None
+            return self._empty
+        return self._base_row(doc)
+
+    def append(self, value: T) -> None:
+        self._more.append(value)
+
+    def clear_row(self, doc: int) -> None:
+        if doc >= self._n:
+            self._more[doc - self._n] = self._empty
+        else:
+            self._cleared.add(doc)
+
+
+class IdColumn(_Column[str | None]):
+    """Memory ids by doc number (None for a forgotten row): a base array of fixed-width bytes
+    (a snapshot's, mapped), the ids of rows added since as strings, and base rows cleared since."""
+
+    def __init__(self, base: np.ndarray | None = None) -> None:
+        self.base = np.zeros(0, ID_DTYPE) if base is None else base
+        super().__init__(len(self.base), None)
+
+    def _base_row(self, doc: int) -> str | None:
         raw = self.base[doc]
         return raw.decode("ascii", "replace") if raw else None
 
@@ -86,15 +113,6 @@ class IdColumn(Sequence[str | None]):
                 else:
                     yield memory_id.rstrip("\0") if "\0" in memory_id else memory_id
         yield from self._more
-
-    def append(self, memory_id: str) -> None:
-        self._more.append(memory_id)
-
-    def clear_row(self, doc: int) -> None:
-        if doc >= self._n:
-            self._more[doc - self._n] = None
-        else:
-            self._cleared.add(doc)
 
     def base_row_is(self, doc: int, raw: bytes) -> bool:
         """Whether base row ``doc`` still holds the id ``raw`` (not forgotten since)."""
@@ -219,47 +237,18 @@ class DocOf(Mapping[str, int]):
         return doc
 
 
-class TextColumn(Sequence[str]):
+class TextColumn(_Column[str]):
     """A short text per row: one UTF-8 blob with offsets (a snapshot's, mapped), texts of rows
     added since as strings, and base rows cleared since."""
 
     def __init__(self, ptr: np.ndarray | None = None, blob: np.ndarray | None = None) -> None:
         self.ptr = np.zeros(1, np.int64) if ptr is None else ptr
         self.blob = np.zeros(0, np.uint8) if blob is None else blob
-        self._n = len(self.ptr) - 1
-        self._more: list[str] = []
-        self._cleared: set[int] = set()
+        super().__init__(len(self.ptr) - 1, "")
 
-    def __len__(self) -> int:
-        return self._n + len(self._more)
-
-    @overload
-    def __getitem__(self, doc: int) -> str: ...
-    @overload
-    def __getitem__(self, doc: slice) -> list[str]: ...
-    def __getitem__(self, doc: int | slice) -> str | list[str]:
-        if isinstance(doc, slice):
-            return [self[d] for d in range(*doc.indices(len(self)))]
-        doc = int(doc)
-        if doc < 0:
-            doc += len(self)
-        if doc >= self._n:
-            return self._more[doc - self._n]
-        if doc < 0:
-            raise IndexError(doc)
-        if doc in self._cleared:
-            return ""
+    def _base_row(self, doc: int) -> str:
         lo, hi = int(self.ptr[doc]), int(self.ptr[doc + 1])
         return self.blob[lo:hi].tobytes().decode("utf-8", "replace")
-
-    def append(self, text: str) -> None:
-        self._more.append(text)
-
-    def clear_row(self, doc: int) -> None:
-        if doc >= self._n:
-            self._more[doc - self._n] = ""
-        else:
-            self._cleared.add(doc)
 
     def to_arrays(self, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(offsets, blob) of every row, empty where ``keep`` is False or the row was cleared."""
