@@ -199,19 +199,37 @@ def session_bm25(data: IndexData, q: QueryTerms, o: RecallOptions) -> np.ndarray
     alive = cat.alive.view
     sess = cat.session.view
     n_s = len(cat.session_names)
-    slen = data.session_lengths()
-    live_sessions = max(int((slen > 0).sum()), 1)
-    avg = max(float(slen.sum()) / live_sessions, 1e-9)
-    scores = np.zeros(n_s, dtype=np.float64)
-    norm = o.session_k1 * (1.0 - o.session_b + o.session_b * slen / avg)
     # a session where the topic was asked about is on that topic: every side counts here
     w = side_weights(o, evidence=False)
-    for keys, qw in zip(q.sides, q.weights, strict=True):
+
+    def side_tf(keys: tuple[int, int, int]) -> np.ndarray | None:
         docs, tf, _df = _term_tf(data, keys, w)
         keep = alive[docs]
         if not keep.any():
+            return None
+        return np.bincount(sess[docs[keep]], weights=tf[keep], minlength=n_s)
+
+    return session_bm25_by(data, q, o, side_tf)
+
+
+def session_bm25_by(
+    data: IndexData,
+    q: QueryTerms,
+    o: RecallOptions,
+    side_tf: Callable[[tuple[int, int, int]], np.ndarray | None],
+) -> np.ndarray:
+    """Session BM25 from ``side_tf(keys)``: each session's term count of one query word (its
+    sides' keys), or None when no live memory uses it. The exhaustive path counts from the
+    postings, the candidate pool from its cache (``recall.pool.session_bm25``)."""
+    slen = data.session_lengths()
+    live_sessions = max(int((slen > 0).sum()), 1)
+    avg = max(float(slen.sum()) / live_sessions, 1e-9)
+    scores = np.zeros(len(data.catalog.session_names), dtype=np.float64)
+    norm = o.session_k1 * (1.0 - o.session_b + o.session_b * slen / avg)
+    for keys, qw in zip(q.sides, q.weights, strict=True):
+        stf = side_tf(keys)
+        if stf is None:
             continue
-        stf = np.bincount(sess[docs[keep]], weights=tf[keep], minlength=n_s)
         df = int(np.count_nonzero(stf))
         idf = np.log1p((live_sessions - df + 0.5) / (df + 0.5))
         scores += (qw * idf) * stf * (o.session_k1 + 1.0) / (stf + norm)

@@ -51,7 +51,7 @@ import numpy as np
 
 from memo_shell.index.data import IndexData
 from memo_shell.recall import sparse
-from memo_shell.recall.lexical import QueryTerms, side_weights
+from memo_shell.recall.lexical import QueryTerms, session_bm25_by, side_weights
 from memo_shell.recall.options import RecallOptions
 from memo_shell.recall.sparse import Sparse
 
@@ -186,21 +186,12 @@ def session_tf(data: IndexData, keys: list[int]) -> np.ndarray:
 def session_bm25(data: IndexData, q: QueryTerms, o: RecallOptions) -> np.ndarray:
     """``lexical.session_bm25`` from cached per-session term counts (cost: sessions, not
     postings)."""
-    cat = data.catalog
-    n_s = len(cat.session_names)
-    slen = data.session_lengths()
-    live_sessions = max(int((slen > 0).sum()), 1)
-    avg = max(float(slen.sum()) / live_sessions, 1e-9)
-    scores = np.zeros(n_s, dtype=np.float64)
-    norm = o.session_k1 * (1.0 - o.session_b + o.session_b * slen / avg)
-    for keys, qw in zip(q.sides, q.weights, strict=True):
+
+    def side_tf(keys: tuple[int, int, int]) -> np.ndarray | None:
         stf = session_tf(data, [k for k in keys if k >= 0])
-        df = int(np.count_nonzero(stf))
-        if not df:
-            continue
-        idf = np.log1p((live_sessions - df + 0.5) / (df + 0.5))
-        scores += (qw * idf) * stf * (o.session_k1 + 1.0) / (stf + norm)
-    return scores
+        return stf if stf.any() else None
+
+    return session_bm25_by(data, q, o, side_tf)
 
 
 def size(data: IndexData, q: QueryTerms) -> int:
