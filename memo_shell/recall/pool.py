@@ -58,9 +58,16 @@ from memo_shell.recall.sparse import Sparse
 #: Memory the per-term cache may hold (per index): a few dozen common words at a million memories.
 CACHE_BYTES = 48 << 20
 
-#: Reading a memory's forward list costs about this many postings' worth of work (a memory has
-#: a few dozen distinct words), so above this many postings per doc asked for, read those.
-_FORWARD_COST = 200
+#: Reading a memory's forward list costs about this many postings' worth of work, so above this
+#: many postings per doc asked for, read those. Not the ~200 the arithmetic alone suggests: the
+#: forward lists are scattered over a mapped file, and each memory read maps a page (or a large
+#: folio) nobody else needs, which at a million memories was most of the resident set after a
+#: hundred recalls (bench/recall.py ``rss_open_recall_mb``: 787 MB at 200, 748 MB at 2000).
+_FORWARD_COST = 2000
+
+#: Scoring a memory in full (every query word looked up) costs about as much as walking this
+#: many postings (adding a word's share to the memories it reaches): bench/recall.py, 1M.
+_LOOKUP_COST = 4
 
 #: Batches of memories scored or read larger than this are not kept for reuse within a query.
 _MEMO_DOCS = 50_000
@@ -85,6 +92,13 @@ class _Cache:
         held: np.ndarray | None = self.__dict__.get("_bitmap")
         if held is None or len(held) < rows:
             held = self.__dict__["_bitmap"] = np.zeros(max(rows, 1024), dtype=bool)
+        return held
+
+    def accumulator(self, rows: int) -> np.ndarray:
+        """A store-sized float64 scratch array, all 0 (callers reset what they set)."""
+        held: np.ndarray | None = self.__dict__.get("_accumulator")
+        if held is None or len(held) < rows:
+            held = self.__dict__["_accumulator"] = np.zeros(max(rows, 1024), dtype=np.float64)
         return held
 
     def get(self, key: object) -> Any:
@@ -383,14 +397,33 @@ class Scorer:
             total += np.where(tf > 0, value, 0.0)
         return total * self.data.catalog.alive.view[docs]
 
-    def _docs(self, stem: _Stem) -> np.ndarray:
-        keys = [k for k, _w in stem.parts]
-        base, _w = _docs_of(self.data, keys, base=True)
-        delta, _w = _docs_of(self.data, keys, base=False)
-        return np.concatenate([base, delta])
+    def _walk(self, stem: _Stem) -> tuple[np.ndarray, np.ndarray]:
+        """The memories ``stem`` reaches (sorted, distinct) and the share of their score it
+        gives (within ``_SLACK`` of what ``_score`` computes for it in float32)."""
+        docs, weights = [], []
+        for key, ws in stem.parts:
+            for p_docs, p_w in (
+                self.data.lexical.base_postings(key),
+                self.data.lexical.delta_postings(key),
+            ):
+                docs.append(p_docs)
+                weights.append(p_w.astype(np.float64) * ws)
+        reached, tf = sparse.combine(docs, weights, self.data, self.data.catalog.rows)
+        o = self.o
+        norm = o.k1 * (1.0 - o.b + o.b * self.data.doclen.view[reached] / self.avgdl)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = stem.coef * tf * (o.k1 + 1.0) / (tf + norm)
+        return reached, np.where(tf > 0, share, 0.0)
 
     def top(self, k: int) -> Sparse:
         """The ``k`` best memories and their scores (all tied with the k-th: newest first).
+
+        Term at a time: each word walked adds its share to the memories it reaches (an
+        accumulator the size of the store, reset after), so after some words every memory
+        reached has a partial score, a lower bound on its score, and at most the bounds of the
+        words not walked above it. Walking stops when the k-th best partial beats what the
+        remaining words could add up to; then only the memories whose partial plus that could
+        still reach the k-th best partial are scored in full (every word looked up).
 
         With a ``budget``, a word with more postings than that is not walked (unless every word
         is that long: then the first one is): the result is the best ``k`` of the memories the
@@ -407,52 +440,76 @@ class Scorer:
         order = sorted(range(len(self.stems)), key=lambda i: -self.stems[i].bound)
         rest = [*np.cumsum([self.stems[i].bound for i in order][::-1])[::-1].tolist(), 0.0]
         alive = data.catalog.alive.view
-        reached = cache_of(data).bitmap(rows)  # all False: reset below
-        found: list[np.ndarray] = []
-        scored: list[np.ndarray] = []
-        scores = np.zeros(0)
-        skipped = 0.0  # bounds of the long words not walked (only looked up)
+        cache = cache_of(data)
+        partial = cache.accumulator(rows)  # all 0: reset below
+        seen = cache.bitmap(rows)  # all False: reset below (a share can be 0: a side weighed 0)
+        reached: list[np.ndarray] = []
+        waiting: list[int] = []  # words not walked: long ones, and those after the stop
+        skipped = 0.0  # bounds of the long words not walked
+        j = 0
         try:
             for j, i in enumerate(order):
                 stem = self.stems[i]
-                later = order[j + 1 :]
                 if (
                     budget is not None
                     and stem.size > budget
-                    and (found or any(self.stems[x].size <= budget for x in later))
+                    and (reached or any(self.stems[x].size <= budget for x in order[j + 1 :]))
                 ):
                     skipped += stem.bound
+                    waiting.append(i)
                     continue
-                # the memories this word reaches first: scored once, in full (every word)
-                fresh = sparse.union(data, rows, self._docs(stem))
-                fresh = fresh[alive[fresh] & ~reached[fresh]]
-                reached[fresh] = True
-                found.append(fresh)
-                scored.append(self._score(fresh))
-                if len(fresh) <= _MEMO_DOCS:
-                    self._known.append((fresh, scored[-1]))
-                last = j == len(order) - 1
-                if not last and sum(map(len, found)) < k:
+                docs, share = self._walk(stem)
+                live = alive[docs]
+                docs, share = docs[live], share[live]
+                fresh = docs[~seen[docs]]
+                seen[fresh] = True
+                reached.append(fresh)
+                partial[docs] += share
+                if j == len(order) - 1 or sum(map(len, reached)) < k:
                     continue
-                scores = np.concatenate(scored)
-                if last or kth(scores, k) > rest[j + 1]:
+                if kth(partial[np.concatenate(reached)], k) / _SLACK > rest[j + 1]:
+                    waiting += order[j + 1 :]
                     break  # nothing reached only through the remaining words can enter the top k
-            else:
-                j = len(order) - 1
-            scores = np.concatenate(scored) if scored else np.zeros(0)
+            # what a memory not reached can score at most
+            unreached = rest[j + 1] + skipped
+            cand = np.concatenate(reached) if reached else np.zeros(0, dtype=np.int64)
+            # The words not walked still add to the memories reached. Each is either looked up
+            # in every memory that could still make the top k, or walked, adding its share to
+            # the memories reached (and reaching no new one), whichever costs less.
+            waiting.sort(key=lambda x: self.stems[x].size)
+            while waiting and len(cand) > k:
+                lower = partial[cand]
+                ahead = sum(self.stems[x].bound for x in waiting)
+                could = (lower * _SLACK + ahead) * _SLACK >= kth(lower, k) / _SLACK
+                if _LOOKUP_COST * int(np.count_nonzero(could)) < self.stems[waiting[0]].size:
+                    break
+                docs, share = self._walk(self.stems[waiting.pop(0)])
+                known = seen[docs]
+                partial[docs[known]] += share[known]
+            lower = partial[cand]
         finally:
-            for docs in found:
-                reached[docs] = False
-        cand = np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+            for docs in reached:
+                partial[docs] = 0.0
+                seen[docs] = False
+        pruned = 0.0  # the most a memory reached but not scored in full can score
+        if len(cand) > k:
+            ahead = sum(self.stems[x].bound for x in waiting)
+            most = (lower * _SLACK + ahead) * _SLACK
+            keep = most >= kth(lower, k) / _SLACK
+            if not keep.all():
+                pruned = float(most[~keep].max())
+                cand = cand[keep]
+        cand = np.sort(cand)
+        scores = self._score(cand)
+        if len(cand) <= _MEMO_DOCS:
+            self._known.append((cand, scores))
         if len(scores):
             self._best = float(scores.max())
         docs, values = cut(data, cand, scores, k)
-        ordered = np.argsort(docs, kind="stable")
-        docs, values = docs[ordered], values[ordered]
         self._known.append((docs, values))
-        # what a memory left out can score at most: the cut, or what the skipped words add
+        # what a memory left out can score at most: the cut, or what the unwalked words add
         left = kth(scores, k) if len(docs) < len(cand) else 0.0
-        self.floor = max(left, rest[j + 1] + skipped)
+        self.floor = max(left, unreached, pruned)
         return docs, values
 
     def known(self, docs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
