@@ -261,6 +261,31 @@ class Reader:
         self.column = {k: j for j, k in enumerate(self.keys)}
         # what was read so far, in batches (each sorted): merging them would cost more
         self._batches: list[tuple[np.ndarray, np.ndarray]] = []
+        self._walks: dict[tuple[int, ...], tuple[np.ndarray, list[np.ndarray], np.ndarray]] = {}
+
+    def walk(self, keys: tuple[int, ...]) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+        """The live memories some side keys of one word reach (sorted, distinct), each key's
+        weight at them, and their lengths: walked once per query, whatever the weighting."""
+        found = self._walks.get(keys)
+        if found is None:
+            inv = self.data.lexical
+            parts = [p for key in keys for p in (inv.base_postings(key), inv.delta_postings(key))]
+            rows = self.data.catalog.rows
+            docs, slot = sparse.unique_inverse(
+                np.concatenate([d for d, _w in parts]), self.data, rows
+            )
+            weights, at = [], 0
+            for n in range(len(keys)):
+                w = np.zeros(len(docs), dtype=np.float32)
+                for p_docs, p_w in parts[2 * n : 2 * n + 2]:
+                    w[slot[at : at + len(p_docs)]] = p_w
+                    at += len(p_docs)
+                weights.append(w)
+            live = self.data.catalog.alive.view[docs]
+            if not live.all():
+                docs, weights = docs[live], [w[live] for w in weights]
+            found = self._walks[keys] = (docs, weights, self.data.doclen.view[docs])
+        return found
 
     def weights(self, docs: np.ndarray) -> np.ndarray:
         """(len(docs), keys) float32: each key's weight at each of ``docs`` (0 where absent)."""
@@ -398,22 +423,17 @@ class Scorer:
         return total * self.data.catalog.alive.view[docs]
 
     def _walk(self, stem: _Stem) -> tuple[np.ndarray, np.ndarray]:
-        """The memories ``stem`` reaches (sorted, distinct) and the share of their score it
-        gives (within ``_SLACK`` of what ``_score`` computes for it in float32)."""
-        docs, weights = [], []
-        for key, ws in stem.parts:
-            for p_docs, p_w in (
-                self.data.lexical.base_postings(key),
-                self.data.lexical.delta_postings(key),
-            ):
-                docs.append(p_docs)
-                weights.append(p_w.astype(np.float64) * ws)
-        reached, tf = sparse.combine(docs, weights, self.data, self.data.catalog.rows)
+        """The live memories ``stem`` reaches (sorted, distinct) and the share of their score
+        it gives (within ``_SLACK`` of what ``_score`` computes for it in float32)."""
+        docs, weights, doclen = self.reader.walk(tuple(k for k, _ws in stem.parts))
+        tf = np.zeros(len(docs), dtype=np.float64)
+        for w, (_key, ws) in zip(weights, stem.parts, strict=True):
+            tf += w * ws
         o = self.o
-        norm = o.k1 * (1.0 - o.b + o.b * self.data.doclen.view[reached] / self.avgdl)
+        norm = o.k1 * (1.0 - o.b + o.b * doclen / self.avgdl)
         with np.errstate(invalid="ignore", divide="ignore"):
             share = stem.coef * tf * (o.k1 + 1.0) / (tf + norm)
-        return reached, np.where(tf > 0, share, 0.0)
+        return docs, np.where(tf > 0, share, 0.0)
 
     def top(self, k: int) -> Sparse:
         """The ``k`` best memories and their scores (all tied with the k-th: newest first).
@@ -439,7 +459,6 @@ class Scorer:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
         order = sorted(range(len(self.stems)), key=lambda i: -self.stems[i].bound)
         rest = [*np.cumsum([self.stems[i].bound for i in order][::-1])[::-1].tolist(), 0.0]
-        alive = data.catalog.alive.view
         cache = cache_of(data)
         partial = cache.accumulator(rows)  # all 0: reset below
         seen = cache.bitmap(rows)  # all False: reset below (a share can be 0: a side weighed 0)
@@ -459,8 +478,6 @@ class Scorer:
                     waiting.append(i)
                     continue
                 docs, share = self._walk(stem)
-                live = alive[docs]
-                docs, share = docs[live], share[live]
                 fresh = docs[~seen[docs]]
                 seen[fresh] = True
                 reached.append(fresh)
