@@ -268,7 +268,12 @@ def _search(
         if len(at) > 2 * shortlist:  # a sea of ties: order them by (score, time) in numpy first
             at = at[np.lexsort((-created[docs[at]], -score[at]))[: 2 * shortlist]]
     score_of = dict(zip(docs[at].tolist(), score[at].tolist(), strict=True))
-    ordered = sorted(score_of, key=lambda d: (-score_of[d], -created[d], cat.ids[d]))
+    by_score = at[np.lexsort((-created[docs[at]], -score[at]))]
+    first, then = score[by_score], created[docs[by_score]]
+    if np.any((first[1:] == first[:-1]) & (then[1:] == then[:-1])):  # same score, same time
+        ordered = sorted(score_of, key=lambda d: (-score_of[d], -created[d], cat.ids[d]))
+    else:  # no exact tie: ids (a column read per memory) are not needed to order them
+        ordered = docs[by_score].tolist()
     ranked = _with_fresh_sessions(data, ordered[:shortlist], k, o.fresh_session_slots)
     return [
         IndexHit(cat.ids[doc] or "", score_of[doc], why)
