@@ -52,12 +52,14 @@ def _ranking(data: IndexData, query: str, options: RecallOptions, k: int = 10) -
     return [(h.id, h.score, h.why) for h in recall.search(data, query, k, now=NOW, options=options)]
 
 
+@pytest.mark.parametrize("rest", ["looked up", "walked"])
 @pytest.mark.parametrize("read", ["forward lists", "postings"])
 @pytest.mark.parametrize("weights", [(0.1, 0.1), (1.0, 1.0), (0.5, 0.0)])
 def test_pool_is_exactly_the_exhaustive_top_k(
-    data: IndexData, weights: tuple, read: str, monkeypatch: pytest.MonkeyPatch
+    data: IndexData, weights: tuple, read: str, rest: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(pool, "_FORWARD_COST", 0 if read == "forward lists" else 10**9)
+    monkeypatch.setattr(pool, "_LOOKUP_COST", 0 if rest == "looked up" else 10**9)
     o = RecallOptions(w_question=weights[0], w_claim=weights[1])
     rng = random.Random(1)
     for query in _queries(rng, 40):
@@ -85,10 +87,15 @@ def test_pool_is_exactly_the_exhaustive_top_k(
             assert scorer.best() == (scores.max() if len(scores) else 0.0)
 
 
+@pytest.mark.parametrize("rest", ["looked up", "walked"])
 @pytest.mark.parametrize("budget", [0, 40, 150])
-def test_a_budget_scores_exactly_and_bounds_the_rest(data: IndexData, budget: int) -> None:
+def test_a_budget_scores_exactly_and_bounds_the_rest(
+    data: IndexData, budget: int, rest: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """With long words only looked up, every memory returned has its exact score, the best of
-    the memories the short words reach are all there, and ``floor`` bounds the rest."""
+    the memories the short words reach are all there, and ``floor`` bounds the rest; whether
+    the words not walked are looked up in the memories reached or walked over them."""
+    monkeypatch.setattr(pool, "_LOOKUP_COST", 0 if rest == "looked up" else 10**9)
     o = RecallOptions()
     for query in _queries(random.Random(8), 60):
         q = lexical.analyse_query(data, query)
