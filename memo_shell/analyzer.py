@@ -82,7 +82,7 @@ def words(text: str) -> list[str]:
     tokens = _WORD.findall(text)
     if text.isascii():  # the common case: no CJK, no emoji, nothing to split further
         if "_" not in text and "-" not in text:  # nothing to strip or join: as found
-            if len(text) <= MAX_TOKEN_CHARS or all(len(t) <= MAX_TOKEN_CHARS for t in tokens):
+            if len(text) <= MAX_TOKEN_CHARS or max(map(len, tokens), default=0) <= MAX_TOKEN_CHARS:
                 return tokens
             return [t for t in tokens if len(t) <= MAX_TOKEN_CHARS]
         out = [t.strip("_") for t in tokens if len(t) <= MAX_TOKEN_CHARS]
