@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from memo_shell.disk import Disk
 from memo_shell.index import filewatch
 from memo_shell.index.base import IndexBase
 from memo_shell.index.files import SnapshotError, locked, read_snapshot, sweep_temps
@@ -30,6 +31,7 @@ from memo_shell.store import ScanResult
 _data = lazy("memo_shell.index.data")
 _vectors = lazy("memo_shell.index.vectors")
 _signatures = lazy("memo_shell.index.signatures")
+_build = lazy("memo_shell.index.build")
 
 if TYPE_CHECKING:
     from memo_shell.index.data import IndexData
@@ -202,9 +204,8 @@ class LifecycleMixin(IndexBase):
         data.begin_bulk()  # moves the mtime, and the folder is looked into again next time
         sig_ids: list[str] = []
         sig_values: list[filewatch.Signature] = []
-        for n, memory_id in enumerate(scan.ids, 1):
-            if self._closing.is_set() and self._state == State.LOADING:
-                return -1
+
+        def read_inline(memory_id: str) -> None:
             sig = filewatch.signature(self.store.path_for(memory_id))
             memory = self._read(memory_id)
             if memory is not None:
@@ -212,8 +213,41 @@ class LifecycleMixin(IndexBase):
                 if sig is not None:
                     sig_ids.append(memory_id)
                     sig_values.append(sig)
+
+        def tick(n: int) -> bool:
+            """Report progress; False when the index is closing under a load."""
             if progress is not None and (n % 500 == 0 or n == total):
                 progress(n, total)
+            return not (self._closing.is_set() and self._state == State.LOADING)
+
+        n = 0
+        # workers only for the real disk: tests inject faulty ones, which workers would bypass
+        if total >= _build.POOL_THRESHOLD and type(self.store.disk) is Disk:
+            pairs = [(i, str(self.store.path_for(i))) for i in scan.ids]
+            try:
+                with _build.Workers(_build.worker_count()) as workers:
+                    for results in workers.map(pairs):
+                        forgotten = self.store.tombstones.ids()  # as each inline read checks
+                        for result in results:
+                            memory_id = scan.ids[n]
+                            n += 1
+                            if result is None or memory_id in forgotten:
+                                read_inline(memory_id)  # reports, quarantines, drops as usual
+                            else:
+                                data.apply(result[0])
+                                if result[1] is not None:
+                                    sig_ids.append(memory_id)
+                                    sig_values.append(result[1])
+                            if not tick(n):
+                                return -1
+            except (_build.WorkerFailed, OSError):
+                pass  # a worker died, or none could start: the rest is read here
+        for memory_id in scan.ids[n:]:
+            if self._closing.is_set() and self._state == State.LOADING:
+                return -1
+            read_inline(memory_id)
+            n += 1
+            tick(n)
         data.end_bulk()
         sigs = _signatures.Signatures.from_pairs(sig_ids, sig_values)
         with self._lock:

@@ -1,0 +1,189 @@
+"""Reading and analysing many record files in worker processes (a large ``reindex`` or build).
+
+A build of a million memories spends nine tenths of its time reading files and analysing each
+memory (``memo_shell.index.analysis``), both independent of every other memory. Worker
+processes do that in chunks; the caller applies the results in scan order, so the index is the
+one an inline build makes, bit for bit.
+
+Workers only *read*: they have no side effects on the store. A file a worker could not read or
+decode as the record its name promises (damaged, foreign, too large, gone, unreadable) comes
+back as ``None``, and the caller reads that id again through its own path, which quarantines,
+reports or skips it exactly as an inline build does.
+
+Workers are fresh interpreters (``python -m memo_shell.index.build``) talking pickles over
+their stdin and stdout, not ``multiprocessing``: a plain fork would copy the index's threads'
+locks in whatever state they were, and ``spawn``/``forkserver`` re-run the caller's main
+module in every worker (a script without a ``__main__`` guard would start builds recursively).
+They are killed when the build ends, however it ends (an exception, Ctrl-C, a close); one that
+dies early makes the caller finish the build inline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import queue
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from memo_shell import records
+from memo_shell.disk import Disk
+from memo_shell.index import filewatch
+from memo_shell.index.analysis import Analysis, analyse
+
+#: Builds of fewer files stay in one process: starting workers costs about a second.
+POOL_THRESHOLD = 20_000
+#: More workers than this gain little: the caller applies every result, in one thread.
+MAX_WORKERS = 4
+#: Files per task: large enough to amortise a round trip, small enough to keep all busy.
+CHUNK = 500
+#: Tasks in flight per worker: bounds the results waiting in memory when the caller lags.
+AHEAD = 3
+
+#: One file's outcome: its analysis and signature, or None (read it again the usual way).
+Result = tuple[Analysis, filewatch.Signature | None] | None
+
+
+def worker_count() -> int:
+    """Workers for this machine: the CPUs this process may run on, at most ``MAX_WORKERS``."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_WORKERS))
+
+
+def read_chunk(pairs: Sequence[tuple[str, str]]) -> list[Result]:
+    """Read and analyse the record at each (id, path); the worker's task."""
+    disk = Disk()
+    out: list[Result] = []
+    for memory_id, path in pairs:
+        # the signature before the read, as the inline build takes it: a file changed in
+        # between is read again at the next rescan, never missed
+        sig = filewatch.signature(path)
+        try:
+            memory = records.decode(disk.read(Path(path), records.MAX_FILE_BYTES))
+        except Exception:  # the caller's own read reports it (and quarantines what is bad)
+            out.append(None)
+            continue
+        out.append((analyse(memory), sig) if memory.id == memory_id else None)
+    return out
+
+
+class WorkerFailed(RuntimeError):
+    """A worker exited or answered garbage: the caller finishes the build inline."""
+
+
+class Workers:
+    """``n`` worker processes, each fed by a thread (so the caller only ever blocks reading)."""
+
+    def __init__(self, n: int) -> None:
+        env = dict(os.environ)
+        # the workers import the same memo_shell as this process (a checkout, a venv)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        self._procs: list[subprocess.Popen[bytes]] = []
+        self._queues: list[queue.SimpleQueue[bytes | None]] = []
+        self._feeders: list[threading.Thread] = []
+        try:
+            for _ in range(n):
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", __name__],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    env=env,
+                )
+                self._procs.append(proc)
+                tasks: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+                self._queues.append(tasks)
+                feeder = threading.Thread(
+                    target=_feed, args=(proc, tasks), name="memo-build-feed", daemon=True
+                )
+                feeder.start()
+                self._feeders.append(feeder)
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def map(self, pairs: Sequence[tuple[str, str]]) -> Iterator[list[Result]]:
+        """Each chunk's results, in order, with at most ``AHEAD`` chunks per worker in flight."""
+        n = len(self._procs)
+        chunks = [pairs[i : i + CHUNK] for i in range(0, len(pairs), CHUNK)]
+        sent = min(len(chunks), n * AHEAD)
+        for i in range(sent):  # chunk i goes to worker i % n, and its answer comes from there
+            self._queues[i % n].put(pickle.dumps(chunks[i], pickle.HIGHEST_PROTOCOL))
+        for i in range(len(chunks)):
+            results = self._receive(i % n)
+            if len(results) != len(chunks[i]):
+                raise WorkerFailed("an index worker answered for the wrong files")
+            if sent < len(chunks):
+                self._queues[sent % n].put(pickle.dumps(chunks[sent], pickle.HIGHEST_PROTOCOL))
+                sent += 1
+            yield results
+
+    def _receive(self, w: int) -> list[Result]:
+        stdout = self._procs[w].stdout
+        assert stdout is not None
+        try:
+            results = pickle.load(stdout)
+        except Exception as exc:  # EOF (it died), or a torn pickle
+            raise WorkerFailed(f"an index worker stopped ({exc!r})") from exc
+        if not isinstance(results, list):
+            raise WorkerFailed("an index worker answered garbage")
+        return results
+
+    def close(self) -> None:
+        """Stop every worker and wait for it: none outlives the build."""
+        for tasks in self._queues:
+            tasks.put(None)
+        for proc in self._procs:
+            with contextlib.suppress(OSError):
+                proc.kill()
+        for proc in self._procs:
+            with contextlib.suppress(Exception):
+                proc.wait()
+            for stream in (proc.stdin, proc.stdout):
+                if stream is not None:
+                    with contextlib.suppress(OSError):
+                        stream.close()
+        for feeder in self._feeders:
+            feeder.join(5.0)
+
+
+def _feed(proc: subprocess.Popen[bytes], tasks: queue.SimpleQueue[bytes | None]) -> None:
+    """Write tasks to one worker's stdin until told to stop (None) or the worker is gone."""
+    stdin = proc.stdin
+    assert stdin is not None
+    while (task := tasks.get()) is not None:
+        try:
+            stdin.write(task)
+            stdin.flush()
+        except (OSError, ValueError):  # the worker died (or was killed): nothing to feed
+            return
+
+
+def serve() -> None:
+    """The worker: read tasks (pickled lists of (id, path)) until EOF, answer each in turn."""
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # nothing else may write into the answers
+    while True:
+        try:
+            pairs = pickle.load(stdin)
+        except EOFError:
+            return
+        pickle.dump(read_chunk(pairs), stdout, pickle.HIGHEST_PROTOCOL)
+        stdout.flush()
+
+
+if __name__ == "__main__":
+    serve()
