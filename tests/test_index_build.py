@@ -1,0 +1,219 @@
+"""Builds in worker processes (``memo_shell.index.build``) give the index an inline build gives.
+
+Real files, real worker processes; the pool threshold is lowered so a store of a few hundred
+memories takes the pooled path. The reference is always the inline build of the same files.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import memo_shell
+from memo_shell import records
+from memo_shell.index import build
+from memo_shell.index.data import IndexData
+from memo_shell.paths import index_dir, quarantine_dir
+from memo_shell.tombstones import Tombstones
+
+TEXTS = [
+    "Caroline: I moved to Paris last week with Dr. Seuss and NASA.",
+    "Where does Priya live? She lives in Brno since March 2023.",
+    "Did I mention Jon went to Stanford University on Friday?",
+    '"Charlotte\'s Web" is #great and so is "Dune"',
+    "Painting is fun. caroline said painting is fun",
+    "Mel: Melanie and MEL went to New York, then to Sweden.",
+    "what about the Red Cross Club? Ahmed went there from Lisbon",
+    "",
+]
+WORDS = [
+    "apple",
+    "river",
+    "stone",
+    "garden",
+    "bright",
+    "quiet",
+    "window",
+    "market",
+    "letter",
+    "violin",
+]
+QUERIES = ["Caroline Paris", "where does Priya live", "violin market", "Jon Stanford", "Dune"]
+
+
+def _memories(n: int, seed: int = 3) -> list[records.Memory]:
+    rng = random.Random(seed)
+    start = datetime(2023, 1, 1, tzinfo=UTC)
+    out = []
+    for i in range(n):
+        text = f"{rng.choice(TEXTS)} {' '.join(rng.choices(WORDS, k=rng.randint(0, 9)))}"
+        memory = records.make_memory(
+            user=text,
+            assistant=rng.choice(["", "Yes, Caroline lives in Paris.", "I think so?"]),
+            session=f"s{i % 5}",
+            at=start + timedelta(hours=7 * i),
+            tags=tuple(rng.sample(["work", "Caroline", "family"], rng.randint(0, 2))),
+            pinned=rng.random() < 0.1,
+        )
+        ms = records.id_milliseconds(memory.id)
+        out.append(memory.with_changes(id=records.id_from_parts(ms, 1000 + i)))
+    return out
+
+
+@pytest.fixture
+def store_dir(tmp_path: Path) -> Path:
+    data_dir = tmp_path / "data"
+    with memo_shell.open(data_dir) as mem:
+        mem.add_many(_memories(240))
+    return data_dir
+
+
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> list[build.Workers]:
+    """Every worker pool started (the pooled path taken), for tests that look at processes."""
+    pools: list[build.Workers] = []
+    real = build.Workers
+
+    class Recorded(real):  # type: ignore[misc, valid-type]
+        def __init__(self, n: int) -> None:
+            super().__init__(n)
+            pools.append(self)
+
+    monkeypatch.setattr(build, "Workers", Recorded)
+    monkeypatch.setattr(build, "CHUNK", 16)  # many chunks: the ordering is exercised
+    return pools
+
+
+def _reindexed(data_dir: Path, pooled: bool, monkeypatch: pytest.MonkeyPatch) -> tuple:
+    monkeypatch.setattr(build, "POOL_THRESHOLD", 1 if pooled else 10**9)
+    with memo_shell.open(data_dir) as mem:
+        count = mem.reindex()
+        header, arrays = mem.index._data.to_parts()
+        ranks = [[(h.id, round(h.score, 9)) for h in mem.rank(q, k=5)] for q in QUERIES]
+        notices = [
+            n.replace(str(quarantine_dir(data_dir)), "<q>").replace(str(data_dir), "<dir>")
+            for n in mem.index.notices
+        ]
+    return count, header, {k: np.asarray(v).copy() for k, v in arrays.items()}, ranks, notices
+
+
+def _assert_same(a: tuple, b: tuple) -> None:
+    assert a[0] == b[0]
+    assert a[1] == b[1]
+    assert a[2].keys() == b[2].keys()
+    for name in a[2]:
+        assert a[2][name].dtype == b[2][name].dtype, name
+        assert np.array_equal(a[2][name], b[2][name]), name
+    assert a[3] == b[3]
+    assert a[4] == b[4]
+
+
+def _dead(pools: list[build.Workers]) -> bool:
+    return all(proc.poll() is not None for pool in pools for proc in pool._procs)
+
+
+def test_pooled_build_equals_inline(store_dir, monkeypatch, started):
+    inline = _reindexed(store_dir, False, monkeypatch)
+    assert not started
+    pooled = _reindexed(store_dir, True, monkeypatch)
+    assert len(started) == 1 and len(started[0]._procs) == build.worker_count()
+    _assert_same(inline, pooled)
+    assert inline[0] == 240
+    assert _dead(started)
+
+
+def test_damaged_foreign_and_forgotten_files_as_inline(store_dir, monkeypatch, started, tmp_path):
+    with memo_shell.open(store_dir) as mem:
+        paths = {m: mem.store.path_for(m) for m in mem.store.iter_ids()}
+    ids = sorted(paths)
+    corrupt, mismatched, forgotten, short = ids[3], ids[40], ids[77], ids[150]
+    paths[corrupt].chmod(0o600)
+    paths[corrupt].write_bytes(b"\x00garbage" * 20)  # not a record at all
+    paths[mismatched].chmod(0o600)
+    paths[mismatched].write_bytes(paths[ids[41]].read_bytes())  # another memory's record
+    paths[short].chmod(0o600)
+    paths[short].write_bytes(paths[short].read_bytes()[:-7])  # torn
+    Tombstones(store_dir).add([forgotten])
+    (paths[ids[0]].parent / "notes.txt").write_text("not ours")
+    other = tmp_path / "copy"
+    shutil.copytree(store_dir, other, symlinks=True)
+    shutil.rmtree(index_dir(store_dir))  # both load by building (inline / pooled), then reindex
+
+    inline = _reindexed(store_dir, False, monkeypatch)
+    pooled = _reindexed(other, True, monkeypatch)
+    assert started
+    # each build quarantined, dropped and reported the same files in the same words
+    _assert_same(inline, pooled)
+    assert any("damaged" in n for n in pooled[4])
+    for data_dir in (store_dir, other):
+        with memo_shell.open(data_dir) as mem:
+            for memory_id in (corrupt, mismatched, short, forgotten):
+                assert not mem.store.path_for(memory_id).exists()
+    assert inline[0] == 236
+
+
+def test_worker_death_finishes_inline(store_dir, monkeypatch, started):
+    inline = _reindexed(store_dir, False, monkeypatch)
+    real_receive = build.Workers._receive
+    calls = []
+
+    def dying(self: build.Workers, w: int) -> list:
+        calls.append(w)
+        if len(calls) == 3:
+            self._procs[w].kill()
+            self._procs[w].wait()
+        return real_receive(self, w)  # EOF from the killed one: WorkerFailed
+
+    monkeypatch.setattr(build.Workers, "_receive", dying)
+    pooled = _reindexed(store_dir, True, monkeypatch)
+    _assert_same(inline, pooled)
+    assert _dead(started)
+
+
+def test_no_workers_left_after_an_exception(store_dir, monkeypatch, started):
+    monkeypatch.setattr(build, "POOL_THRESHOLD", 1)
+    real_apply = IndexData.apply
+    applied = []
+
+    def failing(self: IndexData, analysis):
+        applied.append(1)
+        if len(applied) == 50:
+            raise RuntimeError("boom")
+        return real_apply(self, analysis)
+
+    with memo_shell.open(store_dir) as mem:
+        mem.index.wait_ready()
+        monkeypatch.setattr(IndexData, "apply", failing)
+        with pytest.raises(RuntimeError, match="boom"):
+            mem.reindex()
+    assert started and _dead(started)
+
+
+def test_no_workers_left_after_close_during_a_build(store_dir, monkeypatch, started):
+    monkeypatch.setattr(build, "POOL_THRESHOLD", 1)
+    real_apply = IndexData.apply
+
+    def slow(self: IndexData, analysis):
+        time.sleep(0.01)
+        return real_apply(self, analysis)
+
+    monkeypatch.setattr(IndexData, "apply", slow)
+    shutil.rmtree(index_dir(store_dir), ignore_errors=True)
+    mem = memo_shell.open(store_dir)
+    mem.index.start()
+    deadline = time.monotonic() + 20
+    while not started and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert started, "the load did not build in workers"
+    mem.close()
+    assert _dead(started)
+
+
+def test_worker_count_is_bounded():
+    assert 1 <= build.worker_count() <= build.MAX_WORKERS
