@@ -178,18 +178,18 @@ def test_worker_death_finishes_inline(store_dir, monkeypatch, started):
 
 def test_no_workers_left_after_an_exception(store_dir, monkeypatch, started):
     monkeypatch.setattr(build, "POOL_THRESHOLD", 1)
-    real_apply = IndexData.apply
+    real_apply = IndexData.apply_many
     applied = []
 
-    def failing(self: IndexData, analysis):
+    def failing(self: IndexData, analyses):
         applied.append(1)
-        if len(applied) == 50:
+        if len(applied) == 3:
             raise RuntimeError("boom")
-        return real_apply(self, analysis)
+        return real_apply(self, analyses)
 
     with memo_shell.open(store_dir) as mem:
         mem.index.wait_ready()
-        monkeypatch.setattr(IndexData, "apply", failing)
+        monkeypatch.setattr(IndexData, "apply_many", failing)
         with pytest.raises(RuntimeError, match="boom"):
             mem.reindex()
     assert started and _dead(started)
@@ -197,13 +197,13 @@ def test_no_workers_left_after_an_exception(store_dir, monkeypatch, started):
 
 def test_no_workers_left_after_close_during_a_build(store_dir, monkeypatch, started):
     monkeypatch.setattr(build, "POOL_THRESHOLD", 1)
-    real_apply = IndexData.apply
+    real_apply = IndexData.apply_many
 
-    def slow(self: IndexData, analysis):
-        time.sleep(0.01)
-        return real_apply(self, analysis)
+    def slow(self: IndexData, analyses):
+        time.sleep(0.2)
+        return real_apply(self, analyses)
 
-    monkeypatch.setattr(IndexData, "apply", slow)
+    monkeypatch.setattr(IndexData, "apply_many", slow)
     shutil.rmtree(index_dir(store_dir), ignore_errors=True)
     mem = memo_shell.open(store_dir)
     mem.index.start()
@@ -217,3 +217,54 @@ def test_no_workers_left_after_close_during_a_build(store_dir, monkeypatch, star
 
 def test_worker_count_is_bounded():
     assert 1 <= build.worker_count() <= build.MAX_WORKERS
+
+
+def _live_state(data: IndexData) -> tuple:
+    """Everything a read sees before any compaction: postings, df, forward lists, counts."""
+    out = []
+    for inv, n_keys in ((data.lexical, len(data.terms)), (data.graph, len(data.entities))):
+        out.append([tuple(map(np.ndarray.tolist, inv.postings(k))) for k in range(n_keys)])
+        out.append(inv.df.view.tolist())
+        out.append([tuple(map(np.ndarray.tolist, inv.forward(d))) for d in range(data.n_docs)])
+    ent = data.entities
+    out += [ent.keys, ent.names, ent._votes[: len(ent)].tolist(), ent._confirmed.tolist()]
+    out += [data.terms.keys, data.doclen.view.tolist(), data.speaker.view.tolist()]
+    out += [data.session_lengths().tolist(), data.total_len]
+    return tuple(out)
+
+
+@pytest.mark.parametrize("bulk", [False, True])
+def test_batched_add_equals_one_by_one(bulk):
+    from memo_shell.index.analysis import analyse
+
+    memories = _memories(300, seed=9)
+    one, many = IndexData(), IndexData()
+    if bulk:
+        one.begin_bulk()
+        many.begin_bulk()
+    for memory in memories:
+        one.add(memory)
+    for i in range(0, len(memories), 64):
+        many.apply_many([analyse(m) for m in memories[i : i + 64]])
+    if bulk:
+        one.end_bulk()
+        many.end_bulk()
+    assert _live_state(one) == _live_state(many)
+    h1, a1 = one.to_parts()
+    h2, a2 = many.to_parts()
+    assert h1 == h2
+    assert all(np.array_equal(a1[k], a2[k]) and a1[k].dtype == a2[k].dtype for k in a1)
+
+
+def test_index_add_many_batches_equal_single_adds(tmp_path, monkeypatch):
+    """Through ``Index.add_many`` (an import's path), a repeated id included."""
+    memories = _memories(120, seed=4)
+    batch = [*memories[:50], memories[10].with_changes(tags=("moved",)), *memories[50:]]
+    with memo_shell.open(tmp_path / "a") as a, memo_shell.open(tmp_path / "b") as b:
+        a.index.wait_ready()
+        b.index.wait_ready()
+        for memory in batch:
+            a.index.add(memory)
+        b.index.add_many(batch)
+        a.index._apply_deferred()
+        assert _live_state(a.index._data) == _live_state(b.index._data)

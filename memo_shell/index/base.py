@@ -30,7 +30,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, MutableMapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,6 +44,7 @@ from memo_shell.records import CorruptRecord, Memory, RecordError, UnsupportedVe
 from memo_shell.store import Store
 
 _vectors = lazy("memo_shell.index.vectors")
+_analysis = lazy("memo_shell.index.analysis")
 
 if TYPE_CHECKING:
     from memo_shell.index.data import IndexData
@@ -170,6 +171,30 @@ class IndexBase:
                 data.remove(memory_id)
                 if self._embedding is not None:
                     self._embedding.discard(memory_id)
+
+    def _apply_adds(self, data: IndexData, ops: Sequence[Op]) -> None:
+        """``_apply_op`` of many adds, in order: runs of memories new to ``data`` are analysed
+        and applied as one batch (``IndexData.apply_many``); any other op goes one by one."""
+        run: list[Memory] = []
+        ids: set[str] = set()
+
+        def flush() -> None:
+            data.apply_many([_analysis.analyse(m) for m in run])
+            if self._embedding is not None and data is self._data:
+                for memory in run:
+                    self._embedding.put(memory.id, memory.text)
+            run.clear()
+            ids.clear()
+
+        for op in ops:
+            new = isinstance(op, Add) and op.memory.id not in ids
+            if new and op.memory.id not in data.catalog.doc_of:  # type: ignore[union-attr]
+                run.append(op.memory)  # type: ignore[union-attr]
+                ids.add(op.memory.id)  # type: ignore[union-attr]
+                continue
+            flush()
+            self._apply_op(data, op)
+        flush()
 
     if TYPE_CHECKING:  # each part calls a few of the others'
 

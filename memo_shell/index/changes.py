@@ -70,13 +70,15 @@ class ChangesMixin(IndexBase):
                     self._sigs.pop(memory_id, None)
                 else:
                     self._sigs[memory_id] = sig
+            if self._data is not None and not defer and kind == Kind.ADD:
+                self._apply_deferred()
+                self._apply_adds(self._data, ops)  # a batch: its analysis and tables at once
             for op in ops:
-                if self._data is not None:
-                    if defer:
-                        self._deferred.append(op)
-                    else:
-                        self._apply_deferred()
-                        self._apply_op(self._data, op)
+                if self._data is not None and defer:
+                    self._deferred.append(op)
+                elif self._data is not None and kind != Kind.ADD:
+                    self._apply_deferred()
+                    self._apply_op(self._data, op)
                 if self._data is None or self._reloading or self._state == State.REBUILDING:
                     self._queue_op(op)
             self._dirty += len(ops)

@@ -7,6 +7,7 @@ and how to save/load the lot as one snapshot. It has no threads and no files of 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -100,6 +101,52 @@ class IndexData:
             return doc
         self.entities.count_mentions(mentions, 1)
         return doc
+
+    def apply_many(self, analyses: Sequence[Analysis]) -> list[int]:
+        """``apply`` of many memories at once (an import's batch, a build's chunk): the same
+        index as applying them one by one, with the tables' work done once per batch."""
+        if not analyses:
+            return []
+        catalog = self.catalog
+        docs = [
+            catalog.add_row(a.memory_id, a.created, a.session, a.pinned, a.tags, a.preview)
+            for a in analyses
+        ]
+        terms = self.terms.add_many([t for a in analyses for t in a.terms])
+        counts = np.fromiter(
+            (c for a in analyses for c in a.counts), dtype=np.float64, count=len(terms)
+        )
+        self.lexical.add_batch(
+            docs, [len(a.terms) for a in analyses], np.array(terms, dtype=np.int32), counts,
+            forward_only=self.bulk,
+        )  # fmt: skip
+        lengths = [a.length for a in analyses]
+        self.doclen.extend(lengths)
+        sessions = catalog.session.view[docs[0] : docs[-1] + 1]
+        self.session_len.ensure(int(sessions.max()) + 1)
+        session_len = self.session_len
+        for number, length in zip(sessions.tolist(), lengths, strict=True):
+            self.total_len += length  # in order: a float sum, as one by one
+            session_len[number] += length
+        entities = self.entities.intern_many(
+            [k for a in analyses for k in a.entities], [n for a in analyses for n in a.names]
+        )
+        codes = [c for a in analyses for c in a.codes]
+        speakers = []
+        at = 0
+        for a in analyses:
+            speakers.append(entities[at + a.speaker] if a.speaker >= 0 else -1)
+            at += len(a.entities)
+        self.speaker.extend(speakers)
+        self.graph.add_batch(
+            docs, [len(a.entities) for a in analyses], np.array(entities, dtype=np.int32),
+            np.array(codes, dtype=np.float64), forward_only=self.bulk,
+        )  # fmt: skip
+        if not self.bulk and entities:
+            self.entities.count(
+                np.array(entities, dtype=np.int64), np.array(codes, dtype=np.float64), 1
+            )
+        return docs
 
     def update(self, memory: Memory) -> int | None:
         """Pin or tags changed. Tags are searchable, so new tags re-index the memory."""

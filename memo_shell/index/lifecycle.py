@@ -34,6 +34,7 @@ _signatures = lazy("memo_shell.index.signatures")
 _build = lazy("memo_shell.index.build")
 
 if TYPE_CHECKING:
+    from memo_shell.index.analysis import Analysis
     from memo_shell.index.data import IndexData
 
 #: close() rewrites the snapshot only past these many unsaved changes (fewer: the log suffices)
@@ -228,18 +229,22 @@ class LifecycleMixin(IndexBase):
                 with _build.Workers(_build.worker_count()) as workers:
                     for results in workers.map(pairs):
                         forgotten = self.store.tombstones.ids()  # as each inline read checks
+                        run: list[Analysis] = []  # applied together, in scan order
                         for result in results:
                             memory_id = scan.ids[n]
                             n += 1
                             if result is None or memory_id in forgotten:
+                                data.apply_many(run)
+                                run = []
                                 read_inline(memory_id)  # reports, quarantines, drops as usual
-                            else:
-                                data.apply(result[0])
-                                if result[1] is not None:
-                                    sig_ids.append(memory_id)
-                                    sig_values.append(result[1])
-                            if not tick(n):
-                                return -1
+                                continue
+                            run.append(result[0])
+                            if result[1] is not None:
+                                sig_ids.append(memory_id)
+                                sig_values.append(result[1])
+                        data.apply_many(run)
+                        if not tick(n):
+                            return -1
             except (_build.WorkerFailed, OSError):
                 pass  # a worker died, or none could start: the rest is read here
         for memory_id in scan.ids[n:]:
