@@ -19,6 +19,7 @@ import memo_shell
 from memo_shell import records
 from memo_shell.index import build
 from memo_shell.index.data import IndexData
+from memo_shell.index.ops import Add
 from memo_shell.paths import index_dir, quarantine_dir
 from memo_shell.tombstones import Tombstones
 
@@ -47,11 +48,11 @@ WORDS = [
 QUERIES = ["Caroline Paris", "where does Priya live", "violin market", "Jon Stanford", "Dune"]
 
 
-def _memories(n: int, seed: int = 3) -> list[records.Memory]:
+def _memories(n: int, seed: int = 3, first: int = 0) -> list[records.Memory]:
     rng = random.Random(seed)
     start = datetime(2023, 1, 1, tzinfo=UTC)
     out = []
-    for i in range(n):
+    for i in range(first, first + n):
         text = f"{rng.choice(TEXTS)} {' '.join(rng.choices(WORDS, k=rng.randint(0, 9)))}"
         memory = records.make_memory(
             user=text,
@@ -268,3 +269,35 @@ def test_index_add_many_batches_equal_single_adds(tmp_path, monkeypatch):
         b.index.add_many(batch)
         a.index._apply_deferred()
         assert _live_state(a.index._data) == _live_state(b.index._data)
+
+
+def test_import_batches_analysed_in_workers(tmp_path, monkeypatch):
+    """From the second large batch on, an import's analysis runs in workers the index owns;
+    the index is the same, and the workers stop when idle and at close."""
+    from memo_shell.index import base
+
+    monkeypatch.setattr(base, "IMPORT_POOL_BATCH", 20)
+    memories = _memories(150, seed=5)
+    with memo_shell.open(tmp_path / "a") as a, memo_shell.open(tmp_path / "b") as b:
+        a.index.wait_ready()
+        b.index.wait_ready()
+        for i in range(0, 150, 50):
+            a.index._apply_adds(a.index._data, [Add(m) for m in memories[i : i + 50]])
+            b.index.add_many(memories[i : i + 50])
+            if i == 0:
+                assert b.index._workers is None  # a one-off batch stays here
+        workers = b.index._workers
+        assert workers is not None and workers.alive
+        monkeypatch.setattr(base, "IMPORT_POOL_IDLE_SECONDS", 0.0)  # stop right after use
+        assert _live_state(a.index._data) == _live_state(b.index._data)
+        b.index.add_many(_memories(30, seed=6, first=1000))
+        deadline = time.monotonic() + 10
+        while workers.alive and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert b.index._workers is None
+        assert not workers.alive
+        monkeypatch.setattr(base, "IMPORT_POOL_IDLE_SECONDS", 60.0)
+        b.index.add_many(_memories(25, seed=7, first=2000))  # started again for the next import
+        again = b.index._workers
+        assert again is not None
+    assert again is not None and not again.alive

@@ -45,12 +45,19 @@ from memo_shell.store import Store
 
 _vectors = lazy("memo_shell.index.vectors")
 _analysis = lazy("memo_shell.index.analysis")
+_build = lazy("memo_shell.index.build")
 
 if TYPE_CHECKING:
+    from memo_shell.index import build
+    from memo_shell.index.analysis import Analysis
     from memo_shell.index.data import IndexData
     from memo_shell.index.files import Change
     from memo_shell.store import ScanResult
 
+#: Batches of at least this many memories are analysed in worker processes (an import's)...
+IMPORT_POOL_BATCH = 1000
+#: ... which stop when no batch came for this long (and at close)
+IMPORT_POOL_IDLE_SECONDS = 10.0
 #: Ops remembered while the index is not loaded, and change-log lines awaiting their file;
 #: beyond this the change log and the file walk catch up.
 MAX_PENDING = 10_000
@@ -111,6 +118,12 @@ class IndexBase:
         self._scan_lock = threading.Lock()  # one walk of the files at a time
         self._watcher: filewatch.Watcher | None = None
         self._embedding: EmbeddingQueue | None = None
+        # an import's analysis workers (see _analyse_many): memories added in large batches,
+        # the workers, and the timer that stops them once the import is over
+        self._imported = 0
+        self._workers: build.Workers | None = None
+        self._workers_lock = threading.Lock()
+        self._idle_timer: threading.Timer | None = None
         if embedder is not None:
             self._embedding = EmbeddingQueue(
                 embedder,
@@ -179,7 +192,7 @@ class IndexBase:
         ids: set[str] = set()
 
         def flush() -> None:
-            data.apply_many([_analysis.analyse(m) for m in run])
+            data.apply_many(self._analyse_many(run))
             if self._embedding is not None and data is self._data:
                 for memory in run:
                     self._embedding.put(memory.id, memory.text)
@@ -195,6 +208,47 @@ class IndexBase:
             flush()
             self._apply_op(data, op)
         flush()
+
+    def _analyse_many(self, memories: Sequence[Memory]) -> list[Analysis]:
+        """Analyses of a batch, in worker processes from an import's second large batch on
+        (a one-off batch would not repay starting them); here when that fails."""
+        if len(memories) >= IMPORT_POOL_BATCH:
+            self._imported += len(memories)
+            if self._imported > len(memories):
+                workers = self._import_workers()
+                if workers is not None:
+                    try:
+                        return workers.analyse(memories)
+                    except (_build.WorkerFailed, OSError):
+                        self._stop_import_workers()
+        return [_analysis.analyse(m) for m in memories]
+
+    def _import_workers(self) -> build.Workers | None:
+        """The import's workers (started on first use), kept until idle or close."""
+        with self._workers_lock:
+            if self._idle_timer is not None:
+                self._idle_timer.cancel()
+            if self._workers is None or not self._workers.alive:
+                if self._workers is not None:
+                    self._workers.close()
+                try:
+                    self._workers = _build.Workers(_build.worker_count())
+                except OSError:
+                    self._workers = None
+                    return None
+            self._idle_timer = threading.Timer(IMPORT_POOL_IDLE_SECONDS, self._stop_import_workers)
+            self._idle_timer.daemon = True
+            self._idle_timer.start()
+            return self._workers
+
+    def _stop_import_workers(self) -> None:
+        with self._workers_lock:
+            if self._idle_timer is not None:
+                self._idle_timer.cancel()
+                self._idle_timer = None
+            workers, self._workers = self._workers, None
+        if workers is not None:
+            workers.close()
 
     if TYPE_CHECKING:  # each part calls a few of the others'
 

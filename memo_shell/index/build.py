@@ -27,13 +27,15 @@ import queue
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from memo_shell import records
 from memo_shell.disk import Disk
 from memo_shell.index import filewatch
 from memo_shell.index.analysis import Analysis, analyse
+from memo_shell.records import Memory
 
 #: Builds of fewer files stay in one process: starting workers costs about a second.
 POOL_THRESHOLD = 20_000
@@ -55,6 +57,11 @@ def worker_count() -> int:
     except (AttributeError, OSError):  # not on Linux
         cpus = os.cpu_count() or 1
     return max(1, min(cpus, MAX_WORKERS))
+
+
+def analyse_chunk(memories: Sequence[Memory]) -> list[Analysis]:
+    """Analyse memories the caller has in hand (an import's batch); the worker's other task."""
+    return [analyse(memory) for memory in memories]
 
 
 def read_chunk(pairs: Sequence[tuple[str, str]]) -> list[Result]:
@@ -116,20 +123,37 @@ class Workers:
         self.close()
 
     def map(self, pairs: Sequence[tuple[str, str]]) -> Iterator[list[Result]]:
+        """``read_chunk`` of each chunk of ``pairs``, in order (see ``run``)."""
+        return self.run("read", pairs, CHUNK)
+
+    def analyse(self, memories: Sequence[Memory]) -> list[Analysis]:
+        """``analyse`` of each memory, in order, shared out evenly between the workers."""
+        size = -(-len(memories) // len(self._procs))
+        return [a for chunk in self.run("analyse", memories, size) for a in chunk]
+
+    def run(self, job: str, items: Sequence[Any], size: int) -> Iterator[list[Any]]:
         """Each chunk's results, in order, with at most ``AHEAD`` chunks per worker in flight."""
         n = len(self._procs)
-        chunks = [pairs[i : i + CHUNK] for i in range(0, len(pairs), CHUNK)]
+        chunks = [items[i : i + size] for i in range(0, len(items), size)]
+
+        def send(i: int) -> None:  # chunk i goes to worker i % n, and its answer comes from there
+            self._queues[i % n].put(pickle.dumps((job, chunks[i]), pickle.HIGHEST_PROTOCOL))
+
         sent = min(len(chunks), n * AHEAD)
-        for i in range(sent):  # chunk i goes to worker i % n, and its answer comes from there
-            self._queues[i % n].put(pickle.dumps(chunks[i], pickle.HIGHEST_PROTOCOL))
+        for i in range(sent):
+            send(i)
         for i in range(len(chunks)):
             results = self._receive(i % n)
             if len(results) != len(chunks[i]):
-                raise WorkerFailed("an index worker answered for the wrong files")
+                raise WorkerFailed("an index worker answered for other items")
             if sent < len(chunks):
-                self._queues[sent % n].put(pickle.dumps(chunks[sent], pickle.HIGHEST_PROTOCOL))
+                send(sent)
                 sent += 1
             yield results
+
+    @property
+    def alive(self) -> bool:
+        return all(proc.poll() is None for proc in self._procs)
 
     def _receive(self, w: int) -> list[Result]:
         stdout = self._procs[w].stdout
@@ -172,16 +196,19 @@ def _feed(proc: subprocess.Popen[bytes], tasks: queue.SimpleQueue[bytes | None])
             return
 
 
+_JOBS: dict[str, Callable[[Any], list[Any]]] = {"read": read_chunk, "analyse": analyse_chunk}
+
+
 def serve() -> None:
-    """The worker: read tasks (pickled lists of (id, path)) until EOF, answer each in turn."""
+    """The worker: read tasks ((job, items), pickled) until EOF, answer each in turn."""
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing else may write into the answers
     while True:
         try:
-            pairs = pickle.load(stdin)
+            job, items = pickle.load(stdin)
         except EOFError:
             return
-        pickle.dump(read_chunk(pairs), stdout, pickle.HIGHEST_PROTOCOL)
+        pickle.dump(_JOBS[job](items), stdout, pickle.HIGHEST_PROTOCOL)
         stdout.flush()
 
 

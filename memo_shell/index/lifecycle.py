@@ -82,6 +82,7 @@ class LifecycleMixin(IndexBase):
         except OSError as exc:
             self._notice(f"index could not be rewritten without forgotten memories ({exc})")
         self._closing.set()
+        self._stop_import_workers()
         # a load still running stops at its next check of _closing; wait for it, so that no
         # index file is written after close() returns (the directory may be moved or wiped)
         loader = self._loader
