@@ -272,12 +272,14 @@ def test_index_add_many_batches_equal_single_adds(tmp_path, monkeypatch):
 
 
 def test_import_batches_analysed_in_workers(tmp_path, monkeypatch):
-    """From the second large batch on, an import's analysis runs in workers the index owns;
-    the index is the same, and the workers stop when idle and at close."""
+    """From the second large batch on, an import's analysis runs in workers the index owns,
+    while the caller writes the next batch; applied before the next read or batch, it gives
+    the same index (a repeated id included). The workers stop when idle and at close."""
     from memo_shell.index import base
 
     monkeypatch.setattr(base, "IMPORT_POOL_BATCH", 20)
     memories = _memories(150, seed=5)
+    memories[120] = memories[60].with_changes(tags=("again",))  # an update inside a batch
     with memo_shell.open(tmp_path / "a") as a, memo_shell.open(tmp_path / "b") as b:
         a.index.wait_ready()
         b.index.wait_ready()
@@ -286,18 +288,46 @@ def test_import_batches_analysed_in_workers(tmp_path, monkeypatch):
             b.index.add_many(memories[i : i + 50])
             if i == 0:
                 assert b.index._workers is None  # a one-off batch stays here
+            else:
+                assert isinstance(b.index._deferred[-1], base.Analysing)
         workers = b.index._workers
         assert workers is not None and workers.alive
-        monkeypatch.setattr(base, "IMPORT_POOL_IDLE_SECONDS", 0.0)  # stop right after use
+        assert b.index.stats()["memories"] == 149  # a read applies the batch in flight
+        assert not b.index._deferred
         assert _live_state(a.index._data) == _live_state(b.index._data)
+        monkeypatch.setattr(base, "IMPORT_POOL_IDLE_SECONDS", 0.0)  # stop right after use
         b.index.add_many(_memories(30, seed=6, first=1000))
         deadline = time.monotonic() + 10
         while workers.alive and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert b.index._workers is None
         assert not workers.alive
+        assert b.index._workers is None
+        assert not b.index._deferred  # the idle stop applied it first
         monkeypatch.setattr(base, "IMPORT_POOL_IDLE_SECONDS", 60.0)
         b.index.add_many(_memories(25, seed=7, first=2000))  # started again for the next import
         again = b.index._workers
-        assert again is not None
-    assert again is not None and not again.alive
+        assert again is not None and again.alive
+    assert not again.alive
+
+
+def test_import_workers_dying_mid_batch(tmp_path, monkeypatch):
+    """Workers killed while analysing a batch: it is analysed here instead, nothing lost."""
+    from memo_shell.index import base
+
+    monkeypatch.setattr(base, "IMPORT_POOL_BATCH", 20)
+    memories = _memories(90, seed=8)
+    with memo_shell.open(tmp_path / "a") as a, memo_shell.open(tmp_path / "b") as b:
+        a.index.wait_ready()
+        b.index.wait_ready()
+        a.index._apply_adds(a.index._data, [Add(m) for m in memories])
+        b.index.add_many(memories[:30])
+        b.index.add_many(memories[30:60])
+        workers = b.index._workers
+        assert workers is not None
+        for proc in workers._procs:
+            proc.kill()
+        b.index.add_many(memories[60:])
+        with b.index._lock:
+            b.index._apply_deferred()
+        assert _live_state(a.index._data) == _live_state(b.index._data)
+        assert not workers.alive

@@ -63,6 +63,16 @@ IMPORT_POOL_IDLE_SECONDS = 10.0
 MAX_PENDING = 10_000
 
 
+class Analysing:
+    """A batch of adds whose analysis is under way in the import's workers (see _submit)."""
+
+    __slots__ = ("ops", "ticket")
+
+    def __init__(self, ops: Sequence[Op], ticket: build.Ticket) -> None:
+        self.ops = ops
+        self.ticket = ticket
+
+
 class IndexBase:
     """Shared state of ``Index``; see the module doc for which part owns what."""
 
@@ -80,7 +90,7 @@ class IndexBase:
         # changes: ops made before the data is installed, and our own single changes applied
         # to the data before its next read (why two: see memo_shell.index.changes)
         self._pending: list[Op] = []
-        self._deferred: list[Op] = []
+        self._deferred: list[Op | Analysing] = []
         # lifecycle
         self._ready = threading.Event()
         self._state = State.LOADING
@@ -118,7 +128,7 @@ class IndexBase:
         self._scan_lock = threading.Lock()  # one walk of the files at a time
         self._watcher: filewatch.Watcher | None = None
         self._embedding: EmbeddingQueue | None = None
-        # an import's analysis workers (see _analyse_many): memories added in large batches,
+        # an import's analysis workers (see _submit): memories added in large batches,
         # the workers, and the timer that stops them once the import is over
         self._imported = 0
         self._workers: build.Workers | None = None
@@ -185,43 +195,68 @@ class IndexBase:
                 if self._embedding is not None:
                     self._embedding.discard(memory_id)
 
-    def _apply_adds(self, data: IndexData, ops: Sequence[Op]) -> None:
+    def _apply_adds(
+        self, data: IndexData, ops: Sequence[Op], analysed: Analysing | None = None
+    ) -> None:
         """``_apply_op`` of many adds, in order: runs of memories new to ``data`` are analysed
-        and applied as one batch (``IndexData.apply_many``); any other op goes one by one."""
+        and applied as one batch (``IndexData.apply_many``); any other op goes one by one.
+        ``analysed``: the ops' analyses, being made in the import's workers."""
+        ready = self._collect(analysed) if analysed is not None else None
         run: list[Memory] = []
+        done: list[Analysis] = []  # run's analyses, when the workers made them
         ids: set[str] = set()
 
         def flush() -> None:
-            data.apply_many(self._analyse_many(run))
+            if run:
+                data.apply_many(done if ready else [_analysis.analyse(m) for m in run])
             if self._embedding is not None and data is self._data:
                 for memory in run:
                     self._embedding.put(memory.id, memory.text)
             run.clear()
+            done.clear()
             ids.clear()
 
-        for op in ops:
+        for i, op in enumerate(ops):
             new = isinstance(op, Add) and op.memory.id not in ids
             if new and op.memory.id not in data.catalog.doc_of:  # type: ignore[union-attr]
                 run.append(op.memory)  # type: ignore[union-attr]
                 ids.add(op.memory.id)  # type: ignore[union-attr]
+                if ready:
+                    done.append(ready[i])
                 continue
             flush()
             self._apply_op(data, op)
         flush()
 
-    def _analyse_many(self, memories: Sequence[Memory]) -> list[Analysis]:
-        """Analyses of a batch, in worker processes from an import's second large batch on
-        (a one-off batch would not repay starting them); here when that fails."""
-        if len(memories) >= IMPORT_POOL_BATCH:
-            self._imported += len(memories)
-            if self._imported > len(memories):
-                workers = self._import_workers()
-                if workers is not None:
-                    try:
-                        return workers.analyse(memories)
-                    except (_build.WorkerFailed, OSError):
-                        self._stop_import_workers()
-        return [_analysis.analyse(m) for m in memories]
+    def _submit(self, ops: Sequence[Op]) -> Analysing | None:
+        """Hand a large batch of adds to the import's workers, to be applied at the next read
+        or batch: meanwhile the caller writes the next batch's files. None: apply it now."""
+        if len(ops) < IMPORT_POOL_BATCH:
+            return None
+        self._imported += len(ops)
+        if self._imported <= len(ops):
+            return None  # the first batch: maybe a one-off, not worth starting workers
+        workers = self._import_workers()
+        if workers is None:
+            return None
+        memories = [op.memory for op in ops if isinstance(op, Add)]
+        if len(memories) != len(ops):
+            return None
+        try:
+            return Analysing(ops, workers.submit(memories))
+        except OSError:
+            self._stop_import_workers()
+            return None
+
+    def _collect(self, analysed: Analysing) -> list[Analysis] | None:
+        """The analyses of a submitted batch, one per op (None if the workers failed: the
+        batch is then analysed here)."""
+        try:
+            results = analysed.ticket.workers.collect(analysed.ticket)
+        except (_build.WorkerFailed, OSError):
+            self._stop_import_workers()
+            return None
+        return results if len(results) == len(analysed.ops) else None
 
     def _import_workers(self) -> build.Workers | None:
         """The import's workers (started on first use), kept until idle or close."""
@@ -236,10 +271,16 @@ class IndexBase:
                 except OSError:
                     self._workers = None
                     return None
-            self._idle_timer = threading.Timer(IMPORT_POOL_IDLE_SECONDS, self._stop_import_workers)
+            self._idle_timer = threading.Timer(IMPORT_POOL_IDLE_SECONDS, self._import_over)
             self._idle_timer.daemon = True
             self._idle_timer.start()
             return self._workers
+
+    def _import_over(self) -> None:
+        """No batch for a while: apply what the workers analysed, then stop them."""
+        with self._lock:
+            self._apply_deferred()
+        self._stop_import_workers()
 
     def _stop_import_workers(self) -> None:
         with self._workers_lock:

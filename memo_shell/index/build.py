@@ -20,6 +20,7 @@ dies early makes the caller finish the build inline.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import pickle
@@ -85,10 +86,22 @@ class WorkerFailed(RuntimeError):
     """A worker exited or answered garbage: the caller finishes the build inline."""
 
 
+class Ticket:
+    """A batch handed to ``Workers.submit``: which worker answers each chunk, and how many."""
+
+    __slots__ = ("chunks", "workers")
+
+    def __init__(self, workers: Workers) -> None:
+        self.workers = workers
+        self.chunks: list[tuple[int, int]] = []
+
+
 class Workers:
     """``n`` worker processes, each fed by a thread (so the caller only ever blocks reading)."""
 
     def __init__(self, n: int) -> None:
+        self._turn = 0  # the worker the next submitted chunk goes to
+        self._outstanding: collections.deque[Ticket] = collections.deque()
         env = dict(os.environ)
         # the workers import the same memo_shell as this process (a checkout, a venv)
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
@@ -128,8 +141,38 @@ class Workers:
 
     def analyse(self, memories: Sequence[Memory]) -> list[Analysis]:
         """``analyse`` of each memory, in order, shared out evenly between the workers."""
-        size = -(-len(memories) // len(self._procs))
-        return [a for chunk in self.run("analyse", memories, size) for a in chunk]
+        return self.collect(self.submit(memories))
+
+    def submit(self, memories: Sequence[Memory]) -> Ticket:
+        """Start analysing ``memories``; ``collect`` the ticket for the results. Tickets are
+        answered in the order they were submitted; one never collected is skipped over."""
+        n = len(self._procs)
+        size = -(-len(memories) // n)
+        ticket = Ticket(self)
+        for i in range(0, len(memories), size):
+            chunk = memories[i : i + size]
+            w = self._turn % n
+            self._turn += 1
+            self._queues[w].put(pickle.dumps(("analyse", chunk), pickle.HIGHEST_PROTOCOL))
+            ticket.chunks.append((w, len(chunk)))
+        self._outstanding.append(ticket)
+        return ticket
+
+    def collect(self, ticket: Ticket) -> list[Analysis]:
+        """The results of a ticket, in order (WorkerFailed if they can no longer come)."""
+        if ticket.workers is not self or ticket not in self._outstanding:
+            raise WorkerFailed("these workers no longer hold that batch")
+        while self._outstanding:
+            earlier = self._outstanding.popleft()
+            out = []
+            for w, n in earlier.chunks:
+                results = self._receive(w)
+                if len(results) != n:
+                    raise WorkerFailed("an index worker answered for other items")
+                out.extend(results)
+            if earlier is ticket:
+                return out
+        raise WorkerFailed("lost track of a batch")  # not reached: the ticket was queued
 
     def run(self, job: str, items: Sequence[Any], size: int) -> Iterator[list[Any]]:
         """Each chunk's results, in order, with at most ``AHEAD`` chunks per worker in flight."""
@@ -168,6 +211,7 @@ class Workers:
 
     def close(self) -> None:
         """Stop every worker and wait for it: none outlives the build."""
+        self._outstanding.clear()
         for tasks in self._queues:
             tasks.put(None)
         for proc in self._procs:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from memo_shell.disk import Disk
 from memo_shell.index import filewatch
-from memo_shell.index.base import IndexBase
+from memo_shell.index.base import Analysing, IndexBase
 from memo_shell.index.files import SnapshotError, locked, read_snapshot, sweep_temps
 from memo_shell.index.ops import State
 from memo_shell.lazy import lazy
@@ -82,6 +82,9 @@ class LifecycleMixin(IndexBase):
         except OSError as exc:
             self._notice(f"index could not be rewritten without forgotten memories ({exc})")
         self._closing.set()
+        with self._lock:
+            if any(isinstance(op, Analysing) for op in self._deferred):
+                self._apply_deferred()  # an import's last batch, from its workers
         self._stop_import_workers()
         # a load still running stops at its next check of _closing; wait for it, so that no
         # index file is written after close() returns (the directory may be moved or wiped)
