@@ -153,7 +153,7 @@ class Workers:
             chunk = memories[i : i + size]
             w = self._turn % n
             self._turn += 1
-            self._queues[w].put(pickle.dumps(("analyse", chunk), pickle.HIGHEST_PROTOCOL))
+            self._queues[w].put(_frame(("analyse", chunk)))
             ticket.chunks.append((w, len(chunk)))
         self._outstanding.append(ticket)
         return ticket
@@ -180,7 +180,7 @@ class Workers:
         chunks = [items[i : i + size] for i in range(0, len(items), size)]
 
         def send(i: int) -> None:  # chunk i goes to worker i % n, and its answer comes from there
-            self._queues[i % n].put(pickle.dumps((job, chunks[i]), pickle.HIGHEST_PROTOCOL))
+            self._queues[i % n].put(_frame((job, chunks[i])))
 
         sent = min(len(chunks), n * AHEAD)
         for i in range(sent):
@@ -202,7 +202,7 @@ class Workers:
         stdout = self._procs[w].stdout
         assert stdout is not None
         try:
-            results = pickle.load(stdout)
+            results = _unframe(stdout.fileno())
         except Exception as exc:  # EOF (it died), or a torn pickle
             raise WorkerFailed(f"an index worker stopped ({exc!r})") from exc
         if not isinstance(results, list):
@@ -234,10 +234,43 @@ def _feed(proc: subprocess.Popen[bytes], tasks: queue.SimpleQueue[bytes | None])
     assert stdin is not None
     while (task := tasks.get()) is not None:
         try:
-            stdin.write(task)
-            stdin.flush()
+            _write_all(stdin.fileno(), task)
         except (OSError, ValueError):  # the worker died (or was killed): nothing to feed
             return
+
+
+#: Each message: this mark, the pickle's length (8 bytes, little-endian), the pickle. Read and
+#: written with plain system calls: a torn or shifted stream is noticed, never misread.
+_MARK = b"MSB1"
+
+
+def _frame(obj: object) -> bytes:
+    data = pickle.dumps(obj, pickle.HIGHEST_PROTOCOL)
+    return _MARK + len(data).to_bytes(8, "little") + data
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _read_exactly(fd: int, n: int) -> bytes:
+    parts: list[bytes] = []
+    while n:
+        part = os.read(fd, min(n, 1 << 20))
+        if not part:
+            raise EOFError("the other end closed the pipe")
+        parts.append(part)
+        n -= len(part)
+    return b"".join(parts)
+
+
+def _unframe(fd: int) -> Any:
+    head = _read_exactly(fd, 12)
+    if head[:4] != _MARK:
+        raise ValueError("not a message from memo-shell's index workers")
+    return pickle.loads(_read_exactly(fd, int.from_bytes(head[4:], "little")))
 
 
 _JOBS: dict[str, Callable[[Any], list[Any]]] = {"read": read_chunk, "analyse": analyse_chunk}
@@ -245,15 +278,15 @@ _JOBS: dict[str, Callable[[Any], list[Any]]] = {"read": read_chunk, "analyse": a
 
 def serve() -> None:
     """The worker: read tasks ((job, items), pickled) until EOF, answer each in turn."""
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    sys.stdout = sys.stderr  # nothing else may write into the answers
+    answers = os.dup(1)
+    os.dup2(2, 1)  # nothing else (a print, a C library) may write into the answers
+    sys.stdout = sys.stderr
     while True:
         try:
-            job, items = pickle.load(stdin)
+            job, items = _unframe(0)
         except EOFError:
             return
-        pickle.dump(_JOBS[job](items), stdout, pickle.HIGHEST_PROTOCOL)
-        stdout.flush()
+        _write_all(answers, _frame(_JOBS[job](items)))
 
 
 if __name__ == "__main__":

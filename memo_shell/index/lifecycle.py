@@ -249,8 +249,8 @@ class LifecycleMixin(IndexBase):
                         data.apply_many(run)
                         if not tick(n):
                             return -1
-            except (_build.WorkerFailed, OSError):
-                pass  # a worker died, or none could start: the rest is read here
+            except (_build.WorkerFailed, OSError) as exc:  # the rest is read here
+                self._notice(f"index build workers stopped ({exc}); reading the rest here")
         for memory_id in scan.ids[n:]:
             if self._closing.is_set() and self._state == State.LOADING:
                 return -1
