@@ -267,7 +267,8 @@ class IndexBase:
                 if self._workers is not None:
                     self._workers.close()
                 try:
-                    self._workers = _build.Workers(_build.worker_count())
+                    # one CPU fewer than a build: this process is busy writing the files
+                    self._workers = _build.Workers(max(1, _build.worker_count() - 1))
                 except OSError:
                     self._workers = None
                     return None
