@@ -164,7 +164,7 @@ class Workers:
             raise WorkerFailed("these workers no longer hold that batch")
         while self._outstanding:
             earlier = self._outstanding.popleft()
-            out = []
+            out: list[Analysis] = []
             for w, n in earlier.chunks:
                 results = self._receive(w)
                 if len(results) != n:
@@ -198,7 +198,7 @@ class Workers:
     def alive(self) -> bool:
         return all(proc.poll() is None for proc in self._procs)
 
-    def _receive(self, w: int) -> list[Result]:
+    def _receive(self, w: int) -> list[Any]:
         stdout = self._procs[w].stdout
         assert stdout is not None
         try:
