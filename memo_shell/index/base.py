@@ -17,6 +17,8 @@ module                      job                                         runs in
                             was forgotten from them                     timer
 ``queries``                 search, stats, sessions, ids, meta,         the caller's thread
                             entities, graph
+``build``                   read and analyse files (large builds) or    worker processes
+                            an import's batches
 ==========================  ==========================================  ======================
 
 This base holds their shared state, guarded by ``_lock`` (re-entrant: searches hold it for their

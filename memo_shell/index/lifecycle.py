@@ -9,7 +9,9 @@
 3. ``close()`` scrubs what this process forgot, stops and waits for a load still in flight (no
    index file is written after it returns), and writes a snapshot past ``SAVE_AFTER_CHANGES``
    changes (fewer: the log suffices), under the lock file, atomically.
-4. ``rebuild()`` reads every record file again, in the caller's thread (``memo-shell reindex``).
+4. ``rebuild()`` reads every record file again, in the caller's thread (``memo-shell reindex``);
+   a store of ``build.POOL_THRESHOLD`` files or more is read and analysed by worker processes
+   (``memo_shell.index.build``), applied here in scan order.
 """
 
 from __future__ import annotations
