@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import memo_shell
 from memo_shell import records
@@ -333,3 +335,45 @@ def test_import_workers_dying_mid_batch(tmp_path, monkeypatch):
             b.index._apply_deferred()
         assert _live_state(a.index._data) == _live_state(b.index._data)
         assert not workers.alive
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(
+            st.text(max_size=80),
+            st.text(max_size=40),
+            st.lists(st.text(min_size=1, max_size=12), max_size=3),
+            st.integers(0, 3),
+        ),
+        min_size=1,
+        max_size=25,
+    ),
+    st.integers(1, 7),
+)
+def test_batched_add_equals_one_by_one_on_any_text(rows, size):
+    """Whatever the text (control characters, other scripts, empty), a batch is indexed as its
+    memories one by one, in any batch size."""
+    from memo_shell.index.analysis import analyse
+
+    start = datetime(2024, 5, 1, tzinfo=UTC)
+    memories = []
+    for i, (user, assistant, tags, session) in enumerate(rows):
+        try:
+            memory = records.make_memory(
+                user=user or "x",
+                assistant=assistant,
+                session=f"s{session}",
+                at=start + timedelta(minutes=i),
+                tags=tuple(tags),
+            )
+        except (ValueError, records.RecordError):
+            continue  # the record itself refuses it (not the index's business)
+        ms = records.id_milliseconds(memory.id)
+        memories.append(memory.with_changes(id=records.id_from_parts(ms, 7 + i)))
+    one, many = IndexData(), IndexData()
+    for memory in memories:
+        one.add(memory)
+    for i in range(0, len(memories), size):
+        many.apply_many([analyse(m) for m in memories[i : i + size]])
+    assert _live_state(one) == _live_state(many)
