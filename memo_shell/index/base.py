@@ -17,6 +17,8 @@ module                      job                                         runs in
                             was forgotten from them                     timer
 ``queries``                 search, stats, sessions, ids, meta,         the caller's thread
                             entities, graph
+``build``                   read and analyse files (large builds) or    worker processes
+                            an import's batches
 ==========================  ==========================================  ======================
 
 This base holds their shared state, guarded by ``_lock`` (re-entrant: searches hold it for their
@@ -30,7 +32,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, MutableMapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,15 +46,33 @@ from memo_shell.records import CorruptRecord, Memory, RecordError, UnsupportedVe
 from memo_shell.store import Store
 
 _vectors = lazy("memo_shell.index.vectors")
+_analysis = lazy("memo_shell.index.analysis")
+_build = lazy("memo_shell.index.build")
 
 if TYPE_CHECKING:
+    from memo_shell.index import build
+    from memo_shell.index.analysis import Analysis
     from memo_shell.index.data import IndexData
     from memo_shell.index.files import Change
     from memo_shell.store import ScanResult
 
+#: Batches of at least this many memories are analysed in worker processes (an import's)...
+IMPORT_POOL_BATCH = 1000
+#: ... which stop when no batch came for this long (and at close)
+IMPORT_POOL_IDLE_SECONDS = 10.0
 #: Ops remembered while the index is not loaded, and change-log lines awaiting their file;
 #: beyond this the change log and the file walk catch up.
 MAX_PENDING = 10_000
+
+
+class Analysing:
+    """A batch of adds whose analysis is under way in the import's workers (see _submit)."""
+
+    __slots__ = ("ops", "ticket")
+
+    def __init__(self, ops: Sequence[Op], ticket: build.Ticket) -> None:
+        self.ops = ops
+        self.ticket = ticket
 
 
 class IndexBase:
@@ -72,7 +92,7 @@ class IndexBase:
         # changes: ops made before the data is installed, and our own single changes applied
         # to the data before its next read (why two: see memo_shell.index.changes)
         self._pending: list[Op] = []
-        self._deferred: list[Op] = []
+        self._deferred: list[Op | Analysing] = []
         # lifecycle
         self._ready = threading.Event()
         self._state = State.LOADING
@@ -110,6 +130,12 @@ class IndexBase:
         self._scan_lock = threading.Lock()  # one walk of the files at a time
         self._watcher: filewatch.Watcher | None = None
         self._embedding: EmbeddingQueue | None = None
+        # an import's analysis workers (see _submit): memories added in large batches,
+        # the workers, and the timer that stops them once the import is over
+        self._imported = 0
+        self._workers: build.Workers | None = None
+        self._workers_lock = threading.Lock()
+        self._idle_timer: threading.Timer | None = None
         if embedder is not None:
             self._embedding = EmbeddingQueue(
                 embedder,
@@ -170,6 +196,103 @@ class IndexBase:
                 data.remove(memory_id)
                 if self._embedding is not None:
                     self._embedding.discard(memory_id)
+
+    def _apply_adds(
+        self, data: IndexData, ops: Sequence[Op], analysed: Analysing | None = None
+    ) -> None:
+        """``_apply_op`` of many adds, in order: runs of memories new to ``data`` are analysed
+        and applied as one batch (``IndexData.apply_many``); any other op goes one by one.
+        ``analysed``: the ops' analyses, being made in the import's workers."""
+        ready = self._collect(analysed) if analysed is not None else None
+        run: list[Memory] = []
+        done: list[Analysis] = []  # run's analyses, when the workers made them
+        ids: set[str] = set()
+
+        def flush() -> None:
+            if run:
+                data.apply_many(done if ready else [_analysis.analyse(m) for m in run])
+            if self._embedding is not None and data is self._data:
+                for memory in run:
+                    self._embedding.put(memory.id, memory.text)
+            run.clear()
+            done.clear()
+            ids.clear()
+
+        for i, op in enumerate(ops):
+            new = isinstance(op, Add) and op.memory.id not in ids
+            if new and op.memory.id not in data.catalog.doc_of:  # type: ignore[union-attr]
+                run.append(op.memory)  # type: ignore[union-attr]
+                ids.add(op.memory.id)  # type: ignore[union-attr]
+                if ready:
+                    done.append(ready[i])
+                continue
+            flush()
+            self._apply_op(data, op)
+        flush()
+
+    def _submit(self, ops: Sequence[Op]) -> Analysing | None:
+        """Hand a large batch of adds to the import's workers, to be applied at the next read
+        or batch: meanwhile the caller writes the next batch's files. None: apply it now."""
+        if len(ops) < IMPORT_POOL_BATCH:
+            return None
+        self._imported += len(ops)
+        if self._imported <= len(ops):
+            return None  # the first batch: maybe a one-off, not worth starting workers
+        workers = self._import_workers()
+        if workers is None:
+            return None
+        memories = [op.memory for op in ops if isinstance(op, Add)]
+        if len(memories) != len(ops):
+            return None
+        try:
+            return Analysing(ops, workers.submit(memories))
+        except OSError:
+            self._stop_import_workers()
+            return None
+
+    def _collect(self, analysed: Analysing) -> list[Analysis] | None:
+        """The analyses of a submitted batch, one per op (None if the workers failed: the
+        batch is then analysed here)."""
+        try:
+            results = analysed.ticket.workers.collect(analysed.ticket)
+        except (_build.WorkerFailed, OSError):
+            self._stop_import_workers()
+            return None
+        return results if len(results) == len(analysed.ops) else None
+
+    def _import_workers(self) -> build.Workers | None:
+        """The import's workers (started on first use), kept until idle or close."""
+        with self._workers_lock:
+            if self._idle_timer is not None:
+                self._idle_timer.cancel()
+            if self._workers is None or not self._workers.alive:
+                if self._workers is not None:
+                    self._workers.close()
+                try:
+                    # one CPU fewer than a build: this process is busy writing the files
+                    self._workers = _build.Workers(max(1, _build.worker_count() - 1))
+                except OSError:
+                    self._workers = None
+                    return None
+            self._idle_timer = threading.Timer(IMPORT_POOL_IDLE_SECONDS, self._import_over)
+            self._idle_timer.daemon = True
+            self._idle_timer.start()
+            return self._workers
+
+    def _import_over(self) -> None:
+        """No batch for a while: apply what the workers analysed, then stop them."""
+        with self._lock:
+            self._apply_deferred()
+        self._stop_import_workers()
+
+    def _stop_import_workers(self) -> None:
+        with self._workers_lock:
+            if self._idle_timer is not None:
+                self._idle_timer.cancel()
+                self._idle_timer = None
+            workers, self._workers = self._workers, None
+        if workers is not None:
+            workers.close()
 
     if TYPE_CHECKING:  # each part calls a few of the others'
 

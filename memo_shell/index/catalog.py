@@ -321,19 +321,37 @@ class Catalog:
 
     def add(self, memory: Memory) -> int:
         """Append a row for a memory not yet in the catalog; returns its doc number."""
+        return self.add_row(
+            memory.id,
+            memory.created_at.timestamp(),
+            memory.session,
+            memory.pinned,
+            tuple(memory.tags),
+            preview_of(memory),
+        )
+
+    def add_row(
+        self,
+        memory_id: str,
+        created: float,
+        session: str,
+        pinned: bool,
+        tags: tuple[str, ...],
+        preview: str,
+    ) -> int:
+        """``add`` from the fields a row keeps (``memo_shell.index.analysis`` computes them)."""
         doc = len(self.ids)
-        self.ids.append(memory.id)
-        self.doc_of.put(memory.id, doc)
-        created = memory.created_at.timestamp()
-        number = self.session_number(memory.session)
+        self.ids.append(memory_id)
+        self.doc_of.put(memory_id, doc)
+        number = self.session_number(session)
         self.created.append(created)
         self.session.append(number)
-        self.pinned.append(memory.pinned)
+        self.pinned.append(pinned)
         self.alive.append(True)
-        self.previews.append(preview_of(memory))
-        if memory.tags:
-            self.tags[doc] = tuple(memory.tags)
-        self._link(doc, number, (created, memory.id))
+        self.previews.append(preview)
+        if tags:
+            self.tags[doc] = tags
+        self._link(doc, number, (created, memory_id))
         return doc
 
     def _key(self, doc: int) -> tuple[float, str]:

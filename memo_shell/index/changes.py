@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from memo_shell.index import filewatch
-from memo_shell.index.base import MAX_PENDING, IndexBase
+from memo_shell.index.base import MAX_PENDING, Analysing, IndexBase
 from memo_shell.index.ops import Add, Kind, Op, Remove, State, Update
 from memo_shell.records import Memory
 
@@ -70,13 +70,19 @@ class ChangesMixin(IndexBase):
                     self._sigs.pop(memory_id, None)
                 else:
                     self._sigs[memory_id] = sig
+            if self._data is not None and not defer and kind == Kind.ADD:
+                self._apply_deferred()  # the previous batch, analysed meanwhile
+                analysing = self._submit(ops)
+                if analysing is not None:
+                    self._deferred.append(analysing)
+                else:
+                    self._apply_adds(self._data, ops)  # its analysis and tables at once
             for op in ops:
-                if self._data is not None:
-                    if defer:
-                        self._deferred.append(op)
-                    else:
-                        self._apply_deferred()
-                        self._apply_op(self._data, op)
+                if self._data is not None and defer:
+                    self._deferred.append(op)
+                elif self._data is not None and kind != Kind.ADD:
+                    self._apply_deferred()
+                    self._apply_op(self._data, op)
                 if self._data is None or self._reloading or self._state == State.REBUILDING:
                     self._queue_op(op)
             self._dirty += len(ops)
@@ -106,7 +112,10 @@ class ChangesMixin(IndexBase):
         if self._deferred and self._data is not None:
             deferred, self._deferred = self._deferred, []
             for op in deferred:
-                self._apply_op(self._data, op)
+                if isinstance(op, Analysing):
+                    self._apply_adds(self._data, op.ops, op)
+                else:
+                    self._apply_op(self._data, op)
 
     # ------------------------------------------------------------------ the embedding worker's
 

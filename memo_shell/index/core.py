@@ -81,6 +81,9 @@ class Index(
         self._scan_lock = threading.Lock()
         self._watcher = None  # its thread stayed in the parent; the child starts its own
         self._loader = None  # the parent's; it does not run here
+        self._workers_lock = threading.Lock()
+        self._workers = None  # the parent's processes: theirs to stop, not ours to use
+        self._idle_timer = None
         if not self._ready.is_set():
             self._thread = None
             self._data = None

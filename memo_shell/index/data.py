@@ -7,15 +7,15 @@ and how to save/load the lot as one snapshot. It has no threads and no files of 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from memo_shell.extract import Entity, extract, lowercase_words
-from memo_shell.index import sides
 from memo_shell.index import vacuum as _vacuum
+from memo_shell.index.analysis import Analysis, analyse
 from memo_shell.index.catalog import Catalog
-from memo_shell.index.entities import EntityTable, code
+from memo_shell.index.entities import EntityTable
 from memo_shell.index.postings import Growable, InvertedIndex
 from memo_shell.index.vectors import VectorSet
 from memo_shell.index.vocab import Vocab
@@ -68,42 +68,85 @@ class IndexData:
         if memory.id in self.catalog.doc_of:
             self.update(memory)
             return None
-        doc = self.catalog.add(memory)
-        text = memory.text
-        if memory.tags:
-            text = f"{text}\n{' '.join(memory.tags)}"
-        # words are keyed by who said them (statement, question, claim): recall weighs them
-        counts, length, plain = sides.term_counts(memory)
-        numbers = self.terms.add_many(counts.keys())
+        return self.apply(analyse(memory))
+
+    def apply(self, analysis: Analysis) -> int:
+        """Index a memory not indexed yet, from its analysis; returns its doc number.
+
+        Interns its words and entities and appends its rows: the part of indexing that needs
+        the corpus-wide tables (the rest is ``analysis.analyse``, a pure function).
+        """
+        a = analysis
+        doc = self.catalog.add_row(a.memory_id, a.created, a.session, a.pinned, a.tags, a.preview)
+        numbers = self.terms.add_many(a.terms)
         # a memory without words (or below, without names) goes in as a bulk add would: that
         # marks the postings for a full compaction, which gives it its (empty) forward list; a
         # live add of nothing left the next snapshot a row short, refused at load as corrupt
         self.lexical.add(
             doc,
-            dict(zip(numbers, map(float, counts.values()), strict=True)),
-            forward_only=self.bulk or not counts,
+            dict(zip(numbers, map(float, a.counts), strict=True)),
+            forward_only=self.bulk or not a.terms,
         )
+        length = a.length
         self.doclen.append(length)
         self.total_len += length
         number = int(self.catalog.session[doc])
         self.session_len.ensure(number + 1)
         self.session_len[number] += length
-        found = extract(text, lower_here=lowercase_words(text), words_here=plain)
-        found.extend(Entity(tag.casefold(), tag, "tag") for tag in memory.tags)
-        mentions: dict[int, float] = {}
-        speaker = -1
-        for entity in found:
-            number = self.entities.intern(entity)
-            if number not in mentions or mentions[number] % 1:  # confirmed beats guessed
-                mentions[number] = code(entity)
-            if entity.speaker:
-                speaker = number
-        self.speaker.append(speaker)
+        entities = self.entities.intern_many(a.entities, a.names)
+        mentions = dict(zip(entities, a.codes, strict=True))
+        self.speaker.append(entities[a.speaker] if a.speaker >= 0 else -1)
         self.graph.add(doc, mentions, forward_only=self.bulk or not mentions)
         if self.bulk:
             return doc
         self.entities.count_mentions(mentions, 1)
         return doc
+
+    def apply_many(self, analyses: Sequence[Analysis]) -> list[int]:
+        """``apply`` of many memories at once (an import's batch, a build's chunk): the same
+        index as applying them one by one, with the tables' work done once per batch."""
+        if not analyses:
+            return []
+        catalog = self.catalog
+        docs = [
+            catalog.add_row(a.memory_id, a.created, a.session, a.pinned, a.tags, a.preview)
+            for a in analyses
+        ]
+        terms = self.terms.add_many([t for a in analyses for t in a.terms])
+        counts = np.fromiter(
+            (c for a in analyses for c in a.counts), dtype=np.float64, count=len(terms)
+        )
+        self.lexical.add_batch(
+            docs, [len(a.terms) for a in analyses], np.array(terms, dtype=np.int32), counts,
+            forward_only=self.bulk,
+        )  # fmt: skip
+        lengths = [a.length for a in analyses]
+        self.doclen.extend(lengths)
+        sessions = catalog.session.view[docs[0] : docs[-1] + 1]
+        self.session_len.ensure(int(sessions.max()) + 1)
+        session_len = self.session_len
+        for number, length in zip(sessions.tolist(), lengths, strict=True):
+            self.total_len += length  # in order: a float sum, as one by one
+            session_len[number] += length
+        entities = self.entities.intern_many(
+            [k for a in analyses for k in a.entities], [n for a in analyses for n in a.names]
+        )
+        codes = [c for a in analyses for c in a.codes]
+        speakers = []
+        at = 0
+        for a in analyses:
+            speakers.append(entities[at + a.speaker] if a.speaker >= 0 else -1)
+            at += len(a.entities)
+        self.speaker.extend(speakers)
+        self.graph.add_batch(
+            docs, [len(a.entities) for a in analyses], np.array(entities, dtype=np.int32),
+            np.array(codes, dtype=np.float64), forward_only=self.bulk,
+        )  # fmt: skip
+        if not self.bulk and entities:
+            self.entities.count(
+                np.array(entities, dtype=np.int64), np.array(codes, dtype=np.float64), 1
+            )
+        return docs
 
     def update(self, memory: Memory) -> int | None:
         """Pin or tags changed. Tags are searchable, so new tags re-index the memory."""

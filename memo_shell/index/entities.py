@@ -76,6 +76,22 @@ class EntityTable:
             self.names[number] = entity.name
         return number
 
+    def intern_many(self, keys: Sequence[str], names: Sequence[str]) -> list[int]:
+        """``intern`` of many entities given as keys and display forms (one memory's)."""
+        number = self.number
+        out: list[int] = []
+        for key, name in zip(keys, names, strict=True):
+            n = number.get(key)
+            if n is None:
+                n = number[key] = len(self.keys)
+                self.keys.append(key)
+                self.names.append(name)
+                self._grow(n + 1)
+            elif name < self.names[n]:
+                self.names[n] = name
+            out.append(n)
+        return out
+
     def count(self, numbers: np.ndarray, codes: np.ndarray, sign: int) -> None:
         """Add (sign=1) or withdraw (sign=-1) the evidence of some mentions."""
         if not len(numbers):

@@ -9,7 +9,9 @@
 3. ``close()`` scrubs what this process forgot, stops and waits for a load still in flight (no
    index file is written after it returns), and writes a snapshot past ``SAVE_AFTER_CHANGES``
    changes (fewer: the log suffices), under the lock file, atomically.
-4. ``rebuild()`` reads every record file again, in the caller's thread (``memo-shell reindex``).
+4. ``rebuild()`` reads every record file again, in the caller's thread (``memo-shell reindex``);
+   a store of ``build.POOL_THRESHOLD`` files or more is read and analysed by worker processes
+   (``memo_shell.index.build``), applied here in scan order.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from memo_shell.disk import Disk
 from memo_shell.index import filewatch
-from memo_shell.index.base import IndexBase
+from memo_shell.index.base import Analysing, IndexBase
 from memo_shell.index.files import SnapshotError, locked, read_snapshot, sweep_temps
 from memo_shell.index.ops import State
 from memo_shell.lazy import lazy
@@ -30,8 +33,10 @@ from memo_shell.store import ScanResult
 _data = lazy("memo_shell.index.data")
 _vectors = lazy("memo_shell.index.vectors")
 _signatures = lazy("memo_shell.index.signatures")
+_build = lazy("memo_shell.index.build")
 
 if TYPE_CHECKING:
+    from memo_shell.index.analysis import Analysis
     from memo_shell.index.data import IndexData
 
 #: close() rewrites the snapshot only past these many unsaved changes (fewer: the log suffices)
@@ -79,6 +84,10 @@ class LifecycleMixin(IndexBase):
         except OSError as exc:
             self._notice(f"index could not be rewritten without forgotten memories ({exc})")
         self._closing.set()
+        with self._lock:
+            if any(isinstance(op, Analysing) for op in self._deferred):
+                self._apply_deferred()  # an import's last batch, from its workers
+        self._stop_import_workers()
         # a load still running stops at its next check of _closing; wait for it, so that no
         # index file is written after close() returns (the directory may be moved or wiped)
         loader = self._loader
@@ -202,9 +211,8 @@ class LifecycleMixin(IndexBase):
         data.begin_bulk()  # moves the mtime, and the folder is looked into again next time
         sig_ids: list[str] = []
         sig_values: list[filewatch.Signature] = []
-        for n, memory_id in enumerate(scan.ids, 1):
-            if self._closing.is_set() and self._state == State.LOADING:
-                return -1
+
+        def read_inline(memory_id: str) -> None:
             sig = filewatch.signature(self.store.path_for(memory_id))
             memory = self._read(memory_id)
             if memory is not None:
@@ -212,8 +220,45 @@ class LifecycleMixin(IndexBase):
                 if sig is not None:
                     sig_ids.append(memory_id)
                     sig_values.append(sig)
+
+        def tick(n: int) -> bool:
+            """Report progress; False when the index is closing under a load."""
             if progress is not None and (n % 500 == 0 or n == total):
                 progress(n, total)
+            return not (self._closing.is_set() and self._state == State.LOADING)
+
+        n = 0
+        # workers only for the real disk: tests inject faulty ones, which workers would bypass
+        if total >= _build.POOL_THRESHOLD and type(self.store.disk) is Disk:
+            pairs = [(i, str(self.store.path_for(i))) for i in scan.ids]
+            try:
+                with _build.Workers(_build.worker_count()) as workers:
+                    for results in workers.map(pairs):
+                        forgotten = self.store.tombstones.ids()  # as each inline read checks
+                        run: list[Analysis] = []  # applied together, in scan order
+                        for result in results:
+                            memory_id = scan.ids[n]
+                            n += 1
+                            if result is None or memory_id in forgotten:
+                                data.apply_many(run)
+                                run = []
+                                read_inline(memory_id)  # reports, quarantines, drops as usual
+                                continue
+                            run.append(result[0])
+                            if result[1] is not None:
+                                sig_ids.append(memory_id)
+                                sig_values.append(result[1])
+                        data.apply_many(run)
+                        if not tick(n):
+                            return -1
+            except (_build.WorkerFailed, OSError) as exc:  # the rest is read here
+                self._notice(f"index build workers stopped ({exc}); reading the rest here")
+        for memory_id in scan.ids[n:]:
+            if self._closing.is_set() and self._state == State.LOADING:
+                return -1
+            read_inline(memory_id)
+            n += 1
+            tick(n)
         data.end_bulk()
         sigs = _signatures.Signatures.from_pairs(sig_ids, sig_values)
         with self._lock:

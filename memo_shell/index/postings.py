@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 from array import array
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -48,6 +48,11 @@ class Growable:
             self._data = new
         if size > self.size:
             self.size = size
+
+    def extend(self, values: Sequence[Any] | np.ndarray) -> None:
+        start = self.size
+        self.ensure(start + len(values))
+        self._data[start : self.size] = values
 
     def append(self, value: object) -> None:
         self.ensure(self.size + 1)
@@ -113,6 +118,55 @@ class InvertedIndex:
             entry[0].append(doc)
             entry[1].append(weight)
         self.df.view[np.array(keys, dtype=np.int32)] += 1  # keys are distinct
+        self._d_count += len(keys)
+
+    def add_batch(
+        self,
+        docs: Sequence[int],
+        lengths: Sequence[int],
+        keys: np.ndarray,
+        weights: np.ndarray,
+        *,
+        forward_only: bool = False,
+    ) -> None:
+        """``add`` of many new documents at once: ``docs[i]`` has the next ``lengths[i]`` of
+        ``keys`` and ``weights`` (distinct keys per document), as ``add`` would store them.
+
+        Postings are appended once per distinct key of the batch rather than once per
+        (key, document): a stable sort by key keeps each key's documents in ascending order.
+        """
+        keys = np.asarray(keys, dtype=np.int32)
+        weights = np.asarray(weights, dtype=np.float32)
+        all_keys = array("i", keys.tobytes())
+        all_w = array("f", weights.tobytes())
+        at = 0
+        fwd = self._d_fwd
+        for doc, n in zip(docs, lengths, strict=True):
+            fwd[doc] = (all_keys[at : at + n], all_w[at : at + n])
+            at += n
+            if not n:
+                self._stale = True  # a wordless document: compaction gives it its empty row
+        if forward_only:
+            self._stale = self._stale or bool(len(docs))
+            return
+        if not len(keys):
+            return
+        owners = np.repeat(np.asarray(docs, dtype=np.int32), np.asarray(lengths, dtype=np.int64))
+        order = np.argsort(keys, kind="stable")
+        s_keys, s_docs, s_w = keys[order], owners[order], weights[order]
+        starts = np.flatnonzero(np.r_[True, s_keys[1:] != s_keys[:-1]])
+        ends = np.r_[starts[1:], len(s_keys)]
+        post = self._d_post
+        for key, lo, hi in zip(
+            s_keys[starts].tolist(), starts.tolist(), ends.tolist(), strict=True
+        ):
+            entry = post.get(key)
+            if entry is None:
+                entry = post[key] = (array("i"), array("f"))
+            entry[0].frombytes(s_docs[lo:hi].tobytes())
+            entry[1].frombytes(s_w[lo:hi].tobytes())
+        self.df.ensure(int(s_keys[-1]) + 1)
+        self.df.view[: int(s_keys[-1]) + 1] += np.bincount(keys).astype(np.int32)
         self._d_count += len(keys)
 
     def remove(self, doc: int) -> None:
