@@ -27,7 +27,7 @@ from pathlib import Path
 
 from memo_shell import locks, paths, records, shards, sync
 from memo_shell import quarantine as _quarantine
-from memo_shell.disk import Disk, FileTooLarge, NotARegularFile
+from memo_shell.disk import Disk, FileTooLarge, NotARegularFile, StrPath
 from memo_shell.errors import NotFound, StoreError, describe_os_error
 from memo_shell.records import CorruptRecord, Memory
 from memo_shell.tombstones import Tombstones
@@ -225,7 +225,7 @@ class Store:
             raise
         return temp
 
-    def _discard(self, path: Path) -> None:
+    def _discard(self, path: StrPath) -> None:
         with contextlib.suppress(OSError):
             self.disk.unlink(path)
 
@@ -299,43 +299,63 @@ class Store:
             return self._write_batch_once(batch)
 
     def _write_batch_once(self, memories: list[Memory]) -> list[str]:
-        staged: list[tuple[Path, Path, str]] = []
-        linked: list[Path] = []
+        # Per record only string work and three file calls (create, write, close) before the
+        # sync, one (rename_new) after: at a million records every Path object and stat counts.
+        disk = self.disk
+        staged: list[tuple[str, str, str]] = []  # temp name, final name, id
+        moved: list[str] = []
         written: list[str] = []
-        # names already in each date folder: one listing per folder, not a stat per record
-        # (the link below is the real, race-free guard against replacing a file)
-        present: dict[Path, set[str]] = {}
+        # per date folder: its path and the names already in it (one listing per folder, not
+        # a stat per record; rename_new below is the real, race-free guard against replacing)
+        folders: dict[int, tuple[Path, str, set[str]]] = {}
+        pid = os.getpid()
         try:
             for memory in memories:
-                final = self.path_for(memory.id)
+                memory_id = memory.id
                 data = records.encode(memory)
-                names = present.get(final.parent)
-                if names is None:
-                    names = present[final.parent] = _names_in(final.parent)
-                name = f"{memory.id}{RECORD_SUFFIX}"
+                day = records.id_milliseconds(memory_id) // 86_400_000
+                folder = folders.get(day)
+                if folder is None:
+                    directory = self.path_for(memory_id).parent
+                    self._ensure_dir(directory, sync=False)
+                    folder = folders[day] = (directory, os.fspath(directory), _names_in(directory))
+                directory, prefix, names = folder
+                name = memory_id + RECORD_SUFFIX
                 if name in names:
                     continue  # already present, or an earlier line of this batch
                 names.add(name)
-                staged.append((self._write_temp(final, data, sync=False), final, memory.id))
+                temp = f"{prefix}/.{memory_id}.{pid}.{next(_counter)}{TEMP_SUFFIX}"
+                try:
+                    fd = disk.open_new(temp)
+                except FileNotFoundError:
+                    # the folder vanished since we made it (another process's `forget --all`):
+                    # the cache of folders known to exist is stale, so heal it and retry
+                    self._known_dirs.clear()
+                    self._ensure_dir(directory, sync=False)
+                    fd = disk.open_new(temp)
+                staged.append((temp, f"{prefix}/{name}", memory_id))
+                try:
+                    disk.write_all(fd, data)
+                finally:
+                    disk.close(fd)
             if not staged:
                 return []
-            self.disk.sync_filesystem(self.memories_dir)
+            disk.sync_filesystem(self.memories_dir)
             for temp, final, memory_id in staged:
                 try:
-                    self.disk.link(temp, final)
+                    disk.rename_new(temp, final)
                 except FileExistsError:
+                    self._discard(temp)
                     continue  # another process (or an earlier line) made it meanwhile
-                linked.append(final)
+                moved.append(final)
                 written.append(memory_id)
-            for temp, _final, _id in staged:
-                self._discard(temp)
-            self.disk.sync_filesystem(self.memories_dir)
+            disk.sync_filesystem(self.memories_dir)
         except BaseException as exc:
             # Also on StoreError from a mkdir, InvalidRecord from encode, or Ctrl-C: no debris.
             self._known_dirs.clear()  # dirs made for this batch may not be durable: re-check
             for temp, _final, _id in staged:
                 self._discard(temp)
-            for final in linked:
+            for final in moved:
                 self._discard(final)
             if isinstance(exc, OSError):
                 raise StoreError(describe_os_error(exc, "saving the imported memories")) from exc

@@ -186,6 +186,7 @@ def test_power_cut_after_a_process_crash(tmp_path: Path, images: Path) -> None:
         ("syncfs", "", 2),  # batch names not durable
         ("unlink", ".memo", 1),  # a delete (a temp name's unlink after its link may fail)
         ("link", "", 2),  # a new record's link
+        ("rename_new", "", 2),  # a batch record's move onto its final name
         ("mkdir", "/memories/2025", 1),  # a batch's new year directory
     ],
 )
