@@ -45,11 +45,12 @@ class BatchWrites:
     def write_batch(self, memories: Iterable[Memory]) -> list[str]:
         """Write many new records with two file-system syncs in all (used by import).
 
-        All temp files are written, the file system is synced (data durable), each is linked
-        to its final name, and it is synced again (names durable). A record whose id is taken
-        already is skipped, never replaced: the ids returned are those actually written.
-        Nothing is acknowledged before the end; on failure every temp file of the batch is
-        removed and the records it had linked are deleted again.
+        All temp files are written, the file system is synced (data durable), each is moved
+        onto its final name (``Disk.rename_new``: never onto a taken one), and it is synced
+        again (names durable). A record whose id is taken already is skipped, never replaced:
+        the ids returned are those actually written. Nothing is acknowledged before the end;
+        on failure every temp file of the batch is removed and the records it had moved into
+        place are deleted again.
         """
         batch = list(memories)
         try:
