@@ -17,7 +17,7 @@ from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memo_shell import paths, readcache, records
+from memo_shell import batches, paths, readcache, records
 from memo_shell.config import Settings, default_data_dir
 from memo_shell.disk import Disk
 from memo_shell.errors import NotFound, StoreError
@@ -190,39 +190,21 @@ class Memories(Forgetting):
         """Store prepared records in durable batches; returns the ids written.
 
         Each batch is acknowledged (and indexed) as a whole, so an interrupted import keeps every
-        batch that completed and nothing of the one in flight. A record whose id is already
+        batch that completed and nothing of the one written ahead. A record whose id is already
         in the store is never replaced: its id goes to ``present`` instead. ``added`` (if
         given) grows batch by batch, so a caller interrupted mid-import still knows what was
         stored.
         """
-        ids: list[str] = [] if added is None else added
-        batch: list[Memory] = []
-        forgotten = self.store.tombstones.ids()
-
-        def flush() -> None:
-            written = set(self.store.write_batch(batch))
-            fresh: list[Memory] = []
-            for memory in batch:
-                if memory.id in written:
-                    written.discard(memory.id)  # a second line with the same id is present
-                    fresh.append(memory)
-                elif present is not None:
-                    present.append(memory.id)
-            self.index.add_many(fresh)
-            ids.extend(m.id for m in fresh)
-            if progress is not None:
-                progress(len(batch))
-            batch.clear()
-
-        for memory in memories:
-            if memory.id in forgotten:
-                continue  # forgotten here or on another device: an import does not undo that
-            batch.append(memory)
-            if len(batch) >= BATCH_SIZE:
-                flush()
-        if batch:
-            flush()
-        return ids
+        # the store writes each batch while the index takes the one before (memo_shell.batches)
+        return batches.add_in_batches(
+            self.store,
+            self.index.add_many,
+            memories,
+            size=BATCH_SIZE,
+            ids=[] if added is None else added,
+            progress=progress,
+            present=present,
+        )
 
     def _rewrite(self, memory: Memory) -> Memory:
         """Replace a record's file; NotFound if another process forgot it meanwhile."""

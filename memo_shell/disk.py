@@ -17,6 +17,9 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+#: A path as the store passes it: a Path, or (in the batch path, where Path objects cost) a str.
+StrPath = str | os.PathLike[str]
+
 FILE_MODE = 0o600
 DIR_MODE = 0o700
 
@@ -39,10 +42,39 @@ def _syncfs() -> Callable[[int], int] | None:
     return fn
 
 
+#: ``renameat2`` arguments: the flag that refuses to replace an existing name, and "relative to
+#: the working directory" for both paths (they are absolute or cwd-relative like any path here).
+_RENAME_NOREPLACE = 1
+_AT_FDCWD = -100
+#: errnos meaning "this kernel or file system cannot rename without replacing" (not "taken").
+_NO_NOREPLACE = {errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP}
+
+
+@functools.cache
+def _renameat2() -> Callable[[int, bytes, int, bytes, int], int] | None:
+    """libc's ``renameat2`` (Linux, glibc 2.28+ / musl 1.2.2+), or None; looked up on first use
+    like ``_syncfs``, for the same reason."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
 class Disk:
     """Real POSIX file operations. Subclass to observe or fail them in tests."""
 
-    def open_new(self, path: Path) -> int:
+    #: set once ``renameat2`` was refused here (an old kernel, a file system without the flag):
+    #: every later ``rename_new`` goes straight to link + unlink instead of asking again
+    _noreplace_refused = False
+
+    def open_new(self, path: StrPath) -> int:
         """Create a file that must not exist yet, private to the user."""
         return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
 
@@ -61,7 +93,7 @@ class Disk:
     def rename(self, src: Path, dst: Path) -> None:
         os.replace(src, dst)
 
-    def link(self, src: Path, dst: Path) -> None:
+    def link(self, src: StrPath, dst: StrPath) -> None:
         """Give ``src``'s file the name ``dst`` too, failing (FileExistsError) if it is taken.
 
         This is how a new record appears: unlike a rename, a hard link never replaces an
@@ -80,7 +112,38 @@ class Disk:
                 raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(dst)) from None
             os.rename(src, dst)
 
-    def unlink(self, path: Path) -> None:
+    def rename_new(self, src: StrPath, dst: StrPath) -> None:
+        """Move ``src`` to the name ``dst``, failing (FileExistsError) if ``dst`` is taken.
+
+        Atomic and never replacing, like ``link``, but one directory change instead of two
+        (link, then unlink of the temp name). Where the kernel, libc or file system refuses
+        ``RENAME_NOREPLACE``, ``link`` then ``unlink`` do the same job (the temp name's unlink
+        may fail: it is then debris for ``Store.sweep_temps``, not an error, since the record
+        itself is in place).
+        """
+        if not self._noreplace_refused:
+            if self.rename_noreplace(src, dst):
+                return
+            self._noreplace_refused = True
+        self.link(src, dst)
+        with contextlib.suppress(OSError):
+            self.unlink(src)
+
+    def rename_noreplace(self, src: StrPath, dst: StrPath) -> bool:
+        """One ``renameat2(RENAME_NOREPLACE)``; False (nothing done) where it is refused."""
+        fn = _renameat2()
+        if fn is None:
+            return False
+        if fn(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE) == 0:
+            return True
+        import ctypes
+
+        err = ctypes.get_errno()
+        if err in _NO_NOREPLACE:
+            return False
+        raise OSError(err, os.strerror(err), os.fsdecode(src), None, os.fsdecode(dst))
+
+    def unlink(self, path: StrPath) -> None:
         os.unlink(path)
 
     def mkdir(self, path: Path) -> None:

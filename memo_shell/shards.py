@@ -1,18 +1,32 @@
 """The record tree's date folders: ``memories/YYYY/MM/DD/``, one per UTC day of the ids' time.
 
-Which ids belong in a folder, and the walk of every folder in time order, listing only those
-whose mtime says they changed when the caller knows the others (``memo_shell.store`` reads and
-writes the records; this module only knows the layout).
+Which ids belong in a folder, the names of record and temp files in it, and the walk of every
+folder in time order, listing only those whose mtime says they changed when the caller knows
+the others (``memo_shell.store`` reads and writes the records; this module only knows the
+layout).
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 
 from memo_shell import records
+
+RECORD_SUFFIX = ".memo"
+TEMP_SUFFIX = ".tmp"
+
+_counter = itertools.count()
+
+
+def temp_name(memory_id: str) -> str:
+    """A fresh name for a record's temp file: ``.<ULID>.<pid>.<counter>.tmp``. The pid lets a
+    sweep tell a live writer's temp file from a crashed one's; the counter keeps two writes of
+    one id (a rewrite racing an import) apart."""
+    return f".{memory_id}.{os.getpid()}.{next(_counter)}{TEMP_SUFFIX}"
 
 
 def id_prefix_bounds(directory: Path) -> tuple[str, str]:

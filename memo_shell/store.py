@@ -15,7 +15,6 @@ pure function of its id, so ``read(id)`` needs no index.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import re
 import shutil
@@ -27,26 +26,25 @@ from pathlib import Path
 
 from memo_shell import locks, paths, records, shards, sync
 from memo_shell import quarantine as _quarantine
-from memo_shell.disk import Disk, FileTooLarge, NotARegularFile
+from memo_shell.disk import Disk, FileTooLarge, NotARegularFile, StrPath
 from memo_shell.errors import NotFound, StoreError, describe_os_error
 from memo_shell.records import CorruptRecord, Memory
+from memo_shell.store_batch import BatchWrites
 from memo_shell.tombstones import Tombstones
 
-RECORD_SUFFIX = ".memo"
-TEMP_SUFFIX = ".tmp"
+RECORD_SUFFIX = shards.RECORD_SUFFIX
+TEMP_SUFFIX = shards.TEMP_SUFFIX
 #: Lock file name before 0.2 (in the data dir); now ``Store.lock_path``, per device.
 LOCK_NAME = ".lock"
 #: A temp file whose writer is gone (or that is older than this) is debris from a crash.
 STALE_TEMP_SECONDS = 3600.0
-#: Our temp files, exactly: ``.<ULID>.<pid>.<counter>.tmp`` (see ``Store._temp_path``).
+#: Our temp files, exactly: ``.<ULID>.<pid>.<counter>.tmp`` (see ``shards.temp_name``).
 _OUR_TEMP = re.compile(r"\.[0-9A-HJKMNP-TV-Z]{26}\.(\d+)\.\d+\.tmp")
 #: Another tool's copy of a record in flight: a hidden or marked file that embeds a record's
 #: name, e.g. Syncthing's ``.syncthing.<id>.memo.tmp`` / ``~syncthing~<id>.memo.tmp`` and
 #: rsync's ``.<id>.memo.XXXXXX``. Moving or deleting one breaks that tool's transfer (its final
 #: rename fails), so it is left alone until it is older than STALE_TEMP_SECONDS.
 _IN_FLIGHT = re.compile(r"[.~].*[0-9A-HJKMNP-TV-Z]{26}\.memo.+")
-
-_counter = itertools.count()
 
 
 class AlreadyExists(StoreError):
@@ -79,14 +77,6 @@ class Quarantined:
     reason: str
 
 
-def _names_in(directory: Path) -> set[str]:
-    """Names in a folder (none if it does not exist yet)."""
-    try:
-        return set(os.listdir(directory))
-    except (FileNotFoundError, NotADirectoryError):
-        return set()
-
-
 def _stale(entry: os.DirEntry[str], now: float) -> bool:
     try:
         return now - entry.stat(follow_symlinks=False).st_mtime > STALE_TEMP_SECONDS
@@ -94,7 +84,7 @@ def _stale(entry: os.DirEntry[str], now: float) -> bool:
         return False
 
 
-class Store:
+class Store(BatchWrites):
     """Atomic, durable record files. Thread-safe for distinct ids; process-safe by design.
 
     Two processes never create the same file (ids are unique), and every visible file is
@@ -200,7 +190,7 @@ class Store:
     # ----------------------------------------------------------------- writing
 
     def _temp_path(self, final: Path) -> Path:
-        return final.with_name(f".{final.stem}.{os.getpid()}.{next(_counter)}{TEMP_SUFFIX}")
+        return final.with_name(shards.temp_name(final.stem))
 
     def _write_temp(self, final: Path, data: bytes, *, sync: bool) -> Path:
         self._ensure_dir(final.parent, sync=sync)
@@ -225,7 +215,7 @@ class Store:
             raise
         return temp
 
-    def _discard(self, path: Path) -> None:
+    def _discard(self, path: StrPath) -> None:
         with contextlib.suppress(OSError):
             self.disk.unlink(path)
 
@@ -278,69 +268,6 @@ class Store:
             if not existed:
                 self._discard(final)
             raise
-
-    def write_batch(self, memories: Iterable[Memory]) -> list[str]:
-        """Write many new records with two file-system syncs in all (used by import).
-
-        All temp files are written, the file system is synced (data durable), each is linked
-        to its final name, and it is synced again (names durable). A record whose id is taken
-        already is skipped, never replaced: the ids returned are those actually written.
-        Nothing is acknowledged before the end; on failure every temp file of the batch is
-        removed and the records it had linked are deleted again.
-        """
-        batch = list(memories)
-        try:
-            return self._write_batch_once(batch)
-        except StoreError as exc:
-            if not isinstance(exc.__cause__, FileNotFoundError):
-                raise
-            # a folder vanished mid-batch (another process's `forget --all`): the batch left
-            # nothing behind and nothing was acknowledged, so write it again, once
-            return self._write_batch_once(batch)
-
-    def _write_batch_once(self, memories: list[Memory]) -> list[str]:
-        staged: list[tuple[Path, Path, str]] = []
-        linked: list[Path] = []
-        written: list[str] = []
-        # names already in each date folder: one listing per folder, not a stat per record
-        # (the link below is the real, race-free guard against replacing a file)
-        present: dict[Path, set[str]] = {}
-        try:
-            for memory in memories:
-                final = self.path_for(memory.id)
-                data = records.encode(memory)
-                names = present.get(final.parent)
-                if names is None:
-                    names = present[final.parent] = _names_in(final.parent)
-                name = f"{memory.id}{RECORD_SUFFIX}"
-                if name in names:
-                    continue  # already present, or an earlier line of this batch
-                names.add(name)
-                staged.append((self._write_temp(final, data, sync=False), final, memory.id))
-            if not staged:
-                return []
-            self.disk.sync_filesystem(self.memories_dir)
-            for temp, final, memory_id in staged:
-                try:
-                    self.disk.link(temp, final)
-                except FileExistsError:
-                    continue  # another process (or an earlier line) made it meanwhile
-                linked.append(final)
-                written.append(memory_id)
-            for temp, _final, _id in staged:
-                self._discard(temp)
-            self.disk.sync_filesystem(self.memories_dir)
-        except BaseException as exc:
-            # Also on StoreError from a mkdir, InvalidRecord from encode, or Ctrl-C: no debris.
-            self._known_dirs.clear()  # dirs made for this batch may not be durable: re-check
-            for temp, _final, _id in staged:
-                self._discard(temp)
-            for final in linked:
-                self._discard(final)
-            if isinstance(exc, OSError):
-                raise StoreError(describe_os_error(exc, "saving the imported memories")) from exc
-            raise
-        return written
 
     @contextlib.contextmanager
     def _changing(self, doing: str) -> Iterator[None]:

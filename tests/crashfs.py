@@ -72,7 +72,7 @@ class Op:
     """One step of a run. Paths are POSIX strings relative to the store root ("" is the root)."""
 
     index: int
-    kind: str  # create write fsync rename link unlink mkdir fsync_dir syncfs | begin ack
+    kind: str  # create write fsync rename rename_new link unlink mkdir fsync_dir syncfs | begin ack
     path: str = ""
     dst: str = ""
     inode: int = -1
@@ -182,6 +182,14 @@ class RecordingDisk(Disk):
         self._before("link", src)
         super().link(src, dst)
         self.log.add("link", path=self.rel(src), dst=self.rel(dst))
+
+    def rename_noreplace(self, src: Path | str, dst: Path | str) -> bool:
+        # ``rename_new``'s fast path; its fallback (link, unlink) is recorded by those methods
+        self._before("rename_new", Path(src))
+        if not super().rename_noreplace(src, dst):
+            return False
+        self.log.add("rename_new", path=self.rel(Path(src)), dst=self.rel(Path(dst)))
+        return True
 
     def unlink(self, path: Path) -> None:
         self._before("unlink", path)
@@ -309,7 +317,7 @@ class Tracker:
 # --------------------------------------------------------------------------- power-loss states
 
 DATA_MODES = ("keep", "drop", "zero", "truncate", "torn")
-_NAMESPACE = frozenset({"create", "mkdir", "rename", "link", "unlink"})
+_NAMESPACE = frozenset({"create", "mkdir", "rename", "rename_new", "link", "unlink"})
 
 
 def _parent(path: str) -> str:
@@ -317,7 +325,7 @@ def _parent(path: str) -> str:
 
 
 def _dirs_of(op: Op) -> tuple[str, ...]:
-    if op.kind in ("rename", "link"):
+    if op.kind in ("rename", "rename_new", "link"):
         return (_parent(op.path), _parent(op.dst))
     return (_parent(op.path),)
 
@@ -444,7 +452,7 @@ def _replay_namespace(namespace: list[Op], kept: frozenset[int]) -> tuple[set[st
         elif op.kind == "create":
             if _parent(op.path) in dirs and op.path not in entries and op.path not in dirs:
                 entries[op.path] = op.inode
-        elif op.kind == "rename":
+        elif op.kind in ("rename", "rename_new"):  # rename_new only ever ran onto a free name
             if op.path in dirs:
                 raise NotImplementedError("directory renames are not modelled")
             if op.path in entries and _parent(op.dst) in dirs and op.dst not in dirs:

@@ -109,11 +109,18 @@ def assert_clean(report: CrashReport) -> None:
     assert not report.violations, f"{len(report.violations)} violations, e.g.:\n{shown}"
 
 
-def test_every_power_cut_keeps_every_promise(tmp_path: Path, images: Path) -> None:
+@pytest.mark.parametrize("move", ["renameat2", "link+unlink"])
+def test_every_power_cut_keeps_every_promise(
+    tmp_path: Path, images: Path, monkeypatch: pytest.MonkeyPatch, move: str
+) -> None:
+    """Both ways a batch's record takes its name: renameat2, or (where refused) link + unlink."""
+    if move == "link+unlink":
+        monkeypatch.setattr(RecordingDisk, "_noreplace_refused", True)
     log, tracker, _disk = run(tmp_path / "live", mixed_workload)
     assert all(call.ack is not None for call in tracker.calls)
     kinds = {op.kind for op in log.ops}
     assert {"create", "write", "fsync", "rename", "unlink", "mkdir", "fsync_dir", "syncfs"} <= kinds
+    assert ("rename_new" in kinds) == (move == "renameat2")
 
     report = check_power_loss(log, tracker, images, seed=SEED)
 
@@ -186,6 +193,7 @@ def test_power_cut_after_a_process_crash(tmp_path: Path, images: Path) -> None:
         ("syncfs", "", 2),  # batch names not durable
         ("unlink", ".memo", 1),  # a delete (a temp name's unlink after its link may fail)
         ("link", "", 2),  # a new record's link
+        ("rename_new", "", 2),  # a batch record's move onto its final name
         ("mkdir", "/memories/2025", 1),  # a batch's new year directory
     ],
 )

@@ -42,7 +42,8 @@ def fail(kind: str, code: int, *, nth: int = 1, where: str | None = None) -> Fau
             return None
         # Like the kernel: calls that take a path name it in the error; fsync/write do not.
         return os_error(
-            code, path if kind in ("create", "mkdir", "rename", "link", "unlink") else None
+            code,
+            path if kind in ("create", "mkdir", "rename", "rename_new", "link", "unlink") else None,
         )
 
     return fault
@@ -235,11 +236,11 @@ def test_failed_fsync_of_a_new_shard_directory_is_redone_before_the_next_ack(
         (fail("write", errno.ENOSPC, nth=3), "the disk is full"),
         (fail("syncfs", errno.EIO, nth=1), "I/O error"),  # data not durable
         (fail("syncfs", errno.EIO, nth=2), "I/O error"),  # names not durable
-        (fail("link", errno.EIO, nth=2), "I/O error"),
+        (fail("rename_new", errno.EIO, nth=2), "I/O error"),
         (fail("mkdir", errno.EACCES, nth=2), "permission denied"),
         (fail("create", errno.ENOSPC, nth=3), "the disk is full"),  # present ones: no temp
     ],
-    ids=["enospc-write", "syncfs-data", "syncfs-names", "link", "mkdir", "create"],
+    ids=["enospc-write", "syncfs-data", "syncfs-names", "rename_new", "mkdir", "create"],
 )
 def test_failed_batch_leaves_nothing_and_loses_nothing(
     seeded: tuple[Path, dict[str, Memory]], rng: random.Random, fault: Fault, message: str

@@ -51,10 +51,9 @@ def store(
 ) -> Report:
     """Add every new turn in durable batches; problems are collected, never fatal."""
     report = Report()
-    # Ids handed to add_many but not yet written: a turn repeated within one batch (the same
-    # conversation twice in an export) must count as present too. Cleared after each batch,
-    # when the files themselves answer, so memory stays bounded however big the export.
-    pending: set[str] = set()
+    # A turn repeated in the export (the same conversation twice) that add_many has not
+    # written yet is not found by ``exists``: add_many finds it and says so in ``present``.
+    present: list[str] = []
 
     def new_turns() -> Iterator[Memory]:
         for item in items:
@@ -62,11 +61,11 @@ def store(
                 report.problems.append(item)
                 if on_problem is not None:
                     on_problem(item)
-            elif item.id in pending or memories.exists(item.id):
+            elif memories.exists(item.id):
                 report.already_present += 1
             else:
-                pending.add(item.id)
                 yield item
 
-    report.imported = memories.add_many(new_turns(), progress=lambda _n: pending.clear())
+    report.imported = memories.add_many(new_turns(), present=present)
+    report.already_present += len(present)
     return report
