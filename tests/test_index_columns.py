@@ -148,6 +148,48 @@ def test_a_mapped_snapshot_recalls_as_a_read_one(tmp_path: Path, mapped: None) -
         assert ids[7] not in [h.memory.id for h in mem.recall("note 7")]
 
 
+def test_scattered_reads_of_a_mapped_snapshot_use_pread_and_read_the_same(
+    tmp_path: Path, mapped: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One memory's forward list and one preview are read with pread (a mapped page would map
+    a whole page-cache folio), and give exactly what the mapping holds."""
+    from memo_shell.index import postings
+
+    monkeypatch.setattr(postings, "_PREAD_ABOVE", 0)
+    data_dir = tmp_path / "data"
+    with memo_shell.open(data_dir) as mem:
+        for i in range(30):
+            mem.add(f"Note {i} about Lisbon, pottery and café ☕ #{i}", session=f"s{i % 3}")
+        mem.reindex()
+    header, arrays = files.read_snapshot(index_dir(data_dir) / "snapshot")
+    data = IndexData.from_parts(header["data"], arrays)
+    source = arrays.source
+    assert source is not None and data.lexical._source is source
+    reads: list[tuple[int, int]] = []
+    real_pread = files.os.pread
+
+    def pread(fd: int, n: int, offset: int) -> bytes:
+        reads.append((n, offset))
+        return real_pread(fd, n, offset)
+
+    monkeypatch.setattr(files.os, "pread", pread)
+    inv = data.lexical
+    for doc in range(data.n_docs):
+        keys, weights = inv.forward(doc)
+        lo, hi = int(inv._f_ptr[doc]), int(inv._f_ptr[doc + 1])
+        assert keys.tolist() == inv._f_keys[lo:hi].tolist()
+        assert weights.tolist() == inv._f_w[lo:hi].tolist()
+        previews = data.catalog.previews
+        lo, hi = int(previews.ptr[doc]), int(previews.ptr[doc + 1])
+        assert previews[doc] == previews.blob[lo:hi].tobytes().decode()
+    _rows, keys, weights = inv.forward_rows(np.arange(data.n_docs))
+    assert keys.tolist() == inv._f_keys.tolist() and weights.tolist() == inv._f_w.tolist()
+    assert reads  # the reads went through pread
+    # arrays of another snapshot (or none) are sliced, not read from this file
+    other = np.arange(10, dtype=np.int32)
+    assert source.slice(other, 2, 5).tolist() == [2, 3, 4]
+
+
 def test_snapshot_arrays_are_aligned_and_checked(tmp_path: Path, mapped: None) -> None:
     path = tmp_path / "snap"
     arrays = {

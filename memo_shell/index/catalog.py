@@ -17,13 +17,16 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import numpy as np
 
 from memo_shell.index.postings import Growable
 from memo_shell.index.schema import MemoryMeta, SessionInfo
 from memo_shell.records import Memory
+
+if TYPE_CHECKING:
+    from memo_shell.index.files import MappedFile
 
 PREVIEW_CHARS = 120
 
@@ -241,14 +244,21 @@ class TextColumn(_Column[str]):
     """A short text per row: one UTF-8 blob with offsets (a snapshot's, mapped), texts of rows
     added since as strings, and base rows cleared since."""
 
-    def __init__(self, ptr: np.ndarray | None = None, blob: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        ptr: np.ndarray | None = None,
+        blob: np.ndarray | None = None,
+        source: MappedFile | None = None,
+    ) -> None:
         self.ptr = np.zeros(1, np.int64) if ptr is None else ptr
         self.blob = np.zeros(0, np.uint8) if blob is None else blob
+        self.source = source  # the mapped snapshot the blob is in: one text is read, not mapped
         super().__init__(len(self.ptr) - 1, "")
 
     def _base_row(self, doc: int) -> str:
         lo, hi = int(self.ptr[doc]), int(self.ptr[doc + 1])
-        return self.blob[lo:hi].tobytes().decode("utf-8", "replace")
+        text = self.blob[lo:hi] if self.source is None else self.source.slice(self.blob, lo, hi)
+        return text.tobytes().decode("utf-8", "replace")
 
     def to_arrays(self, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(offsets, blob) of every row, empty where ``keep`` is False or the row was cleared."""
@@ -579,7 +589,7 @@ class Catalog:
         text = np.asarray(arrays["cat.preview_text"], dtype=np.uint8)
         if len(ptr) != n + 1 or ptr[0] != 0 or ptr[-1] != len(text) or np.any(np.diff(ptr) < 0):
             raise ValueError("catalog previews do not match the catalog")
-        cat.previews = TextColumn(ptr, text)
+        cat.previews = TextColumn(ptr, text, getattr(arrays, "source", None))
         if not (len(cat.created) == len(cat.session) == len(cat.alive) == n):
             raise ValueError("catalog columns have different lengths")
         nxt = cat.next.view

@@ -26,6 +26,7 @@ import secrets
 import shutil
 import stat
 import struct
+import weakref
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -136,9 +137,43 @@ _CHUNK = 4 * 2**20
 class Arrays(dict[str, "np.ndarray"]):
     """A snapshot's arrays by name, with ``bounds``: (min, max) of each non-empty integer
     array, found while the checksum was verified, so range checks need not touch (and so page
-    in) a mapped array."""
+    in) a mapped array; and ``source``, the mapped file (None for a snapshot read whole)."""
 
     bounds: dict[str, tuple[int, int]]
+    source: MappedFile | None = None
+
+
+class MappedFile:
+    """The file behind a snapshot's mapped arrays, to read a few scattered bytes of them.
+
+    Why: touching a mapped page maps the whole page-cache folio around it (up to megabytes for
+    a file just written), so a recall that reads a few hundred bytes here and there (one
+    memory's forward list, one preview) grew the resident set by tens of kilobytes each, and a
+    hundred recalls at a million memories by over 200 MB (bench/recall.py
+    ``rss_open_recall_mb``). A ``pread`` copies only the bytes asked for. Holds the mapping,
+    so its addresses cannot be reused by anything else while this object lives.
+    """
+
+    def __init__(self, fd: int, mapping: Any) -> None:
+        self.fd = fd
+        self._mapping = mapping
+        self._base = np.frombuffer(mapping, dtype=np.uint8).ctypes.data
+        self._size = len(mapping)
+        weakref.finalize(self, os.close, fd)
+
+    def slice(self, array: np.ndarray, lo: int, hi: int) -> np.ndarray:
+        """``array[lo:hi]`` (1-D), read with ``pread`` if ``array`` lies in this mapping."""
+        at = array.ctypes.data - self._base
+        if not 0 <= at < self._size or hi <= lo:
+            return array[lo:hi]
+        want = (hi - lo) * array.itemsize
+        try:
+            data = os.pread(self.fd, want, at + lo * array.itemsize)
+        except OSError:
+            data = b""
+        if len(data) != want:  # cannot happen to a snapshot (replaced, never rewritten)
+            return array[lo:hi]
+        return np.frombuffer(data, dtype=array.dtype)
 
 
 def _layout(arrays: dict[str, np.ndarray], start: int) -> tuple[dict[str, list[Any]], int]:
@@ -226,6 +261,8 @@ def read_snapshot(path: Path) -> tuple[dict[str, Any], Arrays]:
                 buffer = f.read()
             arrays = Arrays()
             arrays.bounds = bounds
+            if isinstance(buffer, mmap.mmap):
+                arrays.source = MappedFile(os.dup(f.fileno()), buffer)
             for name, (dtype, shape, offset, count) in spans.items():
                 array = np.frombuffer(buffer, dtype=dtype, count=count, offset=start + offset)
                 arrays[name] = array.reshape(shape)

@@ -16,12 +16,22 @@ from __future__ import annotations
 import itertools
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from memo_shell.index.files import MappedFile
+
 _EMPTY_I = np.zeros(0, dtype=np.int32)
 _EMPTY_F = np.zeros(0, dtype=np.float32)
+
+#: Up to this many memories' forward lists are read from a mapped snapshot with ``pread`` (see
+#: ``files.MappedFile``); more are gathered through the mapping, vectorised.
+_PREAD_DOCS = 512
+#: ... and only from forward lists this large (the graph's are a few megabytes at a million
+#: memories: mapped, they are soon all resident, and a read costs less than a system call).
+_PREAD_ABOVE = 32 << 20
 
 #: Each base segment gets a number no other segment has had, so caches of figures derived from
 #: one (``recall.pool``) can tell it was replaced by a compaction or a load.
@@ -94,6 +104,8 @@ class InvertedIndex:
         self._stale = False  # forward-only adds not yet inverted (see ``add``)
         self.segment = next(_SEGMENTS)
         self._max_w: np.ndarray | None = None  # per key: largest base weight (lazy)
+        #: the mapped snapshot the base forward lists are in, read by ``forward`` with pread
+        self._source: MappedFile | None = None
 
     # ------------------------------------------------------------------ writing
 
@@ -269,7 +281,11 @@ class InvertedIndex:
                 np.frombuffer(delta[1], dtype=np.float32).copy(),
             )
         if doc + 1 < len(self._f_ptr):
-            lo, hi = self._f_ptr[doc], self._f_ptr[doc + 1]
+            lo, hi = int(self._f_ptr[doc]), int(self._f_ptr[doc + 1])
+            if self._source is not None:  # a few bytes: not worth mapping pages for
+                return self._source.slice(self._f_keys, lo, hi), self._source.slice(
+                    self._f_w, lo, hi
+                )
             return self._f_keys[lo:hi], self._f_w[lo:hi]
         return _EMPTY_I, _EMPTY_F
 
@@ -293,6 +309,8 @@ class InvertedIndex:
         docs = np.asarray(docs, dtype=np.int64)
         base_docs = len(self._f_ptr) - 1
         in_base = docs < base_docs  # docs added since the compaction are numbered after it
+        if self._source is not None and len(docs) <= _PREAD_DOCS:
+            in_base[:] = False  # a few memories of a mapped snapshot: read, not mapped
         at = np.flatnonzero(in_base)
         lo = self._f_ptr[docs[at]]
         lens = self._f_ptr[docs[at] + 1] - lo
@@ -363,6 +381,7 @@ class InvertedIndex:
         np.cumsum(counts, out=b_ptr[1:])
         self._b_ptr, self._b_docs, self._b_w = b_ptr, b_docs.astype(np.int32), b_w
         self._f_ptr, self._f_keys, self._f_w = f_ptr, f_keys, f_w
+        self._source = None
         self._d_post.clear()
         self._d_fwd.clear()
         self._d_count = 0
@@ -397,6 +416,8 @@ class InvertedIndex:
         inv._f_ptr = np.asarray(arrays[f"{prefix}.f_ptr"], dtype=np.int64)
         inv._f_keys = np.asarray(arrays[f"{prefix}.f_keys"], dtype=np.int32)
         inv._f_w = np.asarray(arrays[f"{prefix}.f_w"], dtype=np.float32)
+        if inv._f_keys.nbytes >= _PREAD_ABOVE:  # a smaller one ends up resident anyway
+            inv._source = getattr(arrays, "source", None)
         if len(inv._b_ptr) - 1 != n_keys or inv._b_ptr[-1] != len(inv._b_docs):
             raise ValueError("postings do not match the vocabulary")
         if inv._f_ptr[-1] != len(inv._f_keys) or len(inv._f_keys) != len(inv._b_docs):
