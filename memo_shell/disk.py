@@ -16,6 +16,7 @@ import stat
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 #: A path as the store passes it: a Path, or (in the batch path, where Path objects cost) a str.
 StrPath = str | os.PathLike[str]
@@ -24,22 +25,29 @@ FILE_MODE = 0o600
 DIR_MODE = 0o700
 
 
-@functools.cache
-def _syncfs() -> Callable[[int], int] | None:
-    """libc's ``syncfs`` (Linux), or None where there is none; looked up on first use: ctypes
-    costs the app's start-up ~7 ms, and only a batched import needs it. ``CDLL(None)`` is the
+def _libc(name: str, argtypes: list[Any]) -> Callable[..., int] | None:
+    """A libc function (Linux), or None where there is none; looked up on first use: ctypes
+    costs the app's start-up ~7 ms, and only a batched import needs these. ``CDLL(None)`` is the
     process's own symbols (libc among them), so nothing is searched for on disk."""
     if not sys.platform.startswith("linux"):
         return None
     import ctypes
 
     try:
-        fn = ctypes.CDLL(None, use_errno=True).syncfs
+        fn = getattr(ctypes.CDLL(None, use_errno=True), name)
     except (OSError, AttributeError):
         return None
-    fn.argtypes = [ctypes.c_int]
+    fn.argtypes = argtypes
     fn.restype = ctypes.c_int
     return fn
+
+
+@functools.cache
+def _syncfs() -> Callable[[int], int] | None:
+    """libc's ``syncfs``, or None."""
+    import ctypes
+
+    return _libc("syncfs", [ctypes.c_int])
 
 
 #: ``renameat2`` arguments: the flag that refuses to replace an existing name, and "relative to
@@ -52,19 +60,11 @@ _NO_NOREPLACE = {errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP}
 
 @functools.cache
 def _renameat2() -> Callable[[int, bytes, int, bytes, int], int] | None:
-    """libc's ``renameat2`` (Linux, glibc 2.28+ / musl 1.2.2+), or None; looked up on first use
-    like ``_syncfs``, for the same reason."""
-    if not sys.platform.startswith("linux"):
-        return None
+    """libc's ``renameat2`` (glibc 2.28+ / musl 1.2.2+), or None."""
     import ctypes
 
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    fn.restype = ctypes.c_int
-    return fn
+    c_int, c_char_p = ctypes.c_int, ctypes.c_char_p
+    return _libc("renameat2", [c_int, c_char_p, c_int, c_char_p, ctypes.c_uint])
 
 
 class Disk:

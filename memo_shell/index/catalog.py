@@ -329,17 +329,6 @@ class Catalog:
             self.session_names.append(name)
         return number
 
-    def add(self, memory: Memory) -> int:
-        """Append a row for a memory not yet in the catalog; returns its doc number."""
-        return self.add_row(
-            memory.id,
-            memory.created_at.timestamp(),
-            memory.session,
-            memory.pinned,
-            tuple(memory.tags),
-            preview_of(memory),
-        )
-
     def add_row(
         self,
         memory_id: str,
