@@ -87,18 +87,12 @@ class _Cache:
         self.min_len = np.inf
         self.by_time: tuple[np.ndarray, np.ndarray] | None = None  # (sorted created, docs)
 
-    def bitmap(self, rows: int) -> np.ndarray:
-        """A store-sized boolean scratch array, all False (callers reset what they set)."""
-        held: np.ndarray | None = self.__dict__.get("_bitmap")
+    def scratch(self, rows: int, dtype: type) -> np.ndarray:
+        """A store-sized scratch array of ``dtype``, all zero (callers reset what they set)."""
+        arrays: dict[type, np.ndarray] = self.__dict__.setdefault("_scratch", {})
+        held = arrays.get(dtype)
         if held is None or len(held) < rows:
-            held = self.__dict__["_bitmap"] = np.zeros(max(rows, 1024), dtype=bool)
-        return held
-
-    def accumulator(self, rows: int) -> np.ndarray:
-        """A store-sized float64 scratch array, all 0 (callers reset what they set)."""
-        held: np.ndarray | None = self.__dict__.get("_accumulator")
-        if held is None or len(held) < rows:
-            held = self.__dict__["_accumulator"] = np.zeros(max(rows, 1024), dtype=np.float64)
+            held = arrays[dtype] = np.zeros(max(rows, 1024), dtype=dtype)
         return held
 
     def get(self, key: object) -> Any:
@@ -158,7 +152,7 @@ def _union_df(data: IndexData, keys: list[int]) -> int:
     if base is None:
         # side by side through a bitmap kept for the purpose (all False between uses): each
         # side's docs are distinct, so only the ones no earlier side had count again
-        seen = cache.bitmap(len(alive))
+        seen = cache.scratch(len(alive), bool)
         base, marked = 0, []
         for key in keys:
             docs, _w = data.lexical.base_postings(key)
@@ -460,8 +454,9 @@ class Scorer:
         order = sorted(range(len(self.stems)), key=lambda i: -self.stems[i].bound)
         rest = [*np.cumsum([self.stems[i].bound for i in order][::-1])[::-1].tolist(), 0.0]
         cache = cache_of(data)
-        partial = cache.accumulator(rows)  # all 0: reset below
-        seen = cache.bitmap(rows)  # all False: reset below (a share can be 0: a side weighed 0)
+        partial = cache.scratch(rows, np.float64)  # all 0: reset below
+        # all False: reset below (a memory reached can have a share of 0: a side weighed 0)
+        seen = cache.scratch(rows, bool)
         reached: list[np.ndarray] = []
         waiting: list[int] = []  # words not walked: long ones, and those after the stop
         skipped = 0.0  # bounds of the long words not walked
